@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,46 @@ def make_request(
 def form_body(fields: Mapping[str, str]) -> bytes:
     """URL-encode form fields the way providers post them."""
     return urlencode(fields).encode("ascii")
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (polling), or fail the test."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+class ScriptedPeer:
+    """A TCP server on 127.0.0.1 that a test drives line by line; can be killed and restarted."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+        self.logins: list[dict[str, str]] = []
+        self.received: list[str] = []
+
+    async def start(self) -> ScriptedPeer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> None:
+        """Send raw bytes to the (latest) connected client."""
+        writer = self.writers[-1]
+        writer.write(data)
+        await writer.drain()
+
+    async def kill(self) -> None:
+        """Stop listening and drop every connection, like a PBX restart."""
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()

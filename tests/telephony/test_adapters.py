@@ -378,8 +378,7 @@ def test_amazon_connect_contact_events() -> None:
     assert queued.event_id == "5b2a3c4d-6e7f-8091-a2b3-c4d5e6f70819"
     connected = amazon("amazon_connect_connected_to_agent.json")
     assert (
-        connected.kind == "answered"
-        and connected.agent == "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+        connected.kind == "answered" and connected.agent == "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
     )
     gone = amazon("amazon_connect_disconnected_in_queue.json")
     assert gone.kind == "abandoned"  # queued, never reached an agent
