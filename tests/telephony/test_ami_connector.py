@@ -56,11 +56,14 @@ class AmiPeer(ScriptedPeer):
                         writer.close()
                         return
                     writer.write(
-                        b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
+                        b"Event: FullyBooted\r\nPrivilege: system,all\r\n"
+                        b"Status: Fully Booted\r\n\r\n"
                     )
                 elif action.get("Action") == "Ping":
                     writer.write(
-                        f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n".encode()
+                        (
+                            f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n"
+                        ).encode()
                     )
                 await writer.drain()
 
@@ -88,7 +91,10 @@ def test_mapping_of_a_queue_call() -> None:
 
 
 def test_internal_calls_and_transfers() -> None:
-    internal = b"Event: Newchannel\r\nChannel: PJSIP/201-00000009\r\nCallerIDNum: 201\r\nUniqueid: 9.1\r\nLinkedid: 9.1\r\n"
+    internal = (
+        b"Event: Newchannel\r\nChannel: PJSIP/201-00000009\r\nCallerIDNum: 201\r\n"
+        b"Uniqueid: 9.1\r\nLinkedid: 9.1\r\n"
+    )
     assert map_block(internal) == []
     blind = (
         b"Event: BlindTransfer\r\nResult: Success\r\nTransfererChannel: PJSIP/201-00000003\r\n"
@@ -100,7 +106,8 @@ def test_internal_calls_and_transfers() -> None:
     assert (event.kind, event.agent, event.attributes[TRANSFER_TO]) == ("transferred", "201", "202")
     assert event.caller.e164 == ALICE and event.call_id == LINKEDID
     attended = (
-        b"Event: AttendedTransfer\r\nResult: Success\r\nOrigTransfererChannel: PJSIP/201-00000003\r\n"
+        b"Event: AttendedTransfer\r\nResult: Success\r\n"
+        b"OrigTransfererChannel: PJSIP/201-00000003\r\n"
         b"OrigTransfererLinkedid: 1746090000.1\r\nTransfereeCallerIDNum: 07700900123\r\n"
         b"TransfereeLinkedid: 1746090000.1\r\nTransferTargetChannel: PJSIP/203-00000007\r\n"
         b"DestType: Bridge\r\n"
@@ -109,7 +116,10 @@ def test_internal_calls_and_transfers() -> None:
     assert (event.agent, event.attributes[TRANSFER_TO]) == ("201", "203")
     failed = blind.replace(b"Result: Success", b"Result: Fail")
     assert map_block(failed) == []
-    hold = b"Event: Hold\r\nChannel: PJSIP/201-00000003\r\nUniqueid: 1746090020.3\r\nLinkedid: 1746090000.1\r\n"
+    hold = (
+        b"Event: Hold\r\nChannel: PJSIP/201-00000003\r\n"
+        b"Uniqueid: 1746090020.3\r\nLinkedid: 1746090000.1\r\n"
+    )
     assert [e.kind for e in map_block(hold)] == ["held"]
 
 

@@ -53,7 +53,8 @@ class EslPeer(ScriptedPeer):
                         return
                 elif command.startswith("event plain"):
                     writer.write(
-                        b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n"
+                        b"Content-Type: command/reply\n"
+                        b"Reply-Text: +OK event listener enabled plain\n\n"
                     )
                 else:
                     writer.write(
@@ -103,7 +104,8 @@ def test_abandon_and_ignored_events() -> None:
     )
     assert esl_event_to_call_events(status, default_region="GB", received_at=NOW) == []
     internal = parse_plain_event(
-        "Event-Name: CHANNEL_CREATE\nUnique-ID: x\nCall-Direction: inbound\nCaller-Caller-ID-Number: 1001\n\n"
+        "Event-Name: CHANNEL_CREATE\nUnique-ID: x\nCall-Direction: inbound\n"
+        "Caller-Caller-ID-Number: 1001\n\n"
     )
     assert esl_event_to_call_events(internal, default_region="GB", received_at=NOW) == []
 

@@ -352,7 +352,9 @@ def test_twilio_hmac_sha256_signature_settings() -> None:
         content_type="application/x-www-form-urlencoded",
         headers={
             "X-Twilio-Signature": signature,
-            "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+            "X-Twilio-Webhooks-Signature-Settings": (
+                "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"
+            ),
         },
     )
     ADAPTERS["twilio"].verify(request, secret, dev=False, now=NOW)
