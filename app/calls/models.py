@@ -1,0 +1,84 @@
+"""Calls, the raw event journal, and pop delivery receipts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, utcnow
+
+CALL_STATES = ("queued", "ringing", "answered", "held", "ended", "abandoned")
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_state", "state"),
+        Index("ix_calls_first_seen_at", "first_seen_at"),
+    )
+
+    # "<source>:<provider call id>", e.g. "twilio:CA123..."
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    caller_raw: Mapped[str] = mapped_column(String(128), default="")
+    caller_e164: Mapped[str | None] = mapped_column(String(20))
+    caller_withheld: Mapped[bool] = mapped_column(Boolean, default=False)
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    dialed: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    # Agents the call is being offered to right now (ring-all / overflow).
+    offered_to: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    customer_id: Mapped[int | None] = mapped_column(Integer)
+    match: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The assembled pop document, built at first sight and pushed on offer.
+    pop: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    pop_version: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Bumped on every applied event; a versioned update serialises concurrent writers.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallEventRecord(Base):
+    """The journal: every accepted event, raw, written before it is applied."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_call_events_call_id_id", "call_id", "id"),
+        Index("ix_call_events_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    call_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    event: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised CallEvent
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the provider sent
+
+
+class PopDelivery(Base):
+    """Delivered and seen receipts for a pop version on an agent's screen."""
+
+    __tablename__ = "pop_deliveries"
+
+    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[float | None] = mapped_column()

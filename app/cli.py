@@ -1,0 +1,283 @@
+"""The ``screenpop`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app import migrate as migrations
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(
+    help="screenpop: the caller's profile on the agent's screen.", no_args_is_help=True
+)
+user_cli = typer.Typer(help="Manage agents, supervisors and admins.", no_args_is_help=True)
+queue_cli = typer.Typer(help="Manage queues.", no_args_is_help=True)
+cli.add_typer(user_cli, name="user")
+cli.add_typer(queue_cli, name="queue")
+console = Console(stderr=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database to the newest schema (Alembic upgrade head)."""
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    console.print(f"[green]migrated[/green] {_safe_url(settings)}")
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    demo: Annotated[bool, typer.Option(help="Seed demo data and users; simulate calls.")] = False,
+    run_migrations: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+    workers: int = 1,
+) -> None:
+    """Migrate, then serve the API, websockets and pages."""
+    import uvicorn
+
+    from app.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if run_migrations:
+        migrations.upgrade(settings.database_url)
+    if demo:
+        from app import demo as demo_mode
+
+        demo_mode.prepare(settings, host=host, port=port, console=console)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="auto",
+        http="auto",
+        log_level="warning",
+        access_log=False,
+        ws_ping_interval=20,
+    )
+
+
+@cli.command(name="import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Orders in the retail CSV layout (.csv or .csv.gz)")],
+) -> None:
+    """Import orders (idempotent: the same file twice changes nothing)."""
+    from app.customers.importer import ImportFileError, import_orders
+    from app.db import create_engine
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        columns = (
+            TextColumn("[bold]import"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("lines"),
+            TimeElapsedColumn(),
+        )
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("import", total=None)
+                report = await import_orders(
+                    engine,
+                    file,
+                    default_region=settings.default_region,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+        for bad in report.bad_rows[:50]:
+            console.print(f"[yellow]line {bad.line}[/yellow]: {bad.reason} (skipped)")
+        if len(report.bad_rows) > 50:
+            console.print(f"... and {len(report.bad_rows) - 50} more bad rows")
+        console.print_json(data=report.as_dict())
+
+    try:
+        asyncio.run(run())
+    except ImportFileError as exc:
+        console.print(f"[red]cannot import:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def train(
+    since: Annotated[
+        str | None, typer.Option(help="Only customers with orders or touch points since (ISO date)")
+    ] = None,
+) -> None:
+    """Recompute insights and next needs for all customers (or those changed since a date)."""
+    from app.insights import train as training
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    asyncio.run(training.run_cli(settings, since=since, console=console))
+
+
+@cli.command()
+def evaluate(
+    holdout: Annotated[Path, typer.Option(help="Later purchases in the retail CSV layout")],
+    k: int = 10,
+) -> None:
+    """Score next-need predictions against later purchases; prints one JSON line last."""
+    from app.insights import evaluate as evaluation
+
+    settings = get_settings()
+    asyncio.run(evaluation.run_cli(settings, holdout=holdout, k=k, console=console))
+
+
+@cli.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Calls per second")] = 1.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run")] = 60.0,
+    url: Annotated[str, typer.Option(help="Base URL of the service")] = "http://127.0.0.1:8000",
+) -> None:
+    """Post realistic, signed call events to a running service."""
+    from app.calls import simulator
+
+    settings = get_settings()
+    asyncio.run(simulator.run_cli(settings, rate=rate, duration=duration, url=url, console=console))
+
+
+@user_cli.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="agent, supervisor or admin")] = "agent",
+    extension: Annotated[str | None, typer.Option(help="Phone extension")] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queue names")] = "",
+    worker_id: Annotated[str | None, typer.Option(help="Provider worker id")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Create or update a user (prompts for a password, or reads one line from stdin)."""
+    from app.db import create_engine, create_sessionmaker
+    from app.errors import DomainError
+    from app.users import service as users
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        console.print("[red]a password is required[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> bool:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                _, created = await users.upsert_user(
+                    session,
+                    username=name,
+                    role=role,
+                    password=password,
+                    extension=extension,
+                    queues=[q.strip() for q in queues.split(",") if q.strip()],
+                    worker_id=worker_id,
+                )
+                await session.commit()
+                return created
+        finally:
+            await engine.dispose()
+
+    try:
+        created = asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]{'created' if created else 'updated'}[/green] {role} {name}")
+
+
+@user_cli.command("import")
+def user_import(file: Path) -> None:
+    """Create or update many users from ``username,role,extension,queues,password`` CSV."""
+    from app.db import create_engine, create_sessionmaker
+    from app.errors import DomainError
+    from app.users import service as users
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> tuple[int, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await users.import_users(session, file)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        created, updated = asyncio.run(run())
+    except (DomainError, OSError) as exc:
+        console.print(f"[red]{getattr(exc, 'detail', exc)}[/red] (nothing imported)")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]users:[/green] {created} created, {updated} updated")
+
+
+@queue_cli.command("add")
+def queue_add(
+    name: str,
+    numbers: Annotated[str, typer.Option(help="Comma-separated dialed numbers (DIDs)")] = "",
+    service_level_s: int = 20,
+    pop_mode: Annotated[str, typer.Option(help="offer, answer or off")] = "offer",
+) -> None:
+    """Create or update a queue and the dialed numbers that reach it."""
+    from app.db import create_engine, create_sessionmaker
+    from app.errors import DomainError
+    from app.queues import service as queues
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                await queues.upsert_queue(
+                    session,
+                    name=name,
+                    numbers=[n.strip() for n in numbers.split(",") if n.strip()],
+                    service_level_s=service_level_s,
+                    pop_mode=pop_mode,
+                    default_region=settings.default_region,
+                )
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s)")
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.database_url
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

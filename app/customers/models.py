@@ -1,0 +1,152 @@
+"""Customers and what we know of them: phones, accounts, orders, touch points."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, utcnow
+
+CUSTOMER_TYPES = ("consumer", "industrial", "institutional", "government")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    customer_type: Mapped[str] = mapped_column(String(20), default="consumer")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    country: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CustomerPhone(Base):
+    """A number a customer calls from. One number may belong to several customers."""
+
+    __tablename__ = "customer_phones"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "e164"),
+        Index("ix_customer_phones_e164", "e164"),
+        Index("ix_customer_phones_last_digits", "last_digits"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    raw: Mapped[str] = mapped_column(String(64))
+    e164: Mapped[str | None] = mapped_column(String(20))
+    # The last digits of the number, for matching badly formatted stored numbers.
+    last_digits: Mapped[str | None] = mapped_column(String(12))
+    label: Mapped[str] = mapped_column(String(20), default="main")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), unique=True
+    )
+    balance: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    credit_limit: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="GBP")
+    status: Mapped[str] = mapped_column(String(20), default="active")
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Order(Base):
+    """An invoice. A cancellation/return invoice (``C...``) is kept with ``is_return``."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_customer_id_ordered_at", "customer_id", "ordered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    invoice_no: Mapped[str] = mapped_column(String(32), unique=True)
+    ordered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    is_return: Mapped[bool] = mapped_column(Boolean, default=False)
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    country: Mapped[str | None] = mapped_column(String(64))
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 3))
+
+
+class Interaction(Base):
+    """A touch point: a call's wrap-up, an email, a visit."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index("ix_interactions_customer_id_created_at", "customer_id", "created_at"),
+        UniqueConstraint("call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20), default="phone")
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    disposition: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    # [{"sku": "...", "outcome": "accepted|declined|not_offered"}]
+    offer_outcomes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MatchChoice(Base):
+    """The customer an agent chose for a number shared by several: ranked first next time."""
+
+    __tablename__ = "match_choices"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    chosen_by: Mapped[str | None] = mapped_column(String(64))
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProfileView(Base):
+    """Audit: who saw which customer's profile, when, and why (which call)."""
+
+    __tablename__ = "profile_views"
+    __table_args__ = (Index("ix_profile_views_customer_id_viewed_at", "customer_id", "viewed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(32), default="pop")
+    viewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,87 @@
+"""Domain errors and the one handler that turns them into ``{"error", "detail"}`` JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose; ``status`` is the HTTP answer."""
+
+    status = 400
+    error = "bad_request"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.error)
+        self.detail = detail or self.error
+
+
+class BadRequest(DomainError):
+    status, error = 400, "bad_request"
+
+
+class Unauthorized(DomainError):
+    status, error = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status, error = 403, "forbidden"
+
+
+class NotFound(DomainError):
+    status, error = 404, "not_found"
+
+
+class Conflict(DomainError):
+    status, error = 409, "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status, error = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, error = 415, "unsupported_media_type"
+
+
+class Invalid(DomainError):
+    status, error = 422, "invalid"
+
+
+def error_response(status: int, error: str, detail: str) -> ORJSONResponse:
+    return ORJSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> ORJSONResponse:
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return error_response(422, "invalid", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, error, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(500, "internal", "internal error; see the server log")

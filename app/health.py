@@ -1,0 +1,35 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from app.deps import StateDep
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> ORJSONResponse:
+    try:
+        async with state["engine"].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return ORJSONResponse(
+            {"status": "unavailable", "error": "database_unavailable", "detail": str(exc)[:200]},
+            status_code=503,
+        )
+    return ORJSONResponse({"status": "ready", "database": "ok"})
+
+
+@router.get("/metrics")
+async def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)

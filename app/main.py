@@ -1,0 +1,62 @@
+"""The ASGI application: ``create_app()`` wires routers; the lifespan builds and disposes state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import health
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.live.hub import Hub
+from app.logs import RequestIdMiddleware
+from app.metrics import Metrics
+from app.settings import Settings, get_settings
+from app.state import State
+from app.users import router as users_router
+
+log = logging.getLogger(__name__)
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        hub = Hub()
+        await hub.start()
+        state: State = {
+            "settings": settings,
+            "engine": engine,
+            "sessionmaker": create_sessionmaker(engine),
+            "metrics": Metrics(),
+            "hub": hub,
+            "services": {},
+        }
+        try:
+            yield state
+        finally:
+            await hub.close()
+            await engine.dispose()
+
+    app = FastAPI(title="screenpop", lifespan=lifespan, default_response_class=ORJSONResponse)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(users_router.router)
+    if FRONTEND_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/static/index.html")
+
+    return app

@@ -1,0 +1,40 @@
+"""Every ORM model, imported once so Alembic and tests see the whole schema."""
+
+from app.calls.models import Call, CallEventRecord, PopDelivery
+from app.customers.models import (
+    Account,
+    Customer,
+    CustomerPhone,
+    Interaction,
+    MatchChoice,
+    Order,
+    OrderLine,
+    Product,
+    ProfileView,
+)
+from app.db import Base
+from app.insights.models import CustomerInsight, NextNeed
+from app.queues.models import AgentPresence, Queue, QueueNumber
+from app.users.models import User
+
+__all__ = [
+    "Account",
+    "AgentPresence",
+    "Base",
+    "Call",
+    "CallEventRecord",
+    "Customer",
+    "CustomerInsight",
+    "CustomerPhone",
+    "Interaction",
+    "MatchChoice",
+    "NextNeed",
+    "Order",
+    "OrderLine",
+    "PopDelivery",
+    "Product",
+    "ProfileView",
+    "Queue",
+    "QueueNumber",
+    "User",
+]

@@ -1,0 +1,42 @@
+"""Queues, the dialed numbers that reach them, and agents' presence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+POP_MODES = ("offer", "answer", "off")
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    service_level_s: Mapped[int] = mapped_column(Integer, default=20)
+    pop_mode: Mapped[str] = mapped_column(String(8), default="offer")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class QueueNumber(Base):
+    """A dialed number (DID) that reaches a queue."""
+
+    __tablename__ = "queue_numbers"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+
+
+class AgentPresence(Base):
+    """An agent's current state and since when (logged_out, available, away, ringing, ...)."""
+
+    __tablename__ = "agent_presence"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="logged_out")
+    since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    call_id: Mapped[str | None] = mapped_column(String(200))

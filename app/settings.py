@@ -1,0 +1,92 @@
+"""Service settings, read from the environment with the ``SCREENPOP_`` prefix."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx"}
+DEFAULT_JWT_FILE = Path(".screenpop-jwt-secret")
+
+
+class Settings(BaseSettings):
+    """Every setting in DESIGN.md's table, plus a few operational knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="SCREENPOP_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./screenpop.db"
+    redis_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_s: int = 12 * 3600
+    pop_budget_ms: int = 50
+    default_region: str = "GB"
+    public_url: str = "http://127.0.0.1:8000"
+    dev: bool = False
+    # Set by `serve --demo`: demo users exist and the call simulator runs in the service.
+    demo: bool = False
+
+    twilio_auth_token: SecretStr | None = None
+    telnyx_public_key: SecretStr | None = None
+    vonage_signature_secret: SecretStr | None = None
+    amazon_connect_api_key: SecretStr | None = None
+    kamailio_token: SecretStr | None = None
+    lookup_api_key: SecretStr | None = None
+
+    asterisk_ami_url: str | None = None
+    freeswitch_esl_url: str | None = None
+
+    # Roles allowed to see money fields (balance, credit limit) in pops and profiles.
+    balance_roles: list[str] = Field(default_factory=lambda: ["agent", "supervisor", "admin"])
+    timezone: str = "Europe/London"
+    max_body_bytes: int = 64 * 1024
+    log_json: bool = True
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+
+    @field_validator(
+        "webhook_secret",
+        "jwt_secret",
+        "twilio_auth_token",
+        "vonage_signature_secret",
+        "amazon_connect_api_key",
+        "kamailio_token",
+        "lookup_api_key",
+        mode="after",
+    )
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("refusing a placeholder secret; set a real random value")
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def jwt_key(self) -> str:
+        """The token signing key: the setting, else one generated once per install."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _install_jwt_secret(DEFAULT_JWT_FILE)
+
+
+@lru_cache(maxsize=8)
+def _install_jwt_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
