@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -18,16 +18,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> ORJSONResponse:
+async def readyz(state: StateDep) -> JSONResponse:
     try:
         async with state["engine"].connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
-        return ORJSONResponse(
+        return JSONResponse(
             {"status": "unavailable", "error": "database_unavailable", "detail": str(exc)[:200]},
             status_code=503,
         )
-    return ORJSONResponse({"status": "ready", "database": "ok"})
+    return JSONResponse({"status": "ready", "database": "ok"})
 
 
 @router.get("/metrics")

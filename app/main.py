@@ -8,15 +8,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import health
+from app import health, pages
+from app.calls import agent_ws, webhooks
+from app.calls import router as calls_router
+from app.calls import runtime as calls_runtime
+from app.customers import router as customers_router
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.live.hub import Hub
+from app.live.hub import build_hub
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics
+from app.queues import router as queues_router
+from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
 from app.state import State
 from app.users import router as users_router
@@ -31,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        hub = Hub()
+        hub = build_hub(settings)
         await hub.start()
         state: State = {
             "settings": settings,
@@ -41,17 +47,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "hub": hub,
             "services": {},
         }
+        await queues_runtime.start(state)
+        await calls_runtime.start(state)
         try:
             yield state
         finally:
+            await calls_runtime.stop(state)
+            await queues_runtime.stop(state)
             await hub.close()
             await engine.dispose()
 
-    app = FastAPI(title="screenpop", lifespan=lifespan, default_response_class=ORJSONResponse)
+    app = FastAPI(title="screenpop", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(users_router.router)
+    app.include_router(webhooks.router)
+    app.include_router(calls_router.router)
+    app.include_router(agent_ws.router)
+    app.include_router(customers_router.router)
+    app.include_router(queues_router.router)
+    app.include_router(pages.router)
     if FRONTEND_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
 

