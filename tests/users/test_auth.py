@@ -1,0 +1,64 @@
+"""Sign-in, tokens and roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jwt
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.users import security
+from tests.conftest import TEST_JWT_SECRET, add_user
+
+
+async def test_login_returns_a_token_that_authenticates(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    await add_user(clean_engine, "alice", password="s3cret-pass", extension="201", queues=["sales"])
+    response = await client.post(
+        "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["role"] == "agent" and body["extension"] == "201" and body["queues"] == ["sales"]
+    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.json() == {"username": "alice", "role": "agent"}
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_401(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    await add_user(clean_engine, "alice", password="s3cret-pass")
+    wrong = await client.post("/api/auth/login", json={"username": "alice", "password": "nope"})
+    unknown = await client.post("/api/auth/login", json={"username": "zed", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert "password" in wrong.json()["detail"] and "username" in wrong.json()["detail"]
+
+
+async def test_malformed_login_is_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/auth/login", json={"username": "alice"})
+    assert response.status_code == 422
+    assert "password" in response.json()["detail"]
+
+
+async def test_forged_and_expired_tokens_are_refused(client: httpx.AsyncClient) -> None:
+    forged = jwt.encode({"sub": "alice", "role": "admin", "exp": 9999999999}, "another-key-that-is-long-enough-for-hs256")
+    response = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "invalid token"
+    expired = jwt.encode(
+        {"sub": "alice", "exp": datetime.now(UTC) - timedelta(minutes=1)}, TEST_JWT_SECRET
+    )
+    response = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "token expired"
+
+
+def test_password_hashes_are_argon2_and_verify() -> None:
+    hashed = security.hash_password("correct horse")
+    assert hashed.startswith("$argon2")
+    assert security.verify_password(hashed, "correct horse")
+    assert not security.verify_password(hashed, "wrong horse")
+    assert not security.verify_password(None, "anything")
