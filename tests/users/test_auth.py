@@ -44,7 +44,10 @@ async def test_malformed_login_is_422_naming_the_field(client: httpx.AsyncClient
 
 
 async def test_forged_and_expired_tokens_are_refused(client: httpx.AsyncClient) -> None:
-    forged = jwt.encode({"sub": "alice", "role": "admin", "exp": 9999999999}, "another-key-that-is-long-enough-for-hs256")
+    forged = jwt.encode(
+        {"sub": "alice", "role": "admin", "exp": 9999999999},
+        "another-key-that-is-long-enough-for-hs256",
+    )
     response = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
     assert response.json()["detail"] == "invalid token"
