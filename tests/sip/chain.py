@@ -1,0 +1,295 @@
+"""A real SIP chain on loopback: Kamailio with the shipped config and baresip phones.
+
+Used by ``tests/sip/test_kamailio_chain.py`` and ``bench/sip_latency.py``. Every process is
+started here, remembered by its PID, and stopped by that PID (SIGTERM, wait, SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+KAMAILIO_CFG = ROOT / "telephony" / "kamailio" / "kamailio.cfg"
+BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+REQUIRED_BINARIES = ("kamailio", "baresip")
+
+
+def missing_binaries() -> list[str]:
+    """The SIP binaries this chain needs that are not on PATH."""
+    found = [name for name in REQUIRED_BINARIES if shutil.which(name)]
+    return [name for name in REQUIRED_BINARIES if name not in found]
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that is free now (its TCP twin too: Kamailio may open both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+        with socket.socket() as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process by its PID, wait, then SIGKILL if it is still there."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Kamailio:
+    """Kamailio running EXACTLY the shipped config, parameterised with ``-A`` defines."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        screenpop_url: str,
+        token: str,
+        did_routes: Mapping[str, str],
+        ring_timeout_ms: int = 30000,
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_udp_port()
+        self.screenpop_url = screenpop_url
+        self.token = token
+        self.did_routes = dict(did_routes)
+        self.ring_timeout_ms = ring_timeout_ms
+        self.log_path = workdir / "kamailio.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        routes = ";".join(f"{did}={ext}" for did, ext in self.did_routes.items())
+        return [
+            "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "2",
+            "-Y", str(self.workdir),
+            "-A", f"LISTEN=udp:127.0.0.1:{self.port}",
+            "-A", f'SCREENPOP_URL="{self.screenpop_url}"',
+            "-A", f'SCREENPOP_TOKEN="{self.token}"',
+            "-A", f'DID_ROUTES="{routes}"',
+            "-A", f"RING_TIMEOUT_MS={self.ring_timeout_ms}",
+        ]  # fmt: skip
+
+    def start(self) -> Kamailio:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        # Ready when it answers a keepalive OPTIONS on its SIP port.
+        wait_for(self._answers_options, 10, f"kamailio on {self.host} (log: {self.log_path})")
+        return self
+
+    def _answers_options(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"kamailio exited early; see {self.log_path}")
+        branch = f"z9hG4bK{time.monotonic_ns()}"
+        request = (
+            f"OPTIONS sip:{self.host} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch={branch};rport\r\n"
+            "Max-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\n"
+            f"To: <sip:{self.host}>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.3)
+            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.sendto(request.encode(), ("127.0.0.1", self.port))
+                reply = sock.recv(4096)
+            except OSError:
+                return False
+        return reply.startswith(b"SIP/2.0 200")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@dataclass
+class PhoneEvent:
+    """One ctrl_tcp event from baresip (``CALL_INCOMING``, ``CALL_ESTABLISHED``...)."""
+
+    type: str
+    data: dict[str, Any]
+    at: float
+
+
+class Baresip:
+    """A baresip user agent with one account, controlled over ``ctrl_tcp``."""
+
+    def __init__(self, workdir: Path, *, account: str, name: str) -> None:
+        self.workdir = workdir
+        self.account = account
+        self.name = name
+        self.sip_port = free_udp_port()
+        self.ctrl_port = free_tcp_port()
+        self.log_path = workdir / "baresip.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.events: Queue[PhoneEvent] = Queue()
+        self._responses: Queue[dict[str, Any]] = Queue()
+        self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._token = 0
+
+    def _write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        rtp = free_udp_port()
+        (self.workdir / "config").write_text(
+            "poll_method epoll\n"
+            f"sip_listen 127.0.0.1:{self.sip_port}\n"
+            f"rtp_ports {rtp}-{rtp + 9}\n"
+            f"module_path {BARESIP_MODULES}\n"
+            "module g711.so\n"
+            "module_tmp account.so\n"
+            "module_app menu.so\n"
+            "module_app ctrl_tcp.so\n"
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}\n"
+        )
+        (self.workdir / "accounts").write_text(self.account + "\n")
+        (self.workdir / "contacts").write_text("")
+
+    def start(self) -> Baresip:
+        self._write_config()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            ["baresip", "-4", "-n", "127.0.0.1", "-f", str(self.workdir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+        )  # fmt: skip
+        wait_for(self._connect, 10, f"baresip {self.name} ctrl_tcp (log: {self.log_path})")
+        self._reader = threading.Thread(target=self._read, name=f"baresip-{self.name}")
+        self._reader.daemon = True
+        self._reader.start()
+        return self
+
+    def _connect(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"baresip {self.name} exited early; see {self.log_path}")
+        try:
+            self._sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=0.3)
+        except OSError:
+            return False
+        self._sock.settimeout(None)
+        return True
+
+    def _read(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        buffer = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            # Netstrings: "<length>:<payload>,".
+            while b":" in buffer:
+                head, _, rest = buffer.partition(b":")
+                length = int(head)
+                if len(rest) < length + 1:
+                    break
+                payload, buffer = rest[:length], rest[length + 1 :]
+                message = json.loads(payload)
+                if message.get("response"):
+                    self._responses.put(message)
+                elif message.get("event"):
+                    self.events.put(PhoneEvent(message.get("type", ""), message, time.monotonic()))
+
+    def command(self, command: str, params: str = "", timeout: float = 5.0) -> dict[str, Any]:
+        """Run a ctrl_tcp command (``dial``, ``accept``, ``hangup``) and return its response."""
+        assert self._sock is not None
+        with self._lock:
+            self._token += 1
+            token = str(self._token)
+            payload = json.dumps({"command": command, "params": params, "token": token}).encode()
+            self._sock.sendall(str(len(payload)).encode() + b":" + payload + b",")
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"baresip {self.name}: no response to {command!r}")
+                response = self._responses.get(timeout=remaining)
+                if response.get("token") == token:
+                    return response
+
+    def wait_event(self, *types: str, timeout: float = 10.0) -> PhoneEvent:
+        """The next event of one of ``types``; other events on the way are dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"baresip {self.name}: no {'/'.join(types)} event")
+            try:
+                event = self.events.get(timeout=remaining)
+            except Empty:
+                continue
+            if event.type in types:
+                return event
+
+    def wait_registered(self, timeout: float = 10.0) -> None:
+        """Wait until the account's registration is confirmed (``reginfo`` says OK)."""
+
+        def registered() -> bool:
+            return " OK " in self.command("reginfo").get("data", "").replace("\x1b[32m", " ")
+
+        wait_for(registered, timeout, f"baresip {self.name} to register")
+
+    def drain_events(self) -> list[PhoneEvent]:
+        drained: list[PhoneEvent] = []
+        while True:
+            try:
+                drained.append(self.events.get_nowait())
+            except Empty:
+                return drained
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        # SIGTERM makes baresip unregister first, which takes a moment.
+        stop_process(self.proc, timeout=10)
