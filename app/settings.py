@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./screenpop.db"
     redis_url: str | None = None
+    # Namespace for the hub's Redis channels: instances that share one must share a prefix.
+    redis_prefix: str = "screenpop"
     webhook_secret: SecretStr | None = None
     jwt_secret: SecretStr | None = None
     jwt_ttl_s: int = 12 * 3600
