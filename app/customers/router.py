@@ -1,3 +1,99 @@
-from fastapi import APIRouter
+"""Customers over HTTP: search, profile (masked, audited), quick-create, and the PBX lookup."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from app.customers import lookup
+from app.customers import service as customers
+from app.customers.schemas import CustomerCandidate, CustomerCreate, CustomerCreated, CustomerSearch
+from app.deps import SessionDep, SettingsDep
+from app.errors import Invalid, NotFound
+from app.users.deps import CurrentAgent
+from telephony.callerid import normalise
+
+router = APIRouter(tags=["customers"])
+
+
+@router.get("/api/customers")
+async def search_customers(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: CurrentAgent,
+    phone: Annotated[str | None, Query(max_length=200)] = None,
+    external_ref: Annotated[str | None, Query(max_length=64)] = None,
+) -> CustomerSearch:
+    """Customers by phone number (the pop's matching rules) or by imported id."""
+    if bool(phone) == bool(external_ref):
+        raise Invalid("give exactly one of phone= or external_ref=")
+    if external_ref:
+        found = await customers.find_by_external_ref(session, external_ref)
+        match = {"kind": "single" if found else "none", "matched_by": "external_ref"}
+    else:
+        caller = normalise(phone, settings.default_region)
+        if caller.withheld:
+            raise Invalid(f"phone: {phone!r} is not a phone number")
+        result = await customers.resolve_caller(
+            session, caller, default_region=settings.default_region
+        )
+        found, match = result.candidates, result.as_dict()
+        match.pop("candidates")
+    return CustomerSearch(customers=[CustomerCandidate(**c) for c in found], match=match)
+
+
+@router.get("/api/customers/{customer_id}/profile")
+async def customer_profile(
+    customer_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentAgent,
+    call_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    """The pop's profile document, masked for the caller's role; every view is logged."""
+    doc = await customers.assemble_profile(session, customer_id)
+    await customers.log_profile_view(
+        session,
+        username=user.username,
+        customer_id=customer_id,
+        call_id=call_id or None,
+        reason="call" if call_id else "lookup",
+    )
+    return JSONResponse(customers.mask_profile(doc, user.role, settings))
+
+
+@router.post("/api/customers", status_code=201)
+async def quick_create(
+    body: CustomerCreate, session: SessionDep, settings: SettingsDep, _: CurrentAgent
+) -> CustomerCreated:
+    """Create a customer for an unknown caller; the phone is stored normalised (E.164)."""
+    customer_id = await customers.create_customer(
+        session, body, default_region=settings.default_region
+    )
+    stored = normalise(body.phone, settings.default_region).e164 if body.phone else None
+    return CustomerCreated(id=customer_id, name=body.name, phone=stored)
+
+
+@router.get("/telephony/lookup", response_model=None)
+async def pbx_lookup(
+    session: SessionDep,
+    settings: SettingsDep,
+    number: Annotated[str, Query(min_length=1, max_length=200)],
+    format: Annotated[Literal["json", "text"], Query()] = "json",
+    key: Annotated[str | None, Query(max_length=256)] = None,
+    x_api_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> Response:
+    """Caller name by number for 3CX (JSON) and FreePBX Superfecta (``format=text``)."""
+    lookup.check_api_key(settings, x_api_key or key)
+    try:
+        contact = await lookup.lookup_number(session, number, settings)
+    except NotFound:
+        if format == "text":
+            # Superfecta reads any body as a name: unknown callers get an empty one.
+            return PlainTextResponse("", status_code=404)
+        raise
+    if format == "text":
+        return PlainTextResponse(contact["name"])
+    return JSONResponse(contact)

@@ -1,0 +1,321 @@
+"""Customer queries: the hot-path reads for matching and the profile, in one place.
+
+Every query selects columns (Core rows), never entity graphs, and is keyed by an indexed
+column: ``customer_phones.e164`` / ``last_digits``, ``customers.external_ref``, and the
+``(customer_id, …)`` indexes on orders, order lines, interactions and next needs.
+Results are SQLAlchemy rows read by column name (typed ``Any``: their column tuples are long).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, insert, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.customers.models import (
+    Account,
+    Customer,
+    CustomerPhone,
+    Interaction,
+    MatchChoice,
+    Order,
+    OrderLine,
+    ProfileView,
+)
+from app.insights.models import CustomerInsight, NextNeed
+
+# A number shared by more customers than this is a switchboard: the chooser shows the best few.
+MAX_CANDIDATES = 20
+RECENT_ORDERS = 10
+# Items shown per order (line numbers start at 1 per invoice); the rest is counted.
+ITEMS_PER_ORDER = 20
+RECENT_INTERACTIONS = 10
+MAX_NEXT_NEEDS = 20
+
+
+def _candidates(where: Any, choice_e164: str | None) -> Any:
+    """Customers matching ``where`` with what ranking needs, best-first by choice and orders."""
+    last_order = (
+        select(func.max(Order.ordered_at)).where(Order.customer_id == Customer.id).scalar_subquery()
+    )
+    last_contact = (
+        select(func.max(Interaction.created_at))
+        .where(Interaction.customer_id == Customer.id)
+        .scalar_subquery()
+    )
+    if choice_e164 is None:
+        chosen: Any = literal(0)
+    else:
+        chosen_id = (
+            select(MatchChoice.customer_id).where(MatchChoice.e164 == choice_e164).scalar_subquery()
+        )
+        chosen = case((Customer.id == chosen_id, 1), else_=0)
+    last_order_at = last_order.label("last_order_at")
+    chosen_before = chosen.label("chosen_before")
+    return (
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.external_ref,
+            Customer.customer_type,
+            last_order_at,
+            last_contact.label("last_contact_at"),
+            chosen_before,
+        )
+        .where(where)
+        .order_by(chosen_before.desc(), last_order_at.desc().nulls_last(), Customer.id)
+        .limit(MAX_CANDIDATES)
+    )
+
+
+async def candidates_by_e164(session: AsyncSession, e164: str) -> Sequence[Any]:
+    """Customers with a stored phone equal to ``e164`` (index ``ix_customer_phones_e164``)."""
+    ids = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164)
+    result = await session.execute(_candidates(Customer.id.in_(ids), e164))
+    return result.all()
+
+
+async def candidates_by_last_digits(
+    session: AsyncSession, digits: str, choice_e164: str | None
+) -> Sequence[Any]:
+    """Customers with a stored number ending in ``digits`` (``ix_customer_phones_last_digits``)."""
+    ids = select(CustomerPhone.customer_id).where(CustomerPhone.last_digits == digits)
+    result = await session.execute(_candidates(Customer.id.in_(ids), choice_e164))
+    return result.all()
+
+
+async def candidates_by_ids(
+    session: AsyncSession, customer_ids: Sequence[int], choice_e164: str | None = None
+) -> Sequence[Any]:
+    query = _candidates(Customer.id.in_(list(customer_ids)), choice_e164)
+    result = await session.execute(query)
+    return result.all()
+
+
+async def customer_id_by_external_ref(session: AsyncSession, ref: str) -> int | None:
+    query = select(Customer.id).where(Customer.external_ref == ref)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def customer_id_by_account_id(session: AsyncSession, account_id: int) -> int | None:
+    query = select(Account.customer_id).where(Account.id == account_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
+    query = select(Customer.id).where(Customer.id == customer_id)
+    return (await session.execute(query)).scalar_one_or_none() is not None
+
+
+async def identity_rows(session: AsyncSession, customer_id: int) -> Sequence[Any]:
+    """One round trip: customer, account, insight and order totals, one row per phone.
+
+    Zero rows when the customer does not exist.
+    """
+    stats = (
+        select(
+            func.count().label("order_count"),
+            func.coalesce(func.sum(case((Order.is_return, 1), else_=0)), 0).label("return_count"),
+            func.min(Order.ordered_at).label("first_order_at"),
+            func.max(Order.ordered_at).label("last_order_at"),
+        )
+        .where(Order.customer_id == customer_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Customer.id,
+            Customer.external_ref,
+            Customer.name,
+            Customer.customer_type,
+            Customer.language,
+            Customer.marketing_consent,
+            Customer.country,
+            Customer.email,
+            Customer.created_at,
+            Account.id.label("account_id"),
+            Account.balance,
+            Account.credit_limit,
+            Account.currency,
+            Account.status.label("account_status"),
+            CustomerInsight.customer_id.label("insight_customer_id"),
+            CustomerInsight.value_tier,
+            CustomerInsight.segment,
+            CustomerInsight.stage,
+            CustomerInsight.clv_historic,
+            CustomerInsight.clv_forecast,
+            CustomerInsight.potential,
+            CustomerInsight.churn_risk,
+            CustomerInsight.satisfaction_trend,
+            CustomerInsight.treatment,
+            CustomerInsight.details,
+            CustomerInsight.computed_at.label("insight_computed_at"),
+            stats.c.order_count,
+            stats.c.return_count,
+            stats.c.first_order_at,
+            stats.c.last_order_at,
+            CustomerPhone.id.label("phone_id"),
+            CustomerPhone.e164.label("phone_e164"),
+            CustomerPhone.raw.label("phone_raw"),
+            CustomerPhone.label.label("phone_label"),
+        )
+        .select_from(Customer)
+        .join(stats, true())
+        .outerjoin(Account, Account.customer_id == Customer.id)
+        .outerjoin(CustomerInsight, CustomerInsight.customer_id == Customer.id)
+        .outerjoin(CustomerPhone, CustomerPhone.customer_id == Customer.id)
+        .where(Customer.id == customer_id)
+        .order_by(CustomerPhone.id)
+    )
+    return (await session.execute(query)).all()
+
+
+async def recent_order_lines(session: AsyncSession, customer_id: int) -> Sequence[Any]:
+    """One round trip: the last orders with their first items, newest order first.
+
+    One row per shown item (an order without lines still gives one row with null item
+    columns); ``item_count`` is the order's full number of lines.
+    """
+    item_count = select(func.count()).where(OrderLine.order_id == Order.id).scalar_subquery()
+    recent = (
+        select(
+            Order.id,
+            Order.invoice_no,
+            Order.ordered_at,
+            Order.is_return,
+            Order.total,
+            Order.country,
+            item_count.label("item_count"),
+        )
+        .where(Order.customer_id == customer_id)
+        .order_by(Order.ordered_at.desc(), Order.id.desc())
+        .limit(RECENT_ORDERS)
+        .subquery()
+    )
+    query = (
+        select(
+            recent,
+            OrderLine.line_no,
+            OrderLine.sku,
+            OrderLine.description,
+            OrderLine.quantity,
+            OrderLine.unit_price,
+        )
+        .outerjoin(
+            OrderLine,
+            (OrderLine.order_id == recent.c.id) & (OrderLine.line_no <= ITEMS_PER_ORDER),
+        )
+        .order_by(recent.c.ordered_at.desc(), recent.c.id.desc(), OrderLine.line_no)
+    )
+    return (await session.execute(query)).all()
+
+
+async def next_needs(session: AsyncSession, customer_id: int) -> Sequence[Any]:
+    query = (
+        select(
+            NextNeed.sku,
+            NextNeed.name,
+            NextNeed.kind,
+            NextNeed.score,
+            NextNeed.reason,
+            NextNeed.may_offer,
+        )
+        .where(NextNeed.customer_id == customer_id)
+        .order_by(NextNeed.rank)
+        .limit(MAX_NEXT_NEEDS)
+    )
+    return (await session.execute(query)).all()
+
+
+async def recent_interactions(session: AsyncSession, customer_id: int) -> Sequence[Any]:
+    query = (
+        select(
+            Interaction.id,
+            Interaction.created_at,
+            Interaction.channel,
+            Interaction.call_id,
+            Interaction.agent,
+            Interaction.disposition,
+            Interaction.notes,
+            Interaction.satisfaction,
+            Interaction.offer_outcomes,
+        )
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(RECENT_INTERACTIONS)
+    )
+    return (await session.execute(query)).all()
+
+
+async def insert_profile_view(
+    session: AsyncSession,
+    *,
+    username: str,
+    customer_id: int,
+    call_id: str | None,
+    reason: str,
+    viewed_at: datetime,
+) -> None:
+    await session.execute(
+        insert(ProfileView).values(
+            username=username,
+            customer_id=customer_id,
+            call_id=call_id,
+            reason=reason,
+            viewed_at=viewed_at,
+        )
+    )
+
+
+async def upsert_match_choice(
+    session: AsyncSession, *, e164: str, customer_id: int, username: str, chosen_at: datetime
+) -> None:
+    """One row per number; the latest choice wins, atomically under concurrent choices."""
+    values = {
+        "e164": e164,
+        "customer_id": customer_id,
+        "chosen_by": username,
+        "chosen_at": chosen_at,
+    }
+    stmt: Any
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(MatchChoice).values(**values)
+    else:
+        stmt = sqlite.insert(MatchChoice).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[MatchChoice.e164],
+        set_={
+            "customer_id": stmt.excluded.customer_id,
+            "chosen_by": stmt.excluded.chosen_by,
+            "chosen_at": stmt.excluded.chosen_at,
+        },
+    )
+    await session.execute(stmt)
+
+
+async def insert_customer(
+    session: AsyncSession,
+    *,
+    customer: dict[str, Any],
+    phone: dict[str, Any] | None,
+    account: dict[str, Any],
+) -> int:
+    """Insert a customer with its account and optional phone; returns the new id."""
+    result = await session.execute(insert(Customer).values(**customer).returning(Customer.id))
+    customer_id = int(result.scalar_one())
+    if phone is not None:
+        await session.execute(insert(CustomerPhone).values(customer_id=customer_id, **phone))
+    await session.execute(insert(Account).values(customer_id=customer_id, **account))
+    return customer_id
+
+
+async def contact_row(session: AsyncSession, customer_id: int) -> Any:
+    """Name, type and e-mail: what a PBX's contact lookup shows."""
+    query = select(Customer.name, Customer.customer_type, Customer.email).where(
+        Customer.id == customer_id
+    )
+    return (await session.execute(query)).one_or_none()
