@@ -217,7 +217,10 @@ def _rich_customer() -> CustomerSpec:
         OrderSpec(
             f"5{n:05d}",
             at(2011, 1 + n % 12, 1 + n),
-            lines=[("85123A", "WHITE HANGING HEART", 6, "2.55"), ("22423", "CAKESTAND", 1, "12.75")],
+            lines=[
+                ("85123A", "WHITE HANGING HEART", 6, "2.55"),
+                ("22423", "CAKESTAND", 1, "12.75"),
+            ],
         )
         for n in range(12)
     ]
