@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, utcnow
@@ -18,6 +18,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_state", "state"),
         Index("ix_calls_first_seen_at", "first_seen_at"),
+        # An agent's calls today ("today's calls" on the agent page).
+        Index("ix_calls_agent_first_seen_at", "agent", "first_seen_at"),
     )
 
     # "<source>:<provider call id>", e.g. "twilio:CA123..."
@@ -55,6 +57,13 @@ class CallEventRecord(Base):
         UniqueConstraint("source", "event_id"),
         Index("ix_call_events_call_id_id", "call_id", "id"),
         Index("ix_call_events_received_at", "received_at"),
+        # Journaled events whose processing failed: few, found fast, replayed at start-up.
+        Index(
+            "ix_call_events_unapplied",
+            "call_id",
+            postgresql_where=text("NOT applied"),
+            sqlite_where=text("applied = 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(
@@ -68,12 +77,15 @@ class CallEventRecord(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised CallEvent
     raw: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the provider sent
+    # False when applying the event failed after it was journaled: replay_journal fixes it.
+    applied: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
 class PopDelivery(Base):
     """Delivered and seen receipts for a pop version on an agent's screen."""
 
     __tablename__ = "pop_deliveries"
+    __table_args__ = (Index("ix_pop_deliveries_username", "username"),)
 
     call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
