@@ -16,20 +16,49 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from app import migrate
+from app.customers.models import Account, Customer, CustomerPhone
+from app.db import create_engine
+from app.queues import service as queues
+from app.users import service as users
 
 ROOT = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = ROOT / "telephony" / "kamailio" / "kamailio.cfg"
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 REQUIRED_BINARIES = ("kamailio", "baresip")
 
+# The world the chain runs in: one queue with one DID, one agent, two known customers.
+KAMAILIO_TOKEN = "sip-chain-token"
+PASSWORD = "sip-chain-password"
+DID = "+448081570001"  # the sales queue's number; Kamailio rings extension 201 for it
+EXTENSION = "201"
+CALLER = "+447700900123"
+CALLER_NAME = "Jane Caller"
+PAI_CALLER = "+447700900456"  # a second customer, reached only through P-Asserted-Identity
+PAI_CALLER_NAME = "Pat Asserted"
+
+
+# Kamailio installs into /usr/sbin, which a non-root PATH may lack.
+_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+
+def binary(name: str) -> str | None:
+    """The full path of ``name`` (PATH, then /usr/sbin and /sbin), or None."""
+    return shutil.which(name, path=_SEARCH_PATH)
+
 
 def missing_binaries() -> list[str]:
-    """The SIP binaries this chain needs that are not on PATH."""
-    found = [name for name in REQUIRED_BINARIES if shutil.which(name)]
-    return [name for name in REQUIRED_BINARIES if name not in found]
+    """The SIP binaries this chain needs that are not installed."""
+    return [name for name in REQUIRED_BINARIES if binary(name) is None]
 
 
 def free_udp_port() -> int:
@@ -101,7 +130,7 @@ class Kamailio:
     def command(self) -> list[str]:
         routes = ";".join(f"{did}={ext}" for did, ext in self.did_routes.items())
         return [
-            "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "2",
+            binary("kamailio") or "kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-n", "2",
             "-Y", str(self.workdir),
             "-A", f"LISTEN=udp:127.0.0.1:{self.port}",
             "-A", f'SCREENPOP_URL="{self.screenpop_url}"',
@@ -196,7 +225,7 @@ class Baresip:
         self._write_config()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            ["baresip", "-4", "-n", "127.0.0.1", "-f", str(self.workdir)],
+            [binary("baresip") or "baresip", "-4", "-n", "127.0.0.1", "-f", str(self.workdir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
         )  # fmt: skip
         wait_for(self._connect, 10, f"baresip {self.name} ctrl_tcp (log: {self.log_path})")
@@ -293,3 +322,181 @@ class Baresip:
             self._sock = None
         # SIGTERM makes baresip unregister first, which takes a moment.
         stop_process(self.proc, timeout=10)
+
+
+class RawCaller:
+    """A minimal SIP caller over UDP that can send exactly the headers a test needs.
+
+    baresip cannot add a P-Asserted-Identity, and the benchmark wants the moment the INVITE
+    leaves; this UAC sends one INVITE, watches the replies, and CANCELs or BYEs it.
+    """
+
+    def __init__(self, proxy: str, *, from_user: str, pai: str | None = None) -> None:
+        host, _, port = proxy.partition(":")
+        self.proxy = (host, int(port))
+        self.from_user = from_user
+        self.pai = pai
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self._seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _headers(self, method: str, ruri: str, call: RawCall, branch: str, cseq: int) -> str:
+        lines = [
+            f"{method} {ruri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{self.from_user}@127.0.0.1>;tag={call.from_tag}",
+            f"To: <{ruri}>" + (f";tag={call.to_tag}" if call.to_tag and method != "CANCEL" else ""),
+            f"Call-ID: {call.call_id}",
+            f"CSeq: {cseq} {method}",
+        ]
+        return "\r\n".join(lines) + "\r\n"
+
+    def invite(self, dialed: str) -> RawCall:
+        """Send an INVITE for ``dialed`` through the proxy; returns at once."""
+        self._seq += 1
+        stamp = f"{os.getpid()}-{time.monotonic_ns()}-{self._seq}"
+        call = RawCall(
+            call_id=f"raw-{stamp}@127.0.0.1",
+            from_tag=f"ft{self._seq}",
+            branch=f"z9hG4bK-inv-{stamp}",
+            ruri=f"sip:{dialed}@{self.proxy[0]}:{self.proxy[1]}",
+        )
+        sdp = (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.port + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+        head = self._headers("INVITE", call.ruri, call, call.branch, 1)
+        head += f"Contact: <sip:{self.from_user}@127.0.0.1:{self.port}>\r\n"
+        if self.pai:
+            head += f"P-Asserted-Identity: {self.pai}\r\n"
+        head += f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n"
+        call.sent_at = time.monotonic()
+        self.sock.sendto((head + sdp).encode(), self.proxy)
+        return call
+
+    def wait_status(self, call: RawCall, codes: range, timeout: float = 10.0) -> int:
+        """Read replies for ``call`` until one with a status in ``codes``; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {codes.start}..{codes.stop - 1} reply for {call.call_id}")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536).decode(errors="replace")
+            if f"Call-ID: {call.call_id}" not in data or not data.startswith("SIP/2.0 "):
+                continue
+            status = int(data.split(" ", 2)[1])
+            cseq = next(line for line in data.split("\r\n") if line.startswith("CSeq:"))
+            if "INVITE" in cseq and status >= 200:
+                call.to_tag = _tag_of(data)
+                self._ack(call, status)
+            if status in codes:
+                return status
+
+    def cancel(self, call: RawCall) -> None:
+        """CANCEL the ringing INVITE (the caller gives up)."""
+        head = self._headers("CANCEL", call.ruri, call, call.branch, 1)
+        self.sock.sendto((head + "Content-Length: 0\r\n\r\n").encode(), self.proxy)
+
+    def _ack(self, call: RawCall, status: int) -> None:
+        if status >= 300:
+            # ACK for a negative final reply: same branch, hop by hop.
+            head = self._headers("ACK", call.ruri, call, call.branch, 1)
+            self.sock.sendto((head + "Content-Length: 0\r\n\r\n").encode(), self.proxy)
+
+
+@dataclass
+class RawCall:
+    call_id: str
+    from_tag: str
+    branch: str
+    ruri: str
+    to_tag: str | None = None
+    sent_at: float = 0.0
+
+
+def _tag_of(message: str) -> str | None:
+    for line in message.split("\r\n"):
+        if line.lower().startswith(("to:", "t:")) and ";tag=" in line:
+            return line.split(";tag=", 1)[1].split(";", 1)[0].strip()
+    return None
+
+
+async def seed_database(url: str) -> dict[str, int]:
+    """Schema, two customers with known numbers, the sales queue, alice (201) and sam."""
+    await migrate.upgrade_async(url)
+    engine = create_engine(url)
+    ids: dict[str, int] = {}
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            for number, name in ((CALLER, CALLER_NAME), (PAI_CALLER, PAI_CALLER_NAME)):
+                customer = Customer(name=name, external_ref=f"sip-{number}")
+                session.add(customer)
+                await session.flush()
+                session.add(
+                    CustomerPhone(
+                        customer_id=customer.id, raw=number, e164=number, last_digits=number[-9:]
+                    )
+                )
+                session.add(Account(customer_id=customer.id, balance=Decimal("12.50")))
+                ids[number] = customer.id
+            await queues.upsert_queue(session, name="sales", numbers=[DID])
+            await users.upsert_user(
+                session,
+                username="alice",
+                role="agent",
+                password=PASSWORD,
+                extension=EXTENSION,
+                queues=["sales"],
+            )
+            await users.upsert_user(
+                session, username="sam", role="supervisor", password=PASSWORD, queues=["sales"]
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return ids
+
+
+class AgentSocket:
+    """``WS /ws/agent`` read on a thread, so the test can block on phones meanwhile."""
+
+    def __init__(self, ws_url: str, token: str) -> None:
+        self.conn: ClientConnection = connect(f"{ws_url}/ws/agent?token={token}", open_timeout=5)
+        self.frames: Queue[tuple[float, dict[str, Any]]] = Queue()
+        self.seen: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self.conn:
+                self.frames.put((time.monotonic(), json.loads(raw)))
+        except (ConnectionClosed, OSError):
+            return
+
+    def next(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 10.0
+    ) -> tuple[float, dict[str, Any]]:
+        """The first frame (arrival time, message) matching ``predicate``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {what} on the agent websocket; saw {self.seen}")
+            try:
+                at, message = self.frames.get(timeout=remaining)
+            except Empty:
+                continue
+            self.seen.append(message)
+            if predicate(message):
+                return at, message
+
+    def close(self) -> None:
+        self.conn.close()
+        self._thread.join(5)

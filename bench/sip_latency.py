@@ -1,0 +1,148 @@
+"""INVITE sent -> pop frame received, through a real SIP chain on loopback.
+
+    .venv/bin/python -m bench.sip_latency [--calls 50] [--warmup 3]
+
+A raw SIP caller sends an INVITE to Kamailio running the shipped
+``telephony/kamailio/kamailio.cfg``; Kamailio posts ``offered`` to screenpop (real uvicorn,
+SQLite) with ``http_client`` and rings a baresip agent phone registered as extension 201;
+screenpop pushes the pop to alice's ``WS /ws/agent``. The clock starts when the INVITE leaves
+the caller's socket and stops when the pop frame is read off the websocket. Each call is then
+CANCELled (abandoned) before the next one. Prints p50/p99 and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.sip.chain import (
+    CALLER,
+    DID,
+    EXTENSION,
+    KAMAILIO_TOKEN,
+    PASSWORD,
+    AgentSocket,
+    Baresip,
+    Kamailio,
+    RawCaller,
+    missing_binaries,
+    seed_database,
+)
+from tests.support.databases import sqlite_url
+from tests.support.server import ServerProcess
+
+JWT_SECRET = "bench-jwt-secret-that-is-long-enough-for-hs256"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def run(calls: int, warmup: int, workdir: Path) -> dict[str, object]:
+    url = sqlite_url(workdir)
+    asyncio.run(seed_database(url))
+    server = ServerProcess(
+        {
+            "SCREENPOP_DATABASE_URL": url,
+            "SCREENPOP_JWT_SECRET": JWT_SECRET,
+            "SCREENPOP_KAMAILIO_TOKEN": KAMAILIO_TOKEN,
+        }
+    )
+    kamailio = Kamailio(
+        workdir / "kamailio",
+        screenpop_url=f"{server.url}/telephony/kamailio/events",
+        token=KAMAILIO_TOKEN,
+        did_routes={DID: EXTENSION},
+    )
+    phone = Baresip(
+        workdir / "agent-phone",
+        account=f"<sip:{EXTENSION}@{kamailio.host};transport=udp>;regint=600;answermode=manual",
+        name="agent-phone",
+    )
+    started: list[ServerProcess | Kamailio | Baresip] = []
+    caller: RawCaller | None = None
+    socket: AgentSocket | None = None
+    try:
+        for process in (server, kamailio, phone):
+            process.start()
+            started.append(process)
+        phone.wait_registered()
+        token = httpx.post(
+            f"{server.url}/api/auth/login",
+            json={"username": "alice", "password": PASSWORD},
+            timeout=5,
+        ).json()["token"]
+        socket = AgentSocket(server.ws_url, token)
+        caller = RawCaller(kamailio.host, from_user=CALLER)
+        latencies: list[float] = []
+        for index in range(warmup + calls):
+            call = caller.invite(DID)
+            call_id = f"kamailio:{call.call_id}"
+            arrived, _ = socket.next(
+                lambda m, cid=call_id: m.get("type") == "pop" and m["call"]["id"] == cid,
+                f"pop for {call_id}",
+            )
+            if index >= warmup:
+                latencies.append((arrived - call.sent_at) * 1000)
+            caller.wait_status(call, range(180, 190))
+            caller.cancel(call)
+            caller.wait_status(call, range(400, 700))
+            socket.next(
+                lambda m, cid=call_id: m.get("type") == "call.state" and m["call_id"] == cid
+                and m["state"] == "abandoned",
+                f"abandoned for {call_id}",
+            )  # fmt: skip
+            phone.wait_event("CALL_CLOSED")
+    finally:
+        if socket is not None:
+            socket.close()
+        if caller is not None:
+            caller.close()
+        for process in reversed(started):
+            process.stop()
+    return {
+        "bench": "sip_latency",
+        "calls": len(latencies),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "mean_ms": round(statistics.fmean(latencies), 1),
+        "max_ms": round(max(latencies), 1),
+        "database": "sqlite",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    missing = missing_binaries()
+    if missing:
+        sys.exit(f"sip_latency needs {' and '.join(missing)} (apt-get install kamailio "
+                 "kamailio-utils-modules baresip-core)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="screenpop-sip-bench-") as tmp:
+        started = time.perf_counter()
+        result = run(args.calls, args.warmup, Path(tmp))
+    print(
+        f"INVITE sent -> pop frame received over {result['calls']} calls: "
+        f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+        f"(mean {result['mean_ms']} ms, max {result['max_ms']} ms; "
+        f"{time.perf_counter() - started:.0f} s wall)"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
