@@ -1,13 +1,150 @@
-"""Live queue statistics, rebuilt from the database at start and fed by call changes."""
+"""Live queue statistics, rebuilt from the database at start and fed by hub messages.
+
+Hub listeners on channels ``calls`` and ``presence`` fold every message into the process's
+``QueueStats`` (with Redis every instance sees every message and holds the same figures).
+Two background tasks: the roster (queue thresholds, who is in which queue) is re-read every
+few seconds, and presence changes are written to ``agent_presence`` in small batches so they
+survive a restart without a database write on the hot path.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from app.queues import repository
+from app.queues.rebuild import rebuild
+from app.queues.service import Roster, load_roster
+from app.queues.stats import QueueStats
 from app.state import State
+
+log = logging.getLogger(__name__)
+
+ROSTER_REFRESH_S = 5.0
+PRESENCE_FLUSH_S = 0.5
+
+
+class QueuesRuntime:
+    """Owns the statistics of this process and the tasks that keep them fed and persisted."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        settings = state["settings"]
+        self.stats = QueueStats(settings.timezone)
+        self.roster = Roster()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Messages that arrive while the rebuild reads the database wait here, then apply:
+        # applying a change twice is harmless (views are replaced, credits de-duplicated).
+        self._pending: list[tuple[str, dict[str, Any]]] | None = []
+        self._stopped = False
+
+    async def start(self) -> None:
+        hub = self.state["hub"]
+        hub.add_listener("calls", self.on_message)
+        hub.add_listener("presence", self.on_message)
+        factory = self.state["sessionmaker"]
+        async with factory() as session:
+            self.roster = await load_roster(session)
+            self.stats = await rebuild(session, self.roster, self.state["settings"].timezone)
+        self.state["services"]["queue_stats"] = self.stats
+        pending, self._pending = self._pending or [], None
+        for channel, message in pending:
+            self._apply(channel, message)
+        self._tasks = [
+            asyncio.create_task(self._refresh_roster(), name="queues-roster"),
+            asyncio.create_task(self._persist_presence(), name="queues-presence"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.flush_presence()
+
+    async def on_message(self, channel: str, message: dict[str, Any]) -> None:
+        """Hub listener for ``calls`` and ``presence``."""
+        if self._stopped:
+            return
+        if self._pending is not None:
+            self._pending.append((channel, message))
+            return
+        self._apply(channel, message)
+
+    def _apply(self, channel: str, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        try:
+            if kind == "call.change":
+                self.stats.apply_call_change(message)
+            elif kind == "pop.pushed":
+                self.stats.apply_pop_pushed(message)
+            elif kind in ("agent.connection", "agent.status"):
+                self.stats.apply_presence(message)
+        except (KeyError, TypeError, ValueError):
+            # One malformed message must not stop the statistics for everyone.
+            log.exception("queue statistics ignored a malformed %s message", kind)
+
+    async def _refresh_roster(self) -> None:
+        while True:
+            await asyncio.sleep(ROSTER_REFRESH_S)
+            try:
+                async with self.state["sessionmaker"]() as session:
+                    self.roster = await load_roster(session)
+                self.stats.service_levels.update(self.roster.service_levels)
+            except Exception:
+                log.exception("queue roster refresh failed; keeping the previous one")
+
+    async def _persist_presence(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_FLUSH_S)
+            try:
+                await self.flush_presence()
+            except Exception:
+                log.exception("writing agent presence failed; will retry")
+
+    async def flush_presence(self) -> None:
+        """Write every presence change not yet written (one statement for the batch)."""
+        dirty = self.stats.dirty_agents
+        if not dirty:
+            return
+        rows = [
+            {"username": v.username, "state": v.state, "since": v.since, "call_id": v.call_id}
+            for v in dirty.values()
+            if v.since is not None
+        ]
+        dirty.clear()
+        try:
+            async with self.state["sessionmaker"]() as session:
+                await repository.upsert_presences(session, rows)
+                await session.commit()
+        except Exception:
+            # Put them back unless something newer was recorded meanwhile.
+            for row in rows:
+                username = str(row["username"])
+                dirty.setdefault(username, self.stats.agents[username])
+            raise
 
 
 async def start(state: State) -> None:
-    """Rebuild today's statistics and subscribe to call changes."""
+    """Rebuild today's statistics and subscribe to call and presence changes."""
+    runtime = QueuesRuntime(state)
+    state["services"]["queues_runtime"] = runtime
+    await runtime.start()
 
 
 async def stop(state: State) -> None:
-    """Stop what ``start`` started."""
+    """Stop what ``start`` started and write the last presence changes."""
+    runtime: QueuesRuntime | None = state["services"].pop("queues_runtime", None)
+    if runtime is not None:
+        await runtime.stop()
+
+
+def runtime_of(state: State) -> QueuesRuntime:
+    """The queues runtime of this app (the router's way in)."""
+    runtime: QueuesRuntime = state["services"]["queues_runtime"]
+    return runtime

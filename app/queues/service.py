@@ -1,14 +1,20 @@
-"""Queues and the dialed numbers that reach them."""
+"""Queues and the dialed numbers that reach them; who sees which queue's statistics."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Invalid
+from app.errors import Forbidden, Invalid
+from app.queues import repository
 from app.queues.models import POP_MODES, Queue, QueueNumber
+from app.queues.stats import QueueStats
+from app.users.service import Principal
 from telephony.callerid import normalise_dialed
 
 log = logging.getLogger(__name__)
@@ -23,6 +29,7 @@ async def upsert_queue(
     pop_mode: str = "offer",
     default_region: str = "GB",
 ) -> Queue:
+    """Create or update a queue; ``numbers`` (when given) replace the DIDs that reach it."""
     if pop_mode not in POP_MODES:
         raise Invalid(f"pop mode must be one of {', '.join(POP_MODES)}, not {pop_mode!r}")
     if service_level_s <= 0:
@@ -57,9 +64,94 @@ async def ensure_queue(session: AsyncSession, name: str) -> Queue:
 
 
 async def queue_for_number(session: AsyncSession, dialed: str) -> Queue | None:
+    """The queue a dialed number (DID, normalised) reaches, if any."""
     row = await session.execute(
         select(Queue)
         .join(QueueNumber, QueueNumber.queue_id == Queue.id)
         .where(QueueNumber.number == dialed)
     )
     return row.scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class RosterUser:
+    username: str
+    role: str
+    queues: frozenset[str]
+
+
+@dataclass
+class Roster:
+    """Queues' thresholds and who is in which queue, cached and refreshed every few seconds."""
+
+    service_levels: dict[str, int] = field(default_factory=dict)
+    users: dict[str, RosterUser] = field(default_factory=dict)
+    # Extension or provider worker id -> username, to read agents named in the raw journal.
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def username_for(self, agent: str) -> str:
+        """The username an event's agent field (username, extension or worker id) names."""
+        return agent if agent in self.users else self.aliases.get(agent, agent)
+
+    def queues_of(self, username: str) -> frozenset[str]:
+        user = self.users.get(username)
+        return user.queues if user else frozenset()
+
+
+async def load_roster(session: AsyncSession) -> Roster:
+    """Every queue's service level threshold and every active user's queues."""
+    roster = Roster(service_levels=await repository.service_levels(session))
+    for username, role, queues, extension, worker_id in await repository.users(session):
+        roster.users[username] = RosterUser(username, role, frozenset(queues or ()))
+        for alias in (extension, worker_id):
+            if alias:
+                roster.aliases[alias] = username
+    return roster
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one supervisor sees: ``queues`` None means every queue (admin)."""
+
+    queues: frozenset[str] | None
+
+    def sees_queue(self, name: str) -> bool:
+        return self.queues is None or name in self.queues
+
+
+async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
+    """Admins see every queue; a supervisor sees the queues on their user record."""
+    if principal.role == "admin":
+        return Scope(None)
+    if not principal.is_supervisor:
+        raise Forbidden("supervisor role required")
+    return Scope(frozenset(await repository.user_queues(session, principal.username)))
+
+
+def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[str], set[str]]:
+    """The queues and agents a scope shows.
+
+    Agents listed: users with role agent in the scope's queues, plus anyone else in those
+    queues (or, for admins, anywhere) whose presence is known (supervisors taking calls).
+    """
+    if scope.queues is None:
+        queues: set[str] = set(roster.service_levels) | set(stats.queues)
+        agents = {u.username for u in roster.users.values() if u.role == "agent"}
+        agents |= {u for u, v in stats.agents.items() if v.since is not None}
+        agents |= set(stats.handled)
+        return queues, agents
+    agents = {
+        u.username
+        for u in roster.users.values()
+        if u.queues & scope.queues
+        and (u.role == "agent" or u.username in stats.agents or u.username in stats.handled)
+    }
+    return set(scope.queues), agents
+
+
+def scoped_snapshot(
+    stats: QueueStats, roster: Roster, scope: Scope, now: datetime | None = None
+) -> dict[str, Any]:
+    """The ``GET /api/queues`` document for one supervisor's scope."""
+    queues, agents = scope_members(stats, roster, scope)
+    return stats.snapshot(queues, agents, now)

@@ -1,0 +1,499 @@
+"""``QueueStats``: today's figures per queue, agents and pop health, updated in O(1) per change.
+
+Every figure is a sum over calls of what one call contributes (offered, answered within the
+threshold, wait and handle time in whole milliseconds, ...). A change to a call subtracts the
+call's previous contribution and adds its new one, so live updates never rescan the day and a
+rebuild from the ``calls`` rows gives exactly the same sums: both fold the same per-call values
+(the ``call.change`` message carries the call row as committed).
+
+A call belongs to the local day (``settings.timezone``) on which it entered the queue
+(``queued_at``, or ``answered_at`` for a call answered without queueing); everything it does
+later (answer, abandon, hang up) counts for that day. At local midnight the figures restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.queues.latency import LatencyHistogram, bucket_of
+from app.queues.presence import AgentView
+
+DEFAULT_SERVICE_LEVEL_S = 20
+TALKING = ("answered", "held")
+FINISHED = ("ended", "abandoned")
+MATCH_KINDS = ("single", "multiple", "none", "withheld")
+_MS = timedelta(milliseconds=1)
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """An ISO 8601 text (or datetime) as an aware UTC datetime; None for missing values."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _ms(later: datetime, earlier: datetime) -> int:
+    return max(0, (later - earlier) // _MS)
+
+
+@dataclass(slots=True)
+class CallView:
+    """What the statistics keep of one call: the fields of its row that figures depend on."""
+
+    call_id: str
+    queue: str | None
+    state: str
+    queued_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    agent: str | None = None
+    offered_to: tuple[str, ...] = ()
+    caller: dict[str, Any] = field(default_factory=dict)
+    customer_name: str | None = None
+    value_tier: str | None = None
+    match_kind: str | None = None
+    contribution: Contribution | None = None
+
+    @property
+    def entered_at(self) -> datetime | None:
+        """When the call entered its queue (answered directly: when it was answered)."""
+        return self.queued_at or self.answered_at
+
+    @property
+    def waiting(self) -> bool:
+        return (
+            self.queue is not None
+            and self.state in ("queued", "ringing")
+            and self.answered_at is None
+        )
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> CallView:
+        """The view carried by a ``call.change`` message."""
+        caller = msg.get("caller") or {}
+        return cls(
+            call_id=str(msg["call_id"]),
+            queue=msg.get("queue") or None,
+            state=str(msg.get("state") or ""),
+            queued_at=parse_ts(msg.get("queued_at")),
+            answered_at=parse_ts(msg.get("answered_at")),
+            ended_at=parse_ts(msg.get("ended_at")),
+            agent=msg.get("agent") or None,
+            offered_to=tuple(msg.get("offered_to") or ()),
+            caller={
+                "raw": caller.get("raw"),
+                "e164": caller.get("e164"),
+                "withheld": bool(caller.get("withheld")),
+            },
+            customer_name=msg.get("customer_name"),
+            value_tier=msg.get("value_tier"),
+            match_kind=msg.get("match_kind"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one call adds to its queue's figures for the day it entered."""
+
+    queue: str
+    answered: bool
+    abandoned: bool
+    within_sl: bool
+    wait_ms: int
+    handled: bool
+    handle_ms: int
+    match_kind: str | None
+
+
+def contribution_of(view: CallView, service_level_s: int) -> Contribution | None:
+    if view.queue is None or view.entered_at is None:
+        return None
+    answered = view.answered_at is not None
+    finished = view.state in FINISHED or view.ended_at is not None
+    wait_ms = _ms(view.answered_at, view.entered_at) if view.answered_at else 0
+    handled = view.answered_at is not None and view.ended_at is not None
+    return Contribution(
+        queue=view.queue,
+        answered=answered,
+        abandoned=finished and not answered,
+        within_sl=answered and wait_ms <= service_level_s * 1000,
+        wait_ms=wait_ms,
+        handled=handled,
+        handle_ms=_ms(view.ended_at, view.answered_at) if view.ended_at and view.answered_at else 0,
+        match_kind=view.match_kind,
+    )
+
+
+class QueueFigures:
+    """Running sums for one queue and today."""
+
+    __slots__ = (
+        "abandoned",
+        "answered",
+        "handle_ms",
+        "handled",
+        "latency",
+        "matches",
+        "offered",
+        "wait_ms",
+        "waiting",
+        "within_sl",
+    )
+
+    def __init__(self) -> None:
+        # Calls waiting now (of any day), by call id.
+        self.waiting: dict[str, CallView] = {}
+        self.reset_day()
+
+    def reset_day(self) -> None:
+        """Zero the day's sums; the calls waiting now stay."""
+        self.offered = 0
+        self.answered = 0
+        self.abandoned = 0
+        self.within_sl = 0
+        self.wait_ms = 0
+        self.handled = 0
+        self.handle_ms = 0
+        self.matches: dict[str, int] = {}
+        self.latency = LatencyHistogram()
+
+    def add(self, c: Contribution, sign: int) -> None:
+        self.offered += sign
+        self.answered += sign * c.answered
+        self.abandoned += sign * c.abandoned
+        self.within_sl += sign * c.within_sl
+        self.wait_ms += sign * c.wait_ms
+        self.handled += sign * c.handled
+        self.handle_ms += sign * c.handle_ms
+        if c.match_kind:
+            self.matches[c.match_kind] = self.matches.get(c.match_kind, 0) + sign
+
+
+def _ratio(part: int, whole: int, digits: int = 4) -> float | None:
+    return round(part / whole, digits) if whole else None
+
+
+class QueueStats:
+    """Today's queue, agent and pop-health figures of one process, fed change by change."""
+
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        service_levels: Mapping[str, int] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.tz = ZoneInfo(timezone)
+        self.service_levels: dict[str, int] = dict(service_levels or {})
+        self.day = self.local_day(now or datetime.now(UTC))
+        self.queues: dict[str, QueueFigures] = {}
+        self.calls: dict[str, CallView] = {}
+        self.agents: dict[str, AgentView] = {}
+        self.handled: dict[str, int] = {}
+        self._credited: set[tuple[str, str]] = set()
+        # (call id, agent) -> (queue, latency bucket): a re-push replaces, never double counts.
+        self._pops: dict[tuple[str, str], tuple[str, int]] = {}
+        # Presence changes not yet written to the database (drained by the runtime).
+        self.dirty_agents: dict[str, AgentView] = {}
+        self.version = 0
+        self.queue_versions: dict[str, int] = {}
+        self.agent_versions: dict[str, int] = {}
+        self._changed: asyncio.Event | None = None
+
+    # -- time --------------------------------------------------------------------------------
+
+    def local_day(self, moment: datetime) -> date:
+        return moment.astimezone(self.tz).date()
+
+    def day_start(self, day: date | None = None) -> datetime:
+        """Local midnight of ``day`` (default today) as UTC."""
+        d = day or self.day
+        return datetime(d.year, d.month, d.day, tzinfo=self.tz).astimezone(UTC)
+
+    def advance(self, now: datetime) -> None:
+        """Start a new day when local midnight has passed: O(calls kept), once a day."""
+        today = self.local_day(now)
+        if today <= self.day:
+            return
+        self.day = today
+        for figures in self.queues.values():
+            figures.reset_day()
+        for view in list(self.calls.values()):
+            view.contribution = None
+            if view.state in FINISHED or not view.state:
+                del self.calls[view.call_id]
+        self.handled.clear()
+        self._credited.clear()
+        self._pops.clear()
+        self._touch_all()
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def service_level_s(self, queue: str) -> int:
+        return self.service_levels.get(queue, DEFAULT_SERVICE_LEVEL_S)
+
+    def figures(self, queue: str) -> QueueFigures:
+        figures = self.queues.get(queue)
+        if figures is None:
+            figures = self.queues[queue] = QueueFigures()
+        return figures
+
+    # -- change notification -----------------------------------------------------------------
+
+    def _touch(self, queues: Iterable[str | None], agents: Iterable[str] = ()) -> None:
+        self.version += 1
+        for q in queues:
+            if q:
+                self.queue_versions[q] = self.queue_versions.get(q, 0) + 1
+        for a in agents:
+            self.agent_versions[a] = self.agent_versions.get(a, 0) + 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _touch_all(self) -> None:
+        self._touch(list(self.queues), list(self.agents))
+
+    def scope_version(self, queues: Iterable[str], agents: Iterable[str]) -> int:
+        """A number that grows whenever anything in this scope changes."""
+        qv, av = self.queue_versions, self.agent_versions
+        return sum(qv.get(q, 0) for q in queues) + sum(av.get(a, 0) for a in agents)
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change (wait on it with a timeout)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _store(self, new: CallView) -> CallView | None:
+        """Replace a call's view and its contribution; returns the previous view."""
+        old = self.calls.get(new.call_id)
+        if old is not None:
+            if old.contribution is not None:
+                self.figures(old.contribution.queue).add(old.contribution, -1)
+            if old.queue is not None:
+                self.figures(old.queue).waiting.pop(old.call_id, None)
+        entered = new.entered_at
+        if new.queue is not None and entered is not None and self.local_day(entered) == self.day:
+            new.contribution = contribution_of(new, self.service_level_s(new.queue))
+            if new.contribution is not None:
+                self.figures(new.queue).add(new.contribution, +1)
+        if new.waiting and new.queue is not None:
+            self.figures(new.queue).waiting[new.call_id] = new
+        self.calls[new.call_id] = new
+        return old
+
+    def load_call(self, view: CallView) -> None:
+        """Rebuild: take a call as the database holds it now."""
+        self._store(view)
+        self._touch([view.queue])
+
+    def credit_answer(self, call_id: str, agent: str, answered_at: datetime) -> None:
+        """Count ``call_id`` once among the calls ``agent`` handled today."""
+        if self.local_day(answered_at) != self.day or (call_id, agent) in self._credited:
+            return
+        self._credited.add((call_id, agent))
+        self.handled[agent] = self.handled.get(agent, 0) + 1
+        self._touch((), [agent])
+
+    def apply_call_change(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:
+        """Fold one ``call.change`` message: figures, waiting list and agents' presence."""
+        if not msg.get("call_id"):
+            return
+        self.advance(now or datetime.now(UTC))
+        new = CallView.from_message(msg)
+        at = parse_ts(msg.get("occurred_at")) or now or datetime.now(UTC)
+        old = self._store(new)
+        touched_agents = self._follow_agents(old, new, msg, at)
+        if msg.get("event_kind") == "answered" and new.agent:
+            self.credit_answer(new.call_id, new.agent, at)
+        self._touch({old.queue if old else None, new.queue}, touched_agents)
+
+    def _follow_agents(
+        self, old: CallView | None, new: CallView, msg: Mapping[str, Any], at: datetime
+    ) -> list[str]:
+        call_id = new.call_id
+        talking = new.state in TALKING
+        talker = new.agent if talking else None
+        offered = set(new.offered_to) if new.state not in FINISHED else set()
+        ring_ended = set(msg.get("withdrawn_from") or ())
+        if old is not None:
+            ring_ended.update(old.offered_to)
+        changed: list[str] = []
+        for username in ring_ended - offered - {talker}:
+            if self.agent(username).ring_over(call_id, at):
+                changed.append(username)
+        for username in offered - {talker}:
+            if self.agent(username).ring(call_id, at):
+                changed.append(username)
+        # Whoever was on this call and no longer is (hung up, transferred away) wraps up.
+        for username in {old.agent if old else None, new.agent} - {talker, None}:
+            assert username is not None
+            if self.agent(username).hang_up(call_id, at):
+                changed.append(username)
+        if talker is not None and self.agent(talker).talk(call_id, at):
+            changed.append(talker)
+        for username in changed:
+            self.dirty_agents[username] = self.agents[username]
+        return changed
+
+    # -- pops --------------------------------------------------------------------------------
+
+    def record_pop(self, call_id: str, agent: str, queue: str | None, latency_ms: float) -> None:
+        """One pop pushed to an agent; a later push of the same call to them replaces it."""
+        if queue is None:
+            view = self.calls.get(call_id)
+            queue = view.queue if view else None
+        if queue is None:
+            return
+        key = (call_id, agent)
+        previous = self._pops.get(key)
+        if previous is not None:
+            self.figures(previous[0]).latency.add_bucket(previous[1], -1)
+        bucket = bucket_of(latency_ms)
+        self.figures(queue).latency.add_bucket(bucket)
+        self._pops[key] = (queue, bucket)
+        self._touch([queue])
+
+    def apply_pop_pushed(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:
+        latency = msg.get("latency_ms")
+        if not msg.get("call_id") or not msg.get("agent") or not isinstance(latency, int | float):
+            return
+        self.advance(now or datetime.now(UTC))
+        self.record_pop(str(msg["call_id"]), str(msg["agent"]), msg.get("queue"), float(latency))
+
+    # -- presence ----------------------------------------------------------------------------
+
+    def agent(self, username: str) -> AgentView:
+        view = self.agents.get(username)
+        if view is None:
+            view = self.agents[username] = AgentView(username)
+        return view
+
+    def load_agent(
+        self, username: str, state: str, since: datetime | None, call_id: str | None
+    ) -> None:
+        """Rebuild: an agent's presence as persisted."""
+        view = self.agent(username)
+        view.state, view.since, view.call_id = state, since, call_id
+        self._touch((), [username])
+
+    def apply_presence(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:
+        """Fold ``agent.connection`` and ``agent.status`` messages from channel ``presence``."""
+        username = msg.get("username")
+        if not username:
+            return
+        at = parse_ts(msg.get("at")) or now or datetime.now(UTC)
+        self.advance(now or datetime.now(UTC))
+        view = self.agent(str(username))
+        kind = msg.get("type")
+        if kind == "agent.connection":
+            changed = view.connect(at) if msg.get("connected") else view.disconnect(at)
+        elif kind == "agent.status":
+            changed = view.set_status(str(msg.get("state")), at)
+        else:
+            return
+        if changed:
+            self.dirty_agents[view.username] = view
+            self._touch((), [view.username])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        queues: Iterable[str] | None = None,
+        agents: Iterable[str] | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Figures for ``queues`` and ``agents`` (None: all), in the ``GET /api/queues`` shape."""
+        now = now or datetime.now(UTC)
+        self.advance(now)
+        names = sorted(self.queues if queues is None else set(queues))
+        if agents is None:
+            # Every agent whose presence ever changed or who handled a call today.
+            known = {u for u, v in self.agents.items() if v.since is not None}
+            usernames = sorted(known | set(self.handled))
+        else:
+            usernames = sorted(set(agents))
+        health = {kind: 0 for kind in MATCH_KINDS}
+        latency = LatencyHistogram()
+        rows = []
+        for name in names:
+            figures = self.queues.get(name) or QueueFigures()
+            for kind, n in figures.matches.items():
+                health[kind] = health.get(kind, 0) + n
+            latency.merge(figures.latency)
+            rows.append(self._queue_row(name, figures, now))
+        calls = sum(health.values())
+        return {
+            "day": self.day.isoformat(),
+            "queues": rows,
+            "agents": [self._agent_row(u, now) for u in usernames],
+            "pop_health": {
+                "calls": calls,
+                "match_rate": _ratio(health["single"] + health["multiple"], calls),
+                "multi_match_rate": _ratio(health["multiple"], calls),
+                "unmatched": health["none"],
+                "withheld": health["withheld"],
+                "pops": latency.total,
+                "pop_p50_ms": latency.percentile(0.50),
+                "pop_p95_ms": latency.percentile(0.95),
+            },
+        }
+
+    def _queue_row(self, name: str, f: QueueFigures, now: datetime) -> dict[str, Any]:
+        waiting = sorted(
+            f.waiting.values(),
+            key=lambda v: (v.entered_at or now, v.call_id),
+        )
+        waits: list[dict[str, Any]] = [
+            {
+                "call_id": v.call_id,
+                "caller": v.caller,
+                "customer_name": v.customer_name,
+                "value_tier": v.value_tier,
+                "waiting_s": round(max(0.0, (now - (v.entered_at or now)).total_seconds()), 1),
+            }
+            for v in waiting
+        ]
+        return {
+            "name": name,
+            "waiting": waits,
+            "longest_wait_s": waits[0]["waiting_s"] if waits else 0.0,
+            "offered": f.offered,
+            "answered": f.answered,
+            "abandoned": f.abandoned,
+            "abandon_rate": _ratio(f.abandoned, f.offered),
+            "service_level": _ratio(f.within_sl, f.answered),
+            "service_level_s": self.service_level_s(name),
+            "asa_s": round(f.wait_ms / f.answered / 1000, 1) if f.answered else None,
+            "aht_s": round(f.handle_ms / f.handled / 1000, 1) if f.handled else None,
+        }
+
+    def _agent_row(self, username: str, now: datetime) -> dict[str, Any]:
+        view = self.agents.get(username) or AgentView(username)
+        return {
+            "username": username,
+            "state": view.state,
+            "since": _iso(view.since),
+            "in_state_s": round((now - view.since).total_seconds(), 1) if view.since else None,
+            "call_id": view.call_id,
+            "handled": self.handled.get(username, 0),
+        }
