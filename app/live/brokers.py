@@ -1,0 +1,353 @@
+"""Brokers carry hub messages between publishers and this process's subscribers.
+
+``MemoryBroker`` serves one instance. ``RedisBroker`` serves several through Redis pub/sub:
+a publish goes to Redis and every instance (the publisher too) hands it to its own hub exactly
+once, from ONE subscriber task per process that holds a pattern subscription on
+``{prefix}:*``. A pattern (rather than a SUBSCRIBE per channel as websockets come and go) means
+a websocket is covered the moment it subscribes locally, so the replay an endpoint reads from
+the database right after subscribing can never race a missing Redis subscription.
+
+Redis payload: ``b"<origin> <seq>\\n" + frame`` where ``frame`` is the message's JSON, sent to
+the websockets as is (orjson never emits a raw newline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# Hands one message to the hub: (channel, frame, decoded message or None to decode lazily).
+Deliver = Callable[[str, bytes, dict[str, Any] | None], Awaitable[None]]
+OnReconnect = Callable[[], None]
+
+# Remember this many of our own sequence numbers that were delivered locally as a fallback.
+FALLBACK_MEMORY = 10_000
+
+
+class Broker(Protocol):
+    """What the hub needs from a broker."""
+
+    @property
+    def connected(self) -> bool:
+        """True when messages published now reach every instance."""
+        ...
+
+    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+        """Deliver to ``deliver``; call ``on_reconnect`` when messages may have been lost."""
+        ...
+
+    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+        """Send one message to every instance's hub; never raises for an unreachable backend."""
+        ...
+
+    async def close(self) -> None:
+        """Stop delivering and release connections."""
+        ...
+
+
+class MemoryBroker:
+    """One process: a publish is delivered straight to this process's hub."""
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+        self._deliver = deliver
+
+    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+        if self._deliver is not None:
+            await self._deliver(channel, frame, message)
+
+    async def close(self) -> None:
+        self._deliver = None
+
+
+class RedisBroker:
+    """Several processes through Redis pub/sub (``redis.asyncio``).
+
+    With Redis unreachable the instance keeps serving its own websockets: a publish is delivered
+    locally (and never raises into the caller), the subscriber task reconnects with exponential
+    backoff, and once it is back ``on_reconnect`` runs so the hub asks every local subscription
+    to replay from the database. If some of our publishes never reached Redis, the instance also
+    broadcasts a resync request so the other instances replay too.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "screenpop",
+        reconnect_min_s: float = 0.05,
+        reconnect_max_s: float = 5.0,
+        ping_interval_s: float = 5.0,
+        connect_timeout_s: float = 1.0,
+        start_timeout_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.origin = uuid.uuid4().hex[:12]
+        # Named so an operator (or a test) can find this process's subscriber in CLIENT LIST.
+        self.client_name = f"screenpop-sub-{self.origin}"
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.ping_interval_s = ping_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.reconnects = 0
+        self.fallbacks = 0
+        self._pattern = _glob_escape(prefix + ":") + "*"
+        self._control = f"{prefix}#control"
+        self._origin_b = self.origin.encode()
+        self._seq = 0
+        self._fallback_seqs: set[int] = set()
+        self._fallback_order: deque[int] = deque()
+        self._deliver: Deliver | None = None
+        self._on_reconnect: OnReconnect | None = None
+        self._publisher: aioredis.Redis | None = None
+        self._subscriber: aioredis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._up = asyncio.Event()
+        self._last_rx = 0.0
+        self._had_outage = False
+        self._session_was_up = False
+        # Some publish of ours never reached Redis: the other instances must replay.
+        self._lost_outbound = False
+        self._skip_publish_until = 0.0
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
+        self._deliver = deliver
+        self._on_reconnect = on_reconnect
+        common: dict[str, Any] = {
+            "socket_connect_timeout": self.connect_timeout_s,
+            "socket_timeout": max(self.connect_timeout_s, 2.0),
+            "socket_keepalive": True,
+        }
+        # One quick retry for a publish on a pooled connection Redis dropped (after a restart).
+        self._publisher = aioredis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 1), **common)
+        # No hidden retries on the subscriber: every reconnect must be seen, to trigger a resync.
+        self._subscriber = aioredis.Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), 0), client_name=self.client_name, **common
+        )
+        self._task = asyncio.create_task(self._run(), name="redis-hub-subscriber")
+        try:
+            await asyncio.wait_for(self._up.wait(), self.start_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "Redis not reachable at start; serving local websockets only until it is",
+                extra={"redis_url": _redact(self.url)},
+            )
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for client in (self._publisher, self._subscriber):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+        self._connected = False
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+        self._seq += 1
+        seq = self._seq
+        payload = b"%b %d\n%b" % (self._origin_b, seq, frame)
+        if self._connected:
+            # The normal path: our own subscriber brings it back to our hub, like everyone's.
+            if await self._send(channel, payload):
+                return
+            await self._fallback(seq, channel, frame, message)
+            return
+        # Our subscriber is down, so our copy would not come back: deliver it here now, and
+        # still give it to the other instances if Redis takes it.
+        await self._fallback(seq, channel, frame, message)
+        if time.monotonic() < self._skip_publish_until:
+            self._lost_outbound = True
+            return
+        if not await self._send(channel, payload):
+            # Do not make every pop wait for a connect timeout while Redis is away.
+            self._skip_publish_until = time.monotonic() + 1.0
+
+    async def _send(self, channel: str, payload: bytes) -> bool:
+        assert self._publisher is not None, "RedisBroker.start() was not awaited"
+        try:
+            await self._publisher.publish(f"{self.prefix}:{channel}", payload)
+            return True
+        except (RedisError, OSError) as exc:
+            self._lost_outbound = True
+            log.warning("Redis publish failed; delivering locally", extra={"error": repr(exc)})
+            return False
+
+    async def _fallback(
+        self, seq: int, channel: str, frame: bytes, message: dict[str, Any]
+    ) -> None:
+        # If Redis did take it after all (a timeout after the write), our subscriber will bring
+        # it back: remember the sequence number so that copy is skipped.
+        self.fallbacks += 1
+        self._fallback_seqs.add(seq)
+        self._fallback_order.append(seq)
+        if len(self._fallback_order) > FALLBACK_MEMORY:
+            self._fallback_seqs.discard(self._fallback_order.popleft())
+        if self._deliver is not None:
+            await self._deliver(channel, frame, message)
+
+    # -- subscribing -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.reconnect_min_s
+        while not self._closing:
+            self._session_was_up = False
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                level = logging.WARNING if self._session_was_up else logging.DEBUG
+                log.log(level, "Redis subscriber disconnected", extra={"error": repr(exc)})
+            except Exception:
+                log.exception("Redis subscriber failed")
+            finally:
+                self._connected = False
+                self._up.clear()
+            self._had_outage = True
+            # A connection that was up retries at once; repeated failures back off.
+            if self._session_was_up:
+                delay = self.reconnect_min_s
+            # Full jitter keeps a fleet of instances from reconnecting in lockstep.
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    async def _session(self) -> None:
+        assert self._subscriber is not None
+        pubsub = self._subscriber.pubsub()
+        try:
+            await pubsub.psubscribe(self._pattern)
+            await pubsub.subscribe(self._control)
+            await self._await_confirmations(pubsub, 2)
+            self._connected = self._session_was_up = True
+            self._last_rx = time.monotonic()
+            self._up.set()
+            if self._had_outage:
+                self.reconnects += 1
+                log.info("Redis subscriber reconnected; asking local websockets to replay")
+                if self._on_reconnect is not None:
+                    self._on_reconnect()
+            await self._broadcast_resync_if_needed()
+            reader = asyncio.create_task(self._read(pubsub))
+            watchdog = asyncio.create_task(self._watch(pubsub))
+            try:
+                done, _ = await asyncio.wait(
+                    {reader, watchdog}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for task in (reader, watchdog):
+                    task.cancel()
+                await asyncio.gather(reader, watchdog, return_exceptions=True)
+            for task in done:
+                task.result()
+        finally:
+            self._connected = False
+            with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+
+    async def _await_confirmations(self, pubsub: Any, count: int) -> None:
+        deadline = time.monotonic() + max(self.connect_timeout_s, 1.0)
+        seen = 0
+        while seen < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("Redis did not confirm the subscription")
+            msg = await pubsub.get_message(timeout=left)
+            if msg is not None and msg["type"] in ("psubscribe", "subscribe"):
+                seen += 1
+
+    async def _read(self, pubsub: Any) -> None:
+        prefix_len = len(self.prefix) + 1
+        while True:
+            msg = await pubsub.get_message(timeout=None)
+            self._last_rx = time.monotonic()
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == "pmessage":
+                channel = msg["channel"].decode()[prefix_len:]
+                await self._receive(channel, msg["data"])
+            elif kind == "message":
+                self._receive_control(msg["data"])
+
+    async def _receive(self, channel: str, data: bytes) -> None:
+        header, sep, frame = data.partition(b"\n")
+        origin, _, seq = header.partition(b" ")
+        if not sep or not seq.isdigit():
+            log.warning("ignoring a malformed hub message", extra={"channel": channel})
+            return
+        if origin == self._origin_b and int(seq) in self._fallback_seqs:
+            return
+        if self._deliver is not None:
+            try:
+                await self._deliver(channel, frame, None)
+            except ValueError:
+                log.warning("ignoring a hub message that is not JSON", extra={"channel": channel})
+
+    def _receive_control(self, data: bytes) -> None:
+        command, _, origin = data.partition(b" ")
+        if command == b"resync" and origin != self._origin_b and self._on_reconnect is not None:
+            log.info("another instance lost messages; asking local websockets to replay")
+            self._on_reconnect()
+
+    async def _watch(self, pubsub: Any) -> None:
+        """Ping an idle connection; give up on it when even the pong does not come back."""
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            idle = time.monotonic() - self._last_rx
+            if idle > 2 * self.ping_interval_s + self.connect_timeout_s:
+                raise TimeoutError(f"Redis subscriber silent for {idle:.1f} s")
+            if idle >= self.ping_interval_s:
+                await pubsub.ping()
+            await self._broadcast_resync_if_needed()
+
+    async def _broadcast_resync_if_needed(self) -> None:
+        if not self._lost_outbound or self._publisher is None:
+            return
+        try:
+            await self._publisher.publish(self._control, b"resync " + self._origin_b)
+            self._lost_outbound = False
+        except (RedisError, OSError):
+            pass
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
