@@ -26,8 +26,12 @@ def connections(at: datetime, agents: tuple[str, ...] = AGENTS) -> list[tuple[st
     ]
 
 
-def hand_day(sb: Switchboard) -> None:
+def hand_day(sb: Switchboard, t0: datetime = T0) -> None:
     """Six calls covering every case; the expected figures are worked out in the tests."""
+
+    def s(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
     sb.queued("generic:c1", s(0), "sales")
     sb.queued("generic:c4", s(5), "support", match_kind="none", customer_name=None, value_tier=None)
     sb.offered("generic:c1", s(2), "alice", latency_ms=12)
