@@ -47,3 +47,20 @@ class NextNeed(Base):
     # False when the customer gave no marketing permission: show, but do not offer.
     may_offer: Mapped[bool] = mapped_column(Boolean, default=True)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InsightRun(Base):
+    """One `screenpop train` run: what it covered and the fitted state a `--since` run reuses."""
+
+    __tablename__ = "insight_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # full | since
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    next_needs: Mapped[int] = mapped_column(Integer, default=0)
+    # Ranker weights and population thresholds (tier cut-offs, medians), for --since runs.
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
