@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10
+    # Insights: a declined offer is not suggested to that customer again for this many days;
+    # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
+    decline_suppress_days: int = 90
+    insights_refresh_s: int = 0
 
     @field_validator(
         "webhook_secret",
