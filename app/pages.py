@@ -1,3 +1,75 @@
-from fastapi import APIRouter
+"""The web pages: the landing page, the agent screen and the supervisor wallboard.
 
-router = APIRouter()
+The pages are static files in ``frontend/`` (ES modules and one stylesheet, no build step); this
+router serves the HTML documents at stable paths. Scripts and styles load from ``/static``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from html import escape
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+from app.deps import SettingsDep
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+DEMO_MARKER = "<!-- demo-credentials -->"
+# The demo users app.demo seeds; shown on the landing page only when the demo runs.
+DEMO_ACCOUNTS = (
+    ("Agent screen", "/agent", ("alice", "bob")),
+    ("Supervisor wallboard", "/supervisor", ("sam",)),
+)
+DEMO_PASSWORD = "demo"
+# Pages change with each release; browsers must revalidate them rather than run stale scripts.
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+router = APIRouter(include_in_schema=False)
+
+
+@lru_cache(maxsize=4)
+def _read(name: str) -> str:
+    return (FRONTEND_DIR / name).read_text(encoding="utf-8")
+
+
+def demo_credentials_html() -> str:
+    """The landing page's block listing the demo users and their password."""
+    rows = "".join(
+        f'<li><a href="{escape(path)}">{escape(label)}</a>: '
+        + ", ".join(f"<kbd>{escape(user)}</kbd>" for user in users)
+        + f" / <kbd>{escape(DEMO_PASSWORD)}</kbd></li>"
+        for label, path, users in DEMO_ACCOUNTS
+    )
+    return (
+        '<section class="card demo" aria-labelledby="demo-title">'
+        '<h2 id="demo-title">Demo sign-in</h2>'
+        "<p>This server runs the demo: calls are simulated every few seconds.</p>"
+        f'<ul class="demo-accounts">{rows}</ul>'
+        "</section>"
+    )
+
+
+def render_landing(demo: bool) -> str:
+    """The landing page, with the demo credentials when the demo runs."""
+    page = _read("index.html")
+    return page.replace(DEMO_MARKER, demo_credentials_html() if demo else "")
+
+
+@router.get("/")
+async def landing(settings: SettingsDep) -> HTMLResponse:
+    """Links to both screens; shows the demo credentials in demo mode."""
+    return HTMLResponse(render_landing(settings.demo), headers=NO_CACHE)
+
+
+@router.get("/agent")
+async def agent_page() -> FileResponse:
+    """The agent screen: sign in, status, the pop, wrap-up, today's calls."""
+    return FileResponse(FRONTEND_DIR / "agent.html", headers=NO_CACHE)
+
+
+@router.get("/supervisor")
+async def supervisor_page() -> FileResponse:
+    """The supervisor wallboard: queues, waiting calls, agents, pop health."""
+    return FileResponse(FRONTEND_DIR / "supervisor.html", headers=NO_CACHE)

@@ -1,0 +1,373 @@
+// The supervisor wallboard: queues, waiting calls, agents, pop health and the waiting trend.
+// Data: GET /api/queues on sign-in, then {"type": "queues", ...} frames from WS /ws/supervisor.
+
+import { LiveSocket, socketUrl } from "./live.js";
+import { Session, wireSignIn } from "./session.js";
+import { clock, h, percent, pick, titleCase } from "./ui.js";
+
+const session = new Session("screenpop.supervisor");
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+
+// Colour is never the only signal: every state has an icon and a word.
+const AGENT_STATES = {
+  available: ["●", "Available"],
+  away: ["◐", "Away"],
+  ringing: ["☎", "Ringing"],
+  on_call: ["◉", "On call"],
+  in_call: ["◉", "On call"],
+  busy: ["◉", "On call"],
+  wrap_up: ["✎", "Wrap-up"],
+  wrapup: ["✎", "Wrap-up"],
+  logged_out: ["○", "Logged out"],
+  offline: ["○", "Logged out"],
+};
+const SERVICE_TARGET = 0.8; // the usual 80/20 goal: 80% answered within the queue's threshold
+const TREND_WINDOW_MS = 60 * 60 * 1000;
+const TREND_SAMPLE_MS = 10 * 1000;
+const TREND_KEY = "screenpop.supervisor.trend";
+
+let live = null;
+let snapshot = null;
+let snapshotAt = 0;
+let trend = loadTrend();
+let lastSampleAt = 0;
+
+// ---------------------------------------------------------------- sign-in
+
+function isSupervisor(role) {
+  return role === "supervisor" || role === "admin";
+}
+
+function showSignedOut(message) {
+  if (live) live.stop();
+  live = null;
+  $("board").hidden = true;
+  $("session-tools").hidden = true;
+  $("offline-banner").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message || "";
+  $("username").focus();
+}
+
+async function showSignedIn(user) {
+  $("sign-in").hidden = true;
+  $("board").hidden = false;
+  $("session-tools").hidden = false;
+  $("who").textContent = user.username;
+  renderTrend();
+  try {
+    applySnapshot(await session.request("GET", "/api/queues"));
+  } catch {
+    // The websocket sends a snapshot on connect as well.
+  }
+  live = new LiveSocket({
+    url: () => socketUrl("/ws/supervisor", { token: session.token }),
+    onMessage: (message) => {
+      if (message.type === "queues") applySnapshot(message);
+    },
+    onStatus: showConnection,
+  });
+  live.start();
+}
+
+function showConnection({ state, retryInMs }) {
+  const badge = $("connection");
+  const banner = $("offline-banner");
+  badge.className = `conn conn-${state}`;
+  if (state === "open") {
+    badge.textContent = "● Live";
+    banner.hidden = true;
+  } else if (state === "connecting") {
+    badge.textContent = "Connecting…";
+  } else if (state === "unauthorised") {
+    session.signOut();
+    showSignedOut("Your session has expired or you may not see these queues. Please sign in again.");
+  } else {
+    badge.textContent = "○ Offline";
+    banner.hidden = false;
+    const seconds = retryInMs ? Math.max(1, Math.round(retryInMs / 1000)) : null;
+    banner.textContent =
+      "Offline: the figures below are frozen and may be out of date" + (seconds ? `; reconnecting in ${seconds} s.` : ".");
+  }
+}
+
+// ---------------------------------------------------------------- rendering
+
+function applySnapshot(data) {
+  if (!data || !Array.isArray(data.queues)) return;
+  snapshot = data;
+  snapshotAt = Date.now();
+  renderHealth(data.pop_health || {});
+  renderQueues(data.queues);
+  renderAgents(data.agents || []);
+  sampleTrend(true);
+  $("updated").textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}`;
+}
+
+function stat(label, value, kind) {
+  return h("div", { class: `stat${kind ? ` stat-${kind}` : ""}` }, h("dt", null, label), h("dd", null, value));
+}
+
+function renderHealth(health) {
+  const ms = (value) => (value === null || value === undefined ? "—" : `${Math.round(Number(value))} ms`);
+  $("health").replaceChildren(
+    stat("Matched", percent(pick(health, "match_rate")), "match"),
+    stat("Multi-match", percent(pick(health, "multi_match_rate"))),
+    stat("Unmatched", pick(health, "unmatched") ?? "—"),
+    stat("Pop p50", ms(pick(health, "pop_p50_ms"))),
+    stat("Pop p95", ms(pick(health, "pop_p95_ms"))),
+  );
+}
+
+function renderQueues(queues) {
+  $("queues-empty").hidden = queues.length > 0;
+  $("queues").replaceChildren(...queues.map(queueTile));
+}
+
+function queueTile(queue) {
+  const waiting = queue.waiting || [];
+  const abandonRate = queue.offered ? queue.abandoned / queue.offered : null;
+  const longest = pick(queue, "longest_wait_s") ?? (waiting.length ? Math.max(...waiting.map((w) => w.waiting_s || 0)) : 0);
+  const busy = waiting.length > 0;
+  return h(
+    "article",
+    { class: `card queue-tile${busy ? " queue-busy" : ""}`, "aria-labelledby": `queue-${queue.name}`, dataset: { queue: queue.name } },
+    h("h3", { id: `queue-${queue.name}`, class: "queue-name" }, titleCase(queue.name)),
+    h(
+      "div",
+      { class: "queue-headline" },
+      h(
+        "div",
+        { class: "big-figure" },
+        h("span", { class: "big-number", dataset: { field: "waiting" } }, String(waiting.length)),
+        h("span", { class: "big-label" }, "waiting"),
+      ),
+      h(
+        "div",
+        { class: "big-figure" },
+        h("span", { class: "big-number", dataset: { tick: "wait", base: longest, field: "longest" } }, clock(longest)),
+        h("span", { class: "big-label" }, "longest wait"),
+      ),
+      gauge(queue.service_level, pick(queue, "service_level_s", "threshold_s")),
+    ),
+    h(
+      "dl",
+      { class: "queue-stats" },
+      stat("Offered", queue.offered ?? 0),
+      stat("Answered", queue.answered ?? 0, "answered"),
+      stat("Abandoned", `${queue.abandoned ?? 0}${abandonRate !== null ? ` (${percent(abandonRate)})` : ""}`, "abandoned"),
+      stat("ASA", clock(queue.asa_s)),
+      stat("AHT", clock(queue.aht_s)),
+    ),
+    h(
+      "div",
+      { class: "waiting" },
+      h("h4", null, "Waiting now"),
+      waiting.length
+        ? h("ol", { class: "waiting-list" }, waiting.map(waitingRow))
+        : h("p", { class: "muted" }, "Nobody waiting."),
+    ),
+  );
+}
+
+function waitingRow(item) {
+  const caller = item.caller || {};
+  const name = item.customer_name || (caller.withheld ? "Withheld number" : caller.e164 || caller.raw || "Unknown caller");
+  const tier = item.value_tier;
+  return h(
+    "li",
+    { class: "waiting-row", dataset: { callId: item.call_id } },
+    h("span", { class: "waiting-name" }, name),
+    tier
+      ? h("span", { class: `badge badge-tier tier-${tier}` }, h("span", { "aria-hidden": "true" }, tier === "high" ? "★ " : tier === "medium" ? "◆ " : "○ "), `${titleCase(tier)}`)
+      : h("span", { class: "badge badge-new" }, "New"),
+    h("span", { class: "waiting-time", dataset: { tick: "wait", base: item.waiting_s || 0 } }, clock(item.waiting_s)),
+  );
+}
+
+function gauge(share, thresholdS) {
+  const hasValue = share !== null && share !== undefined && !Number.isNaN(Number(share));
+  const value = hasValue ? Math.max(0, Math.min(1, Number(share))) : 0;
+  const onTarget = hasValue && value >= SERVICE_TARGET;
+  const level = !hasValue ? "none" : onTarget ? "good" : value >= SERVICE_TARGET - 0.2 ? "warn" : "bad";
+  const radius = 42;
+  const length = 2 * Math.PI * radius;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 100 100");
+  svg.setAttribute("class", "gauge-ring");
+  svg.setAttribute("aria-hidden", "true");
+  const track = document.createElementNS(SVG, "circle");
+  const arc = document.createElementNS(SVG, "circle");
+  for (const circle of [track, arc]) {
+    circle.setAttribute("cx", "50");
+    circle.setAttribute("cy", "50");
+    circle.setAttribute("r", String(radius));
+    circle.setAttribute("fill", "none");
+    circle.setAttribute("stroke-width", "12");
+  }
+  track.setAttribute("class", "gauge-track");
+  arc.setAttribute("class", "gauge-arc");
+  arc.setAttribute("stroke-dasharray", `${(value * length).toFixed(1)} ${length.toFixed(1)}`);
+  arc.setAttribute("stroke-linecap", value > 0 ? "round" : "butt");
+  arc.setAttribute("transform", "rotate(-90 50 50)");
+  svg.append(track, arc);
+  const verdict = !hasValue ? "no answers yet" : onTarget ? "▲ on target" : "▼ below target";
+  return h(
+    "div",
+    {
+      class: `gauge gauge-${level}`,
+      role: "img",
+      "aria-label": `Service level ${hasValue ? percent(value) : "not available"}, ${verdict}, target ${percent(SERVICE_TARGET)}`,
+    },
+    svg,
+    h("span", { class: "gauge-value" }, hasValue ? percent(value) : "—"),
+    h("span", { class: "gauge-label" }, `service level${thresholdS ? ` (${thresholdS} s)` : ""}`),
+    h("span", { class: "gauge-verdict" }, verdict),
+  );
+}
+
+function renderAgents(agents) {
+  $("agents-empty").hidden = agents.length > 0;
+  const sorted = [...agents].sort((a, b) => String(a.username).localeCompare(String(b.username)));
+  $("agents").replaceChildren(...sorted.map(agentCard));
+}
+
+function agentCard(agent) {
+  const key = String(agent.state || "logged_out").toLowerCase().replace(/[\s-]+/g, "_");
+  const [icon, label] = AGENT_STATES[key] || ["•", titleCase(key)];
+  const since = Date.parse(agent.since || "");
+  const elapsed = Number.isNaN(since) ? null : (Date.now() - since) / 1000;
+  return h(
+    "li",
+    { class: `card agent agent-${key}`, dataset: { username: agent.username } },
+    h("span", { class: "agent-name" }, agent.username),
+    h("span", { class: "agent-state" }, h("span", { class: "agent-icon", "aria-hidden": "true" }, icon), ` ${label}`),
+    h(
+      "span",
+      { class: "agent-time" },
+      h("span", { class: "agent-clock", dataset: Number.isNaN(since) ? {} : { since: agent.since } }, elapsed === null ? "—" : clock(elapsed)),
+      h("span", { class: "agent-time-label" }, " in state"),
+    ),
+    h("span", { class: "agent-handled" }, `${agent.handled ?? 0} handled`),
+  );
+}
+
+// ---------------------------------------------------------------- ticking and the trend
+
+function tick() {
+  const now = new Date();
+  $("wall-clock").textContent = now.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const drift = (Date.now() - snapshotAt) / 1000;
+  for (const el of document.querySelectorAll("[data-tick=wait]")) {
+    // Waiting times were true at the snapshot; they grow by the time since, until the next one.
+    el.textContent = clock(Number(el.dataset.base) + drift);
+  }
+  for (const el of document.querySelectorAll("[data-since]")) {
+    el.textContent = clock((Date.now() - Date.parse(el.dataset.since)) / 1000);
+  }
+  sampleTrend(false);
+}
+
+function totalWaiting() {
+  if (!snapshot) return null;
+  return snapshot.queues.reduce((sum, queue) => sum + (queue.waiting || []).length, 0);
+}
+
+function sampleTrend(force) {
+  const now = Date.now();
+  const value = totalWaiting();
+  if (value === null) return;
+  if (!force && now - lastSampleAt < TREND_SAMPLE_MS) return;
+  lastSampleAt = now;
+  trend.push([now, value]);
+  trend = trend.filter(([t]) => now - t <= TREND_WINDOW_MS);
+  try {
+    sessionStorage.setItem(TREND_KEY, JSON.stringify(trend));
+  } catch {
+    // Storage full or disabled: the chart still works for this page's life.
+  }
+  renderTrend();
+}
+
+function loadTrend() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(TREND_KEY) || "[]");
+    return Array.isArray(stored) ? stored.filter(([t]) => Date.now() - t <= TREND_WINDOW_MS) : [];
+  } catch {
+    return [];
+  }
+}
+
+function renderTrend() {
+  const width = 600;
+  const height = 150;
+  const pad = { left: 34, right: 10, top: 12, bottom: 24 };
+  const now = Date.now();
+  const peak = Math.max(4, ...trend.map(([, v]) => v));
+  const x = (t) => pad.left + ((t - (now - TREND_WINDOW_MS)) / TREND_WINDOW_MS) * (width - pad.left - pad.right);
+  const y = (v) => height - pad.bottom - (v / peak) * (height - pad.top - pad.bottom);
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "trend-svg");
+  svg.setAttribute("role", "img");
+  const current = trend.length ? trend[trend.length - 1][1] : 0;
+  const highest = trend.length ? Math.max(...trend.map(([, v]) => v)) : 0;
+  const summary = `Calls waiting over the last hour: now ${current}, peak ${highest}.`;
+  svg.setAttribute("aria-label", summary);
+  const add = (tag, attrs, text) => {
+    const el = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+    return el;
+  };
+  for (const v of [0, Math.round(peak / 2), peak]) {
+    add("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "trend-grid" });
+    add("text", { x: pad.left - 6, y: y(v) + 4, class: "trend-axis", "text-anchor": "end" }, String(v));
+  }
+  add("text", { x: pad.left, y: height - 6, class: "trend-axis" }, "60 min ago");
+  add("text", { x: (pad.left + width - pad.right) / 2, y: height - 6, class: "trend-axis", "text-anchor": "middle" }, "30 min");
+  add("text", { x: width - pad.right, y: height - 6, class: "trend-axis", "text-anchor": "end" }, "now");
+  if (trend.length) {
+    // A step line: the count holds until the next sample.
+    let path = `M ${x(trend[0][0]).toFixed(1)} ${y(trend[0][1]).toFixed(1)}`;
+    for (let i = 1; i < trend.length; i += 1) {
+      path += ` H ${x(trend[i][0]).toFixed(1)} V ${y(trend[i][1]).toFixed(1)}`;
+    }
+    path += ` H ${x(now).toFixed(1)}`;
+    const baseline = y(0).toFixed(1);
+    add("path", { d: `${path} V ${baseline} H ${x(trend[0][0]).toFixed(1)} Z`, class: "trend-area" });
+    add("path", { d: path, class: "trend-line" });
+    const [lastT, lastV] = trend[trend.length - 1];
+    add("circle", { cx: x(lastT).toFixed(1), cy: y(lastV).toFixed(1), r: 4, class: "trend-dot" });
+  }
+  $("trend-chart").replaceChildren(svg, h("p", { class: "trend-summary" }, `Now ${current} · peak ${highest}`));
+}
+
+// ---------------------------------------------------------------- start
+
+function init() {
+  session.onExpired = () => {
+    session.signOut();
+    showSignedOut("Your session has expired. Please sign in again.");
+  };
+  wireSignIn({
+    form: $("sign-in-form"),
+    error: $("sign-in-error"),
+    session,
+    requireRole: isSupervisor,
+    onSignedIn: showSignedIn,
+  });
+  $("sign-out").addEventListener("click", () => {
+    session.signOut();
+    showSignedOut("");
+  });
+  setInterval(tick, 1000);
+  tick();
+  const current = session.current;
+  if (current && isSupervisor(current.role)) showSignedIn(current);
+  else showSignedOut("");
+}
+
+init();

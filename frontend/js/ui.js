@@ -1,0 +1,104 @@
+// Small DOM and formatting helpers shared by both pages. Elements are built with h(), never from
+// HTML strings, so customer data can never inject markup.
+
+/** h("p", {class: "x", onclick: fn}, "text", child, [more]) */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** The first present (not null/undefined/"") value among obj[key] for the keys. */
+export function pick(obj, ...keys) {
+  if (!obj) return undefined;
+  for (const key of keys) {
+    const value = obj[key];
+    if (value !== undefined && value !== null && value !== "") return value;
+  }
+  return undefined;
+}
+
+export function titleCase(text) {
+  if (!text) return "";
+  return String(text)
+    .replace(/[_-]+/g, " ")
+    .replace(/\b\w/g, (c) => c.toUpperCase());
+}
+
+/** Catalogue names often arrive in capitals ("WHITE METAL LANTERN"); agents read them easier as words. */
+export function productName(text) {
+  const name = String(text || "");
+  if (name !== name.toUpperCase()) return name;
+  return name.toLowerCase().replace(/(^|[\s(/-])([a-z])/g, (_, sep, c) => sep + c.toUpperCase());
+}
+
+export function money(amount, currency = "GBP") {
+  const value = Number(amount);
+  if (amount === null || amount === undefined || Number.isNaN(value)) return "—";
+  try {
+    return new Intl.NumberFormat("en-GB", { style: "currency", currency }).format(value);
+  } catch {
+    return `${value.toFixed(2)} ${currency}`;
+  }
+}
+
+/** 75 -> "1:15", 3725 -> "1:02:05" */
+export function clock(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return "—";
+  const s = Math.max(0, Math.round(Number(seconds)));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+export function percent(share) {
+  if (share === null || share === undefined || Number.isNaN(Number(share))) return "—";
+  return `${Math.round(Number(share) * 100)}%`;
+}
+
+export function parseTime(value) {
+  if (!value) return null;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+export function shortDate(value) {
+  const date = parseTime(value);
+  if (!date) return "";
+  return date.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric" });
+}
+
+export function timeOfDay(value) {
+  const date = parseTime(value);
+  if (!date) return "";
+  return date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "3 weeks ago", "yesterday", "today" — for dates an agent reads aloud. */
+export function ago(value) {
+  const date = parseTime(value);
+  if (!date) return "";
+  const days = Math.floor((Date.now() - date.getTime()) / 86400000);
+  if (days < 1) return "today";
+  if (days < 2) return "yesterday";
+  if (days < 14) return `${days} days ago`;
+  if (days < 60) return `${Math.round(days / 7)} weeks ago`;
+  if (days < 730) return `${Math.round(days / 30)} months ago`;
+  return `${Math.round(days / 365)} years ago`;
+}
