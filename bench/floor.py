@@ -51,23 +51,43 @@ class Figures:
         )
 
 
-async def lookup_floor(dsn: str, callers: Sequence[str], n: int = 3000, seed: int = 1) -> Figures:
-    """Back-to-back prepared lookups of random callers (after a warm-up of 300)."""
-    rng = random.Random(seed)
+async def prewarm(dsn: str) -> None:
+    """Read every table and index of the database once (into the OS cache; PostgreSQL's own
+    buffers keep what fits), as a database that has been serving for a while would be."""
     conn = await asyncpg.connect(dsn)
     try:
-        stmt = await conn.prepare(LOOKUP_SQL)
-        for _ in range(300):
-            await stmt.fetchval(rng.choice(callers))
-        times = []
-        for _ in range(n):
-            caller = rng.choice(callers)
-            t = time.perf_counter()
-            await stmt.fetchval(caller)
-            times.append((time.perf_counter() - t) * 1000)
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        await conn.execute(
+            """SELECT pg_prewarm(c.oid::regclass, 'read') FROM pg_class c
+               WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')"""
+        )
     finally:
         await conn.close()
-    return Figures.of(times)
+
+
+async def lookup_floor(
+    targets: Sequence[tuple[str, Sequence[str]]], n: int = 4000, seed: int = 1
+) -> list[Figures]:
+    """Prepared lookups of random callers on each (dsn, callers), interleaved one by one so a
+    noisy neighbour on the machine hurts every database alike; after a warm-up of 1,000."""
+    rng = random.Random(seed)
+    conns = [await asyncpg.connect(dsn) for dsn, _ in targets]
+    try:
+        stmts = [await c.prepare(LOOKUP_SQL) for c in conns]
+        for stmt, (_, callers) in zip(stmts, targets, strict=True):
+            for _ in range(1000):
+                await stmt.fetchval(rng.choice(callers))
+        times: list[list[float]] = [[] for _ in targets]
+        for _ in range(n):
+            for k, (stmt, (_, callers)) in enumerate(zip(stmts, targets, strict=True)):
+                caller = rng.choice(callers)
+                t = time.perf_counter()
+                await stmt.fetchval(caller)
+                times[k].append((time.perf_counter() - t) * 1000)
+    finally:
+        for c in conns:
+            await c.close()
+    return [Figures.of(t) for t in times]
 
 
 class FloorServer:

@@ -30,7 +30,7 @@ from bench.__main__ import (
     say,
     show,
 )
-from bench.floor import lookup_floor, server_floor
+from bench.floor import lookup_floor, prewarm, server_floor
 from bench.load import EVENTS_PER_CALL, close_agents
 from bench.shape import SHARED_FILE
 
@@ -82,7 +82,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     callers = await dataset.callers(dsn)
     customers = len(callers[0]) + len(callers[1])
     say(f"  {'reused' if reused else 'built'} {name}: {len(callers[0]):,} callable customers")
-    look = await lookup_floor(dsn, callers[0])
+    await prewarm(dsn)
+    (look,) = await lookup_floor([(dsn, callers[0])])
     floor = await server_floor(dsn, callers[0], rate=200, duration=args.floor_duration)
     say(f"  floor: bare lookup p99 {look.p99_ms} ms; event -> lookup -> frame p50 "
         f"{floor.p50_ms} ms p99 {floor.p99_ms} ms")  # fmt: skip
