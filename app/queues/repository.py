@@ -12,8 +12,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call, CallEventRecord, PopDelivery
-from app.customers.models import Customer
-from app.insights.models import CustomerInsight
 from app.queues.models import AgentPresence, Queue
 from app.users.models import User
 
@@ -46,31 +44,28 @@ async def presences(session: AsyncSession) -> Sequence[AgentPresence]:
     return (await session.execute(select(AgentPresence))).scalars().all()
 
 
-async def calls_since(
-    session: AsyncSession, start: datetime
-) -> Sequence[tuple[Call, str | None, str | None]]:
+async def calls_since(session: AsyncSession, start: datetime) -> Sequence[Call]:
     """Calls first seen since ``start`` and every call still in progress (both indexed)."""
     rows = await session.execute(
-        select(Call, Customer.name, CustomerInsight.value_tier)
-        .outerjoin(Customer, Customer.id == Call.customer_id)
-        .outerjoin(CustomerInsight, CustomerInsight.customer_id == Call.customer_id)
-        .where(or_(Call.first_seen_at >= start, Call.state.in_(ACTIVE_STATES)))
+        select(Call).where(or_(Call.first_seen_at >= start, Call.state.in_(ACTIVE_STATES)))
     )
-    return rows.tuples().all()
+    return rows.scalars().all()
 
 
-async def answers_since(
+async def journal_since(
     session: AsyncSession, start: datetime
-) -> Sequence[tuple[str, dict[str, Any], datetime]]:
-    """Journaled ``answered`` events that occurred since ``start``: (call id, event, occurred)."""
+) -> Sequence[tuple[str, str, datetime, dict[str, Any]]]:
+    """Journaled events received since a day before ``start``, in the order they were applied:
+    (call id, kind, occurred at, normalised event)."""
     rows = await session.execute(
-        select(CallEventRecord.call_id, CallEventRecord.event, CallEventRecord.occurred_at)
-        .where(
-            # received_at is indexed; an answer is never received a day after it happened.
-            CallEventRecord.received_at >= start - timedelta(days=1),
-            CallEventRecord.occurred_at >= start,
-            CallEventRecord.kind == "answered",
+        select(
+            CallEventRecord.call_id,
+            CallEventRecord.kind,
+            CallEventRecord.occurred_at,
+            CallEventRecord.event,
         )
+        # received_at is indexed; the day before covers calls that began before midnight.
+        .where(CallEventRecord.received_at >= start - timedelta(days=1))
         .order_by(CallEventRecord.id)
     )
     return rows.tuples().all()

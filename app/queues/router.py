@@ -9,12 +9,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel
 
 from app.deps import SessionDep, StateDep, get_state
 from app.errors import Conflict, DomainError, Forbidden, Unauthorized
+from app.live.pump import pump
+from app.live.subscription import Subscription
 from app.queues import runtime as queues_runtime
 from app.queues import service
 from app.queues.presence import SETTABLE_STATES
@@ -24,11 +25,10 @@ from app.users.service import principal_from_token
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-# At most one message per 0.25 s per connection (4 Hz), however fast events arrive.
-MIN_INTERVAL_S = 0.25
+# At most one message per 0.26 s per connection (under 4 Hz), however fast events arrive.
+MIN_INTERVAL_S = 0.26
 # With nothing changing, a fresh snapshot this often keeps waiting times moving.
 HEARTBEAT_S = 2.0
-SEND_TIMEOUT_S = 5.0
 
 
 class StatusIn(BaseModel):
@@ -71,7 +71,12 @@ async def set_my_status(body: StatusIn, principal: CurrentAgent, state: StateDep
 
 @router.websocket("/ws/supervisor")
 async def supervisor_ws(websocket: WebSocket) -> None:
-    """A scoped snapshot on connect, then a fresh one after changes, at most 4 per second."""
+    """A scoped snapshot on connect, then a fresh one after changes, at most 4 per second.
+
+    Every instance computes the same figures from the hub's ``calls`` and ``presence``
+    messages, so snapshots are built locally and queued on a channel-less subscription that
+    the live pump sends (a pending snapshot is replaced by a newer one, never piled up).
+    """
     state = get_state(websocket)
     await websocket.accept()
     try:
@@ -86,48 +91,53 @@ async def supervisor_ws(websocket: WebSocket) -> None:
         code = 4401 if isinstance(exc, Unauthorized) else 4403
         await websocket.close(code=code, reason=exc.detail[:120])
         return
-    gauge = state["metrics"].websockets.labels(audience="supervisor")
-    gauge.inc()
-    pump = asyncio.create_task(_pump(websocket, state, scope))
-    listen = asyncio.create_task(_drain_client(websocket))
-    try:
-        await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pump, listen):
-            task.cancel()
-        for task in (pump, listen):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        gauge.dec()
-        with contextlib.suppress(Exception):
-            await websocket.close()
-
-
-async def _drain_client(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, so a disconnect is noticed at once."""
-    with contextlib.suppress(WebSocketDisconnect):
-        async for _ in websocket.iter_text():
-            pass
-
-
-async def _pump(websocket: WebSocket, state: Any, scope: service.Scope) -> None:
     runtime = queues_runtime.runtime_of(state)
-    sent_version = -1
-    sent_at = -HEARTBEAT_S
-    while True:
+    sub = state["hub"].subscribe(())
+    queues, agents = service.scope_members(runtime.stats, runtime.roster, scope)
+    version = runtime.stats.scope_version(queues, agents)
+    sub.push({"type": "queues", **runtime.stats.snapshot(queues, agents)})
+    producer = asyncio.create_task(_produce(runtime, scope, sub, version))
+
+    async def resync() -> None:
+        sub.push(_document(runtime, scope))
+
+    try:
+        await pump(websocket, sub, on_resync=resync, audience="supervisor")
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
+def _document(runtime: queues_runtime.QueuesRuntime, scope: service.Scope) -> dict[str, Any]:
+    return {"type": "queues", **service.scoped_snapshot(runtime.stats, runtime.roster, scope)}
+
+
+async def _produce(
+    runtime: queues_runtime.QueuesRuntime,
+    scope: service.Scope,
+    sub: Subscription,
+    sent_version: int,
+) -> None:
+    """Queue a snapshot when the scope changed (or every few seconds), spaced for the limit."""
+    taken_at = time.monotonic()
+    while not sub.closed:
+        if len(sub):
+            # Space snapshots from when the pump took the last one, not from when it was
+            # queued, so a slow send can never be followed by a burst.
+            await asyncio.sleep(0.02)
+            taken_at = time.monotonic()
+            continue
         stats = runtime.stats
         queues, agents = service.scope_members(stats, runtime.roster, scope)
         version = stats.scope_version(queues, agents)
-        elapsed = time.monotonic() - sent_at
+        elapsed = time.monotonic() - taken_at
         if version == sent_version and elapsed < HEARTBEAT_S:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stats.changed().wait(), HEARTBEAT_S - elapsed)
             continue
         if elapsed < MIN_INTERVAL_S:
-            # Coalesce: everything that changes meanwhile goes out in the next message.
             await asyncio.sleep(MIN_INTERVAL_S - elapsed)
             continue
-        document = stats.snapshot(queues, agents)
-        frame = orjson.dumps({"type": "queues", **document}).decode()
-        await asyncio.wait_for(websocket.send_text(frame), SEND_TIMEOUT_S)
-        sent_version, sent_at = version, time.monotonic()
+        sub.push({"type": "queues", **stats.snapshot(queues, agents)})
+        sent_version = version

@@ -44,18 +44,45 @@ class QueuesRuntime:
         hub = self.state["hub"]
         hub.add_listener("calls", self.on_message)
         hub.add_listener("presence", self.on_message)
-        factory = self.state["sessionmaker"]
-        async with factory() as session:
-            self.roster = await load_roster(session)
-            self.stats = await rebuild(session, self.roster, self.state["settings"].timezone)
-        self.state["services"]["queue_stats"] = self.stats
-        pending, self._pending = self._pending or [], None
-        for channel, message in pending:
-            self._apply(channel, message)
+        # After a Redis outage messages may have been missed: rebuild from the database.
+        hub.on_reconnect(self.resync)
+        await self._rebuild()
         self._tasks = [
             asyncio.create_task(self._refresh_roster(), name="queues-roster"),
             asyncio.create_task(self._persist_presence(), name="queues-presence"),
         ]
+
+    async def _rebuild(self) -> None:
+        factory = self.state["sessionmaker"]
+        async with factory() as session:
+            self.roster = await load_roster(session)
+            stats = await rebuild(session, self.roster, self.state["settings"].timezone)
+        # Open screens are not in the database; carry their count over.
+        for username, view in self.stats.agents.items():
+            if view.connections:
+                stats.agent(username).connections = view.connections
+        old, self.stats = self.stats, stats
+        self.state["services"]["queue_stats"] = stats
+        pending, self._pending = self._pending or [], None
+        for channel, message in pending:
+            self._apply(channel, message)
+        # Wake supervisors' websockets waiting on the old object.
+        old.changed().set()
+
+    async def resync(self) -> None:
+        """Rebuild the statistics from the database (messages may have been missed)."""
+        if self._stopped or self._pending is not None:
+            return
+        await self.flush_presence()
+        self._pending = []
+        try:
+            await self._rebuild()
+        finally:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                for channel, message in pending:
+                    self._apply(channel, message)
+        log.info("queue statistics rebuilt from the database after a hub reconnect")
 
     async def stop(self) -> None:
         self._stopped = True

@@ -306,7 +306,7 @@ class QueueStats:
         self._touch([view.queue])
 
     def credit_answer(self, call_id: str, agent: str, answered_at: datetime) -> None:
-        """Count ``call_id`` once among the calls ``agent`` handled today."""
+        """Count ``call_id`` once among the calls ``agent`` handled (was connected to) today."""
         if self.local_day(answered_at) != self.day or (call_id, agent) in self._credited:
             return
         self._credited.add((call_id, agent))
@@ -322,7 +322,9 @@ class QueueStats:
         at = parse_ts(msg.get("occurred_at")) or now or datetime.now(UTC)
         old = self._store(new)
         touched_agents = self._follow_agents(old, new, msg, at)
-        if msg.get("event_kind") == "answered" and new.agent:
+        if new.state in TALKING and new.agent and (old is None or old.agent != new.agent):
+            # Newly connected (an answer, or a transfer of a connected call to this agent):
+            # the same rule as the calls state machine's ``answered_by``, which the rebuild uses.
             self.credit_answer(new.call_id, new.agent, at)
         self._touch({old.queue if old else None, new.queue}, touched_agents)
 

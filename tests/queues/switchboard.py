@@ -1,6 +1,8 @@
-"""A scripted stand-in for the calls domain: the ``call.change`` and ``pop.pushed`` messages it
-publishes (per the contract in the brief) and the rows it leaves in ``calls``, ``call_events``
-and ``pop_deliveries`` — so a recorded day can be folded live and rebuilt from the database.
+"""A scripted stand-in for the calls domain's ingest: events go through the calls domain's own
+state machine (``app.calls.state_machine``); we keep the ``call.change`` and ``pop.pushed``
+messages it would publish (per the contract in the brief) and the rows it would leave in
+``calls``, ``call_events`` and ``pop_deliveries`` — so a recorded day can be folded live and
+rebuilt from the database.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calls import state_machine
 from app.calls.models import Call, CallEventRecord, PopDelivery
+from app.calls.state_machine import CallFacts, Step
 
 
 @dataclass
@@ -22,17 +26,16 @@ class ScriptedCall:
     match_kind: str
     customer_name: str | None
     value_tier: str | None
-    state: str = "queued"
-    agent: str | None = None
-    offered_to: list[str] = field(default_factory=list)
+    facts: CallFacts = field(default_factory=CallFacts)
     first_seen_at: datetime | None = None
-    queued_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        return self.facts.state or "queued"
 
 
 class Switchboard:
-    """Plays events as the calls domain would apply them; keeps messages, journal and pops."""
+    """Applies events with the calls domain's own state machine; keeps messages, journal, pops."""
 
     def __init__(self, extensions: dict[str, str] | None = None) -> None:
         # Agents as the PBX names them in the journal (username -> extension).
@@ -43,49 +46,60 @@ class Switchboard:
         self.pops: dict[tuple[str, str], dict[str, Any]] = {}
         self._event_no = 0
 
-    def _emit(
-        self,
-        call: ScriptedCall,
-        kind: str,
-        at: datetime,
-        old_state: str | None,
-        *,
-        withdrawn: list[str] | None = None,
-        raw_agent: str | None = None,
-    ) -> dict[str, Any]:
+    def _raw(self, agent: str | None) -> str | None:
+        return self.extensions.get(agent, agent) if agent else None
+
+    def _step(self, call: ScriptedCall, step: Step) -> None:
         self._event_no += 1
+        attributes: dict[str, Any] = {}
+        if step.withdrawn:
+            attributes["offer_withdrawn"] = True
+        if step.transfer_to:
+            attributes["transfer_to"] = self._raw(step.transfer_to)
         self.journal.append(
             {
                 "call_id": call.id,
                 "event_id": f"e{self._event_no}",
-                "kind": kind,
-                "occurred_at": at,
-                "agent": self.extensions.get(raw_agent, raw_agent) if raw_agent else None,
+                "kind": step.kind,
+                "occurred_at": step.occurred_at,
+                "event": {
+                    "kind": step.kind,
+                    "agent": self._raw(step.agent),
+                    "attributes": attributes,
+                    "occurred_at": step.occurred_at.isoformat(),
+                },
             }
         )
-        message = {
-            "type": "call.change",
-            "call_id": call.id,
-            "event_kind": kind,
-            "occurred_at": at.isoformat(),
-            "received_at": at.isoformat(),
-            "old_state": old_state,
-            "state": call.state,
-            "queue": call.queue,
-            "agent": call.agent,
-            "offered_to": list(call.offered_to),
-            "withdrawn_from": list(withdrawn or []),
-            "caller": {"raw": call.caller, "e164": call.caller, "withheld": False},
-            "customer_id": None,
-            "customer_name": call.customer_name,
-            "value_tier": call.value_tier,
-            "match_kind": call.match_kind,
-            "queued_at": call.queued_at.isoformat() if call.queued_at else None,
-            "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-            "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-        }
-        self.messages.append(("calls", message))
-        return message
+        old = call.facts.state
+        outcome = state_machine.apply(call.facts, step)
+        call.facts = f = outcome.facts
+        iso = lambda t: t.isoformat() if t else None  # noqa: E731
+        self.messages.append(
+            (
+                "calls",
+                {
+                    "type": "call.change",
+                    "call_id": call.id,
+                    "event_kind": step.kind,
+                    "occurred_at": step.occurred_at.isoformat(),
+                    "received_at": step.occurred_at.isoformat(),
+                    "old_state": old,
+                    "state": f.state,
+                    "queue": call.queue,
+                    "agent": f.agent,
+                    "offered_to": list(f.offered_to),
+                    "withdrawn_from": list(outcome.withdrawn),
+                    "caller": {"raw": call.caller, "e164": call.caller, "withheld": False},
+                    "customer_id": None,
+                    "customer_name": call.customer_name,
+                    "value_tier": call.value_tier,
+                    "match_kind": call.match_kind,
+                    "queued_at": iso(f.queued_at),
+                    "answered_at": iso(f.answered_at),
+                    "ended_at": iso(f.ended_at),
+                },
+            )
+        )
 
     def queued(
         self,
@@ -99,19 +113,15 @@ class Switchboard:
         value_tier: str | None = "high",
     ) -> None:
         call = ScriptedCall(call_id, queue, caller, match_kind, customer_name, value_tier)
-        call.first_seen_at = call.queued_at = at
+        call.first_seen_at = at
         self.calls[call_id] = call
-        self._emit(call, "queued", at, None)
+        self._step(call, Step("queued", at))
 
     def offered(
         self, call_id: str, at: datetime, agent: str, latency_ms: float | None = None
     ) -> None:
         call = self.calls[call_id]
-        old = call.state
-        if agent not in call.offered_to:
-            call.offered_to.append(agent)
-        call.state = "ringing"
-        self._emit(call, "offered", at, old, raw_agent=agent)
+        self._step(call, Step("offered", at, agent=agent))
         if latency_ms is not None:
             self.pops[(call_id, agent)] = {"latency_ms": latency_ms, "pushed_at": at}
             self.messages.append(
@@ -130,44 +140,27 @@ class Switchboard:
 
     def withdrawn(self, call_id: str, at: datetime, agent: str) -> None:
         """Ring-no-answer: the offer to ``agent`` ends, the call stays in the queue."""
-        call = self.calls[call_id]
-        old = call.state
-        call.offered_to.remove(agent)
-        call.state = "ringing" if call.offered_to else "queued"
-        self._emit(call, "queued", at, old, withdrawn=[agent], raw_agent=agent)
+        self._step(self.calls[call_id], Step("queued", at, agent=agent, withdrawn=True))
 
     def answered(self, call_id: str, at: datetime, agent: str) -> None:
-        call = self.calls[call_id]
-        old = call.state
-        others = [a for a in call.offered_to if a != agent]
-        call.offered_to = []
-        call.agent = agent
-        call.state = "answered"
-        call.answered_at = call.answered_at or at
-        self._emit(call, "answered", at, old, withdrawn=others, raw_agent=agent)
+        self._step(self.calls[call_id], Step("answered", at, agent=agent))
 
     def transferred(self, call_id: str, at: datetime, to: str) -> None:
-        """Blind transfer: the first agent is free at once, the target rings."""
-        call = self.calls[call_id]
-        old = call.state
-        call.agent = None
-        call.offered_to = [to]
-        call.state = "ringing"
-        self._emit(call, "transferred", at, old)
+        """A connected call moves to ``to`` at once; a ringing one rings ``to`` instead."""
+        self._step(self.calls[call_id], Step("transferred", at, transfer_to=to))
 
     def ended(self, call_id: str, at: datetime) -> None:
-        """The caller (or agent) hung up; never answered means abandoned."""
-        call = self.calls[call_id]
-        old = call.state
-        withdrawn = list(call.offered_to)
-        call.offered_to = []
-        call.state = "ended" if call.answered_at else "abandoned"
-        call.ended_at = at
-        self._emit(call, "ended" if call.answered_at else "abandoned", at, old, withdrawn=withdrawn)
+        """The caller (or agent) hung up; never answered gives abandoned."""
+        self._step(self.calls[call_id], Step("ended", at))
 
-    async def store(self, session: AsyncSession, customer_ids: dict[str, int]) -> None:
+    async def store(self, session: AsyncSession) -> None:
         """Write what the calls domain would have committed: calls, journal, pop receipts."""
         for call in self.calls.values():
+            f = call.facts
+            pop: dict[str, Any] = {
+                "customer": {"name": call.customer_name} if call.customer_name else None,
+                "insights": {"value_tier": call.value_tier} if call.value_tier else None,
+            }
             session.add(
                 Call(
                     id=call.id,
@@ -177,14 +170,14 @@ class Switchboard:
                     caller_e164=call.caller,
                     caller_withheld=False,
                     queue=call.queue,
-                    agent=call.agent,
-                    offered_to=list(call.offered_to),
+                    agent=f.agent,
+                    offered_to=list(f.offered_to),
                     match={"kind": call.match_kind},
-                    customer_id=customer_ids.get(call.customer_name or ""),
+                    pop=pop,
                     first_seen_at=call.first_seen_at,
-                    queued_at=call.queued_at,
-                    answered_at=call.answered_at,
-                    ended_at=call.ended_at,
+                    queued_at=f.queued_at,
+                    answered_at=f.answered_at,
+                    ended_at=f.ended_at,
                 )
             )
         for entry in self.journal:
@@ -196,7 +189,7 @@ class Switchboard:
                     kind=entry["kind"],
                     occurred_at=entry["occurred_at"],
                     received_at=entry["occurred_at"],
-                    event={"agent": entry["agent"], "kind": entry["kind"]},
+                    event=entry["event"],
                     raw={},
                 )
             )

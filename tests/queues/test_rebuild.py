@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.models import Customer
-from app.insights.models import CustomerInsight
 from app.queues import repository
 from app.queues.rebuild import rebuild
 from app.queues.service import Roster, RosterUser
@@ -28,26 +26,12 @@ def roster() -> Roster:
     )
 
 
-async def customers(session: AsyncSession) -> dict[str, int]:
-    ids = {}
-    for name, tier in (("Ada Lovelace", "high"), ("Grace Hopper", "low")):
-        customer = Customer(name=name)
-        session.add(customer)
-        await session.flush()
-        session.add(
-            CustomerInsight(customer_id=customer.id, value_tier=tier, segment="loyal", stage="x")
-        )
-        ids[name] = customer.id
-    await session.flush()
-    return ids
-
-
 async def live_and_rebuilt(
     session: AsyncSession, sb: Switchboard, now: datetime
 ) -> tuple[QueueStats, QueueStats]:
     live = QueueStats("Europe/London", roster().service_levels, now=T0)
     play(live, connections(T0 - timedelta(minutes=1)) + sb.messages, now)
-    await sb.store(session, await customers(session))
+    await sb.store(session)
     # What the runtime's presence writer would have written.
     await repository.upsert_presences(
         session,

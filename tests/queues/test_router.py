@@ -180,5 +180,5 @@ async def add_user_and_day(app: App) -> None:
     sb = Switchboard()
     sb.queued("generic:w", datetime.now(UTC), "support")
     async with app.state["sessionmaker"]() as session:
-        await sb.store(session, {})
+        await sb.store(session)
         await session.commit()

@@ -134,17 +134,19 @@ def test_transfer_counts_one_offer_one_answer_and_credits_both_agents() -> None:
     sb.queued("generic:a", s(0), "sales")
     sb.offered("generic:a", s(2), "alice")
     sb.answered("generic:a", s(5), "alice")
-    sb.transferred("generic:a", s(60), "bob")
+    sb.transferred("generic:a", s(60), "bob")  # connected: bob has the caller at once
     stats = fed(sb, s(61))
     snap = stats.snapshot(now=s(61))
     assert agent(snap, "alice")["state"] == "wrap_up"
-    assert agent(snap, "bob")["state"] == "ringing"
+    assert (agent(snap, "bob")["state"], agent(snap, "bob")["since"]) == (
+        "on_call",
+        s(60).isoformat(),
+    )
     assert queue(snap, "sales")["waiting"] == []  # transferred, not waiting in the queue
-    more = Switchboard()
-    more.calls = sb.calls
-    more.answered("generic:a", s(65), "bob")
-    more.ended("generic:a", s(125))
-    play(stats, more.messages, s(130))
+    seen = len(sb.messages)
+    sb.answered("generic:a", s(65), "bob")  # the PBX reports bob's leg too: nothing new
+    sb.ended("generic:a", s(125))
+    play(stats, sb.messages[seen:], s(130))
     snap = stats.snapshot(now=s(130))
     sales = queue(snap, "sales")
     assert (sales["offered"], sales["answered"], sales["abandoned"]) == (1, 1, 0)
@@ -152,6 +154,17 @@ def test_transfer_counts_one_offer_one_answer_and_credits_both_agents() -> None:
     assert sales["aht_s"] == 120.0  # first answer to hang-up, across the transfer
     assert [agent(snap, a)["handled"] for a in ("alice", "bob")] == [1, 1]
     assert agent(snap, "bob")["state"] == "wrap_up"
+
+
+def test_transfer_of_a_ringing_call_rings_the_new_agent() -> None:
+    sb = Switchboard()
+    sb.queued("generic:a", s(0), "sales")
+    sb.offered("generic:a", s(2), "alice")
+    sb.transferred("generic:a", s(6), "bob")
+    snap = fed(sb, s(7)).snapshot(now=s(7))
+    assert agent(snap, "alice")["state"] == "available"
+    assert (agent(snap, "bob")["state"], agent(snap, "bob")["call_id"]) == ("ringing", "generic:a")
+    assert [w["call_id"] for w in queue(snap, "sales")["waiting"]] == ["generic:a"]
 
 
 def test_the_same_message_twice_changes_nothing() -> None:
