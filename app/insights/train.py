@@ -1,0 +1,385 @@
+"""``screenpop train``: compute insights and next needs for every customer and write them in bulk.
+
+A full run reads the history (one streaming query per table), fits the next-need rankers on an
+inner time split, computes every customer's insight block and ranked next needs, and replaces
+the rows in ``customer_insights`` / ``next_needs`` batch by batch (delete + insert per batch, one
+transaction each, so the hot path always sees a complete set for a customer).
+
+A ``--since`` run recomputes only the customers with orders or touch points since the date. It
+reuses the last full run's ranker weights and population thresholds (tier cut-offs, medians)
+and recomputes popularity and co-occurrence from the current data, which is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db import create_engine, utcnow
+from app.insights import next_needs as model
+from app.insights import segments
+from app.insights.history import History, Ints, from_day, load_history, to_day
+from app.insights.models import CustomerInsight, InsightRun, NextNeed
+from app.settings import Settings
+
+WRITE_BATCH_CUSTOMERS = 2_000
+ACCEPT_BOOST_DAYS = 365.0
+
+
+@dataclass
+class TrainReport:
+    """What a run did; ``as_dict`` is what the CLI prints."""
+
+    kind: str  # full | since
+    as_of: datetime
+    since: datetime | None
+    customers: int
+    next_needs: int
+    refitted: bool
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "as_of": self.as_of.isoformat(),
+            "since": self.since.isoformat() if self.since else None,
+            "customers": self.customers,
+            "next_needs": self.next_needs,
+            "refitted": self.refitted,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+@dataclass
+class _Computed:
+    insights: list[dict[str, Any]]
+    needs: list[dict[str, Any]]
+    params: dict[str, Any]
+    refitted: bool
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO date or date-time; without a zone it is UTC. Raises ValueError when unreadable."""
+    parsed = datetime.fromisoformat(value.strip())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def train(
+    engine: AsyncEngine,
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    decline_suppress_days: int = 90,
+    progress: Callable[[str], None] | None = None,
+) -> TrainReport:
+    """Recompute insights and next needs (all customers, or those active since ``since``).
+
+    ``now`` is the moment the predictions are for; by default the newest order or touch point
+    in the database (the data's "as of"), so a database of old orders is scored as of its end.
+    Nothing dated at or after ``now`` is read.
+    """
+    started = time.perf_counter()
+    started_at = utcnow()
+    say = progress or (lambda _msg: None)
+    async with engine.connect() as conn:
+        say("reading history")
+        history = await load_history(conn)
+        last_full = await _last_full_params(conn) if since is not None else None
+    as_of = now or _as_of(history)
+    now_day = to_day(as_of)
+    history = history.before(now_day)
+    if since is None:
+        targets = np.arange(history.n_customers, dtype=np.int64)
+    else:
+        s = to_day(since)
+        active = np.concatenate(
+            [
+                history.line_customer[history.line_day >= s],
+                history.touch_customer[history.touch_day >= s],
+            ]
+        )
+        targets = np.unique(active).astype(np.int64)
+    say(f"computing {len(targets)} customers")
+    computed = await asyncio.to_thread(
+        _compute, history, now_day, targets, last_full, decline_suppress_days
+    )
+    say(f"writing {len(computed.insights)} insights, {len(computed.needs)} next needs")
+    async with engine.connect() as conn:
+        await _write(conn, history.customer_ids[targets], computed)
+        await conn.execute(
+            insert(InsightRun),
+            [
+                {
+                    "kind": "full" if since is None else "since",
+                    "as_of": as_of,
+                    "since": since,
+                    "started_at": started_at,
+                    "finished_at": utcnow(),
+                    "customers": len(computed.insights),
+                    "next_needs": len(computed.needs),
+                    "params": computed.params,
+                }
+            ],
+        )
+        await conn.commit()
+    return TrainReport(
+        kind="full" if since is None else "since",
+        as_of=as_of,
+        since=since,
+        customers=len(computed.insights),
+        next_needs=len(computed.needs),
+        refitted=computed.refitted,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _as_of(history: History) -> datetime:
+    newest = max(
+        float(history.line_day.max(initial=-np.inf)),
+        float(history.touch_day.max(initial=-np.inf)),
+    )
+    if not np.isfinite(newest):
+        return utcnow()
+    # Just after the newest record, so that it counts as "before now".
+    return from_day(newest) + timedelta(minutes=1)
+
+
+async def _last_full_params(conn: AsyncConnection) -> dict[str, Any] | None:
+    query = (
+        select(InsightRun.params)
+        .where(InsightRun.kind == "full")
+        .order_by(InsightRun.id.desc())
+        .limit(1)
+    )
+    params = (await conn.execute(query)).scalar_one_or_none()
+    return params if params and "rankers" in params else None
+
+
+def _feedback(
+    history: History, now: float, suppress_days: int
+) -> tuple[dict[int, set[int]], dict[int, list[int]]]:
+    """Declined products per customer (suppressed), and accepted ones (their neighbours boosted).
+
+    The newest outcome for a (customer, product) wins: accepted after declining lifts the ban.
+    """
+    newest: dict[tuple[int, int], tuple[float, str]] = {}
+    for o in history.outcomes:
+        if o.item < 0 or o.day >= now:
+            continue
+        key = (o.customer, o.item)
+        if key not in newest or newest[key][0] <= o.day:
+            newest[key] = (o.day, o.outcome)
+    exclude: dict[int, set[int]] = {}
+    boost: dict[int, list[int]] = {}
+    for (c, item), (day, outcome) in newest.items():
+        if outcome == "declined" and now - day <= suppress_days:
+            exclude.setdefault(c, set()).add(item)
+        elif outcome == "accepted" and now - day <= ACCEPT_BOOST_DAYS:
+            boost.setdefault(c, []).append(item)
+    return exclude, boost
+
+
+def _compute(
+    history: History,
+    now: float,
+    targets: Ints,
+    last_full: dict[str, Any] | None,
+    suppress_days: int,
+) -> _Computed:
+    """The CPU part (run in a worker thread so a scheduled refresh never blocks the loop)."""
+    refitted = last_full is None
+    if last_full is None:
+        rankers = model.fit_rankers(history, now)
+        thresholds = None
+    else:
+        rankers = model.Rankers.from_dict(last_full["rankers"])
+        thresholds = segments.Thresholds.from_dict(last_full["thresholds"])
+    insights, thresholds = segments.compute(history, now, targets, thresholds)
+    exclude, boost = _feedback(history, now, suppress_days)
+    suggestions, agg = model.suggest(history, now, rankers, targets, exclude=exclude, boost=boost)
+    computed_at = utcnow()
+    insight_rows = [
+        {
+            "customer_id": int(history.customer_ids[c]),
+            "clv_historic": Decimal(str(ins.clv_historic)),
+            "clv_forecast": Decimal(str(ins.clv_forecast)),
+            "value_tier": ins.value_tier,
+            "potential": ins.potential,
+            "segment": ins.segment,
+            "stage": ins.stage,
+            "churn_risk": ins.churn_risk,
+            "satisfaction_trend": ins.satisfaction_trend,
+            "treatment": ins.treatment,
+            "details": ins.details,
+            "computed_at": computed_at,
+        }
+        for c, ins in insights.items()
+    ]
+    reasons = _Reasons(history, agg, now, boost)
+    need_rows = [
+        {
+            "customer_id": int(history.customer_ids[c]),
+            "rank": int(rank),
+            "sku": history.skus[i][:32],
+            "name": (history.names[i] or history.skus[i])[:200],
+            "kind": str(kind),
+            "score": round(float(p), 5),
+            "reason": reasons.reason(int(c), int(i), str(kind), int(anchor))[:300],
+            "may_offer": bool(history.consent[c]),
+            "computed_at": computed_at,
+        }
+        for c, i, kind, p, rank, anchor in zip(
+            suggestions.c.tolist(),
+            suggestions.i.tolist(),
+            suggestions.kind.tolist(),
+            suggestions.score.tolist(),
+            suggestions.rank.tolist(),
+            suggestions.anchor.tolist(),
+            strict=True,
+        )
+    ]
+    params = {
+        "rankers": rankers.as_dict(),
+        "thresholds": thresholds.as_dict(),
+        "horizon_days": model.HORIZON_DAYS,
+    }
+    if last_full is not None:
+        params = {**last_full, "horizon_days": model.HORIZON_DAYS}
+    return _Computed(insight_rows, need_rows, params, refitted)
+
+
+class _Reasons:
+    """Sentences an agent can say aloud: "bought 6 times, last 3 weeks ago"."""
+
+    def __init__(
+        self, history: History, agg: model.Aggregates, now: float, boost: dict[int, list[int]]
+    ) -> None:
+        self.history = history
+        self.agg = agg
+        self.now = now
+        self.keys = agg.pair_key  # sorted: built by np.unique
+        self.accepted = {(c, i) for c, items in boost.items() for i in items}
+        self.season_ratio = (agg.item_pop_season + 1.0) / (agg.item_pop_prior + 1.0)
+
+    def reason(self, c: int, i: int, kind: str, anchor: int) -> str:
+        if kind == "reorder":
+            return self._reorder(c, i)
+        names = self.history.names
+        if anchor >= 0 and (c, anchor) in self.accepted:
+            return f"goes with {names[anchor]}, which they took on a recent call"
+        if anchor >= 0:
+            return f"often bought with {names[anchor]}"
+        recent = int(self.agg.item_pop_recent[i])
+        if self.agg.item_pop_season[i] >= 5 and self.season_ratio[i] >= 1.2:
+            last_year = int(self.agg.item_pop_season[i])
+            return f"popular this season: {last_year} customers bought it this time last year"
+        if self.now - self.agg.item_first[i] <= model.HORIZON_DAYS:
+            return f"new line, already bought by {recent} customers"
+        return (
+            f"best seller: bought by {recent} customers in the last {int(model.HORIZON_DAYS)} days"
+        )
+
+    def _reorder(self, c: int, i: int) -> str:
+        agg = self.agg
+        key = c * agg.n_items + i
+        pos = int(np.searchsorted(self.keys, key))
+        if pos >= len(self.keys) or self.keys[pos] != key:
+            return "bought before"
+        n = int(agg.pair_n[pos])
+        since = self.now - float(agg.pair_last[pos])
+        times = "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+        text = f"bought {times}, last {_ago(since)}"
+        if n >= 2:
+            interval = (float(agg.pair_last[pos]) - float(agg.pair_first[pos])) / (n - 1)
+            if interval >= 1 and since >= 0.8 * interval:
+                text += f"; usually every {_span(interval)}, due now"
+        if agg.pair_season[pos] > 0:
+            text += "; bought this time last year"
+        return text
+
+
+def _ago(days: float) -> str:
+    if days < 1:
+        return "today"
+    return f"{_span(days)} ago"
+
+
+def _span(days: float) -> str:
+    if days < 1.5:
+        return "1 day"
+    if days < 14:
+        return f"{round(days)} days"
+    if days < 63:
+        return f"{round(days / 7)} weeks"
+    months = round(days / 30.4)
+    return "1 month" if months == 1 else f"{months} months"
+
+
+async def _write(conn: AsyncConnection, customer_ids: Ints, computed: _Computed) -> None:
+    """Replace the rows of the given customers, one transaction per batch of customers."""
+    by_customer: dict[int, list[dict[str, Any]]] = {}
+    for row in computed.needs:
+        by_customer.setdefault(row["customer_id"], []).append(row)
+    insights = {row["customer_id"]: row for row in computed.insights}
+    ids = [int(x) for x in customer_ids]
+    for start in range(0, len(ids), WRITE_BATCH_CUSTOMERS):
+        batch = ids[start : start + WRITE_BATCH_CUSTOMERS]
+        await conn.execute(delete(NextNeed).where(NextNeed.customer_id.in_(batch)))
+        await conn.execute(delete(CustomerInsight).where(CustomerInsight.customer_id.in_(batch)))
+        ins_rows = [insights[c] for c in batch if c in insights]
+        need_rows = [row for c in batch for row in by_customer.get(c, [])]
+        await _insert(conn, CustomerInsight.__table__, ins_rows)
+        await _insert(conn, NextNeed.__table__, need_rows)
+        await conn.commit()
+
+
+async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # COPY through asyncpg: ~10x faster than executemany for 100k rows.
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        columns = list(rows[0])
+        records = [
+            tuple(json.dumps(r[c]) if c == "details" else r[c] for c in columns) for r in rows
+        ]
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    else:
+        await conn.execute(insert(table), rows)
+
+
+async def run_cli(settings: Settings, since: str | None, console: Console) -> None:
+    """`screenpop train [--since DATE]`: run, print progress and a JSON summary."""
+    import typer
+
+    since_at: datetime | None = None
+    if since is not None:
+        try:
+            since_at = parse_since(since)
+        except ValueError:
+            console.print(f"[red]--since {since!r} is not an ISO date (e.g. 2011-08-01)[/red]")
+            raise typer.Exit(2) from None
+    engine = create_engine(settings.database_url)
+    try:
+        report = await train(
+            engine,
+            since=since_at,
+            decline_suppress_days=settings.decline_suppress_days,
+            progress=lambda msg: console.print(f"[bold]train[/bold] {msg}"),
+        )
+    finally:
+        await engine.dispose()
+    console.print_json(data=report.as_dict())
