@@ -104,7 +104,11 @@ class Hub:
         unreachable (the message is then delivered to this instance only, and the others
         replay when it returns); raises TypeError for a message that cannot be encoded.
         """
-        await self.broker.publish(channel, encode(message), message)
+        frame = encode(message)
+        if not self._started:
+            # Forgiving for scripts and unit tests that never ran the lifespan.
+            await self.start()
+        await self.broker.publish(channel, frame, message)
 
     async def _deliver(self, channel: str, frame: bytes, message: dict[str, Any] | None) -> None:
         subs = self._subs.get(channel)

@@ -132,6 +132,14 @@ async def test_close_ends_every_subscription() -> None:
         await asyncio.wait_for(waiter, 1)
 
 
+async def test_publish_before_start_still_delivers() -> None:
+    hub = Hub()
+    sub = hub.subscribe(["x"])
+    await hub.publish("x", {"type": "note"})
+    assert frames(sub) == [{"type": "note"}]
+    await hub.close()
+
+
 async def test_publish_refuses_a_message_it_cannot_encode() -> None:
     hub = Hub()
     await hub.start()
