@@ -231,6 +231,11 @@ def word_affinity(agg: Aggregates, words: sparse.csr_matrix, c: Ints, i: Ints) -
     return np.asarray(out, dtype=np.float64)
 
 
+def _finite(x: Floats) -> Floats:
+    # Customers without purchases have infinite recencies: cap them (log1p(inf) -> ~60 years).
+    return np.nan_to_num(x, nan=0.0, posinf=10.0, neginf=-10.0)
+
+
 def _log(x: Floats) -> Floats:
     return np.log1p(np.maximum(x, 0.0))
 
@@ -247,32 +252,34 @@ def reorder_features(agg: Aggregates) -> Floats:
     cust_since = t - agg.cust_last[c]
     tenure = t - agg.cust_first[c]
     share = n / np.maximum(agg.cust_orders[c], 1.0)
-    return np.column_stack(
-        [
-            _log(n),
-            _log(since),
-            np.exp(-since / 30.0),
-            np.exp(-since / 120.0),
-            share,
-            repeat.astype(np.float64),
-            np.clip(due, -3, 3),
-            np.abs(np.clip(due, -3, 3)),
-            (agg.pair_season > 0).astype(np.float64),
-            _log(agg.pair_season),
-            _log(agg.pair_recent),
-            _log(agg.item_pop_recent[i]),
-            _log(agg.item_pop_season[i]),
-            _log(agg.item_pop_all[i]),
-            _log(t - agg.item_last[i]),
-            _log(cust_since),
-            _log(agg.cust_orders[c]),
-            _log(agg.cust_items[c]),
-            _log(tenure),
-            _log(agg.pair_qty / n),
-            _log(agg.item_pop_month[i]),
-            _log(agg.item_pop_recent[i]) - _log(agg.item_pop_prior[i]),
-            _log(agg.item_pop_season[i]) - _log(agg.item_pop_all[i]),
-        ]
+    return _finite(
+        np.column_stack(
+            [
+                _log(n),
+                _log(since),
+                np.exp(-since / 30.0),
+                np.exp(-since / 120.0),
+                share,
+                repeat.astype(np.float64),
+                np.clip(due, -3, 3),
+                np.abs(np.clip(due, -3, 3)),
+                (agg.pair_season > 0).astype(np.float64),
+                _log(agg.pair_season),
+                _log(agg.pair_recent),
+                _log(agg.item_pop_recent[i]),
+                _log(agg.item_pop_season[i]),
+                _log(agg.item_pop_all[i]),
+                _log(t - agg.item_last[i]),
+                _log(cust_since),
+                _log(agg.cust_orders[c]),
+                _log(agg.cust_items[c]),
+                _log(tenure),
+                _log(agg.pair_qty / n),
+                _log(agg.item_pop_month[i]),
+                _log(agg.item_pop_recent[i]) - _log(agg.item_pop_prior[i]),
+                _log(agg.item_pop_season[i]) - _log(agg.item_pop_all[i]),
+            ]
+        )
     )
 
 
@@ -399,25 +406,27 @@ def _anchors(xr: sparse.csr_matrix, sim: F32, rows: Ints, items: Ints) -> tuple[
 def cross_features(agg: Aggregates, cand: CrossCandidates, words: sparse.csr_matrix) -> Floats:
     t = agg.day
     c, i = cand.c, cand.i
-    return np.column_stack(
-        [
-            np.log1p(np.maximum(cand.cf, 0.0)),
-            np.log(cand.cf_rank),
-            _log(agg.item_pop_recent[i]),
-            _log(agg.item_pop_season[i]),
-            _log(agg.item_pop_all[i]),
-            _log(t - agg.item_first[i]),
-            _log(t - agg.item_last[i]),
-            _log(t - agg.cust_last[c]),
-            _log(agg.cust_orders[c]),
-            _log(agg.cust_items[c]),
-            cand.cf / np.maximum(agg.cust_items[c], 1.0),
-            _log(agg.item_pop_month[i]),
-            _log(agg.item_pop_recent[i]) - _log(agg.item_pop_prior[i]),
-            _log(agg.item_pop_season[i]) - _log(agg.item_pop_all[i]),
-            np.log1p(cand.anchor_sim),
-            word_affinity(agg, words, c, i),
-        ]
+    return _finite(
+        np.column_stack(
+            [
+                np.log1p(np.maximum(cand.cf, 0.0)),
+                np.log(cand.cf_rank),
+                _log(agg.item_pop_recent[i]),
+                _log(agg.item_pop_season[i]),
+                _log(agg.item_pop_all[i]),
+                _log(t - agg.item_first[i]),
+                _log(t - agg.item_last[i]),
+                _log(t - agg.cust_last[c]),
+                _log(agg.cust_orders[c]),
+                _log(agg.cust_items[c]),
+                cand.cf / np.maximum(agg.cust_items[c], 1.0),
+                _log(agg.item_pop_month[i]),
+                _log(agg.item_pop_recent[i]) - _log(agg.item_pop_prior[i]),
+                _log(agg.item_pop_season[i]) - _log(agg.item_pop_all[i]),
+                np.log1p(cand.anchor_sim),
+                word_affinity(agg, words, c, i),
+            ]
+        )
     )
 
 
@@ -452,12 +461,12 @@ class LogisticModel:
 
 def fit_logistic(x: Floats, y: Floats) -> LogisticModel:
     """Deterministic L-BFGS fit of an L2-regularised logistic regression."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    n, d = x.shape
+    mean = x.mean(axis=0) if n else np.zeros(d)
+    scale = x.std(axis=0) if n else np.ones(d)
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
-    n, d = z.shape
-    prior = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+    prior = float(np.clip(y.mean(), 1e-6, 1 - 1e-6)) if n else 0.5
 
     def loss(theta: Floats) -> tuple[float, Floats]:
         w, b = theta[:d], theta[d]
