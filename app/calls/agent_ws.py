@@ -1,3 +1,98 @@
-from fastapi import APIRouter
+"""``WS /ws/agent?token=…``: an agent's pops, live and replayed.
+
+Protocol (see docs/readme/calls.md):
+
+* a token that is missing, forged or expired: the server accepts, then closes with
+  **4401** and the reason (``unauthorized: token expired``), so browsers see the code;
+* on connect the server subscribes ``agent:{username}`` and then replays, from the
+  database, a ``pop`` for every call still live for the agent (ringing to them, or answered
+  or held by them) - after a dropped connection or a server restart alike;
+* server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
+* client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
+  ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
+  seen time too. Anything else gets ``{"type": "error", …}`` and the connection stays open;
+* ``agent.connection`` is published on the ``presence`` channel on connect and disconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from app.calls.service import CallService, agent_channel
+from app.db import utcnow
+from app.deps import get_state
+from app.errors import BadRequest, Unauthorized
+from app.live.pump import pump
+from app.users.service import Principal, principal_from_token
 
 router = APIRouter()
+CLOSE_UNAUTHORIZED = 4401
+PRESENCE_CHANNEL = "presence"
+
+
+async def _presence(hub: Any, username: str, connected: bool) -> None:
+    with contextlib.suppress(Exception):
+        await hub.publish(
+            PRESENCE_CHANNEL,
+            {
+                "type": "agent.connection",
+                "username": username,
+                "connected": connected,
+                "at": utcnow().isoformat(),
+            },
+        )
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket) -> None:
+    """Pops for the signed-in agent (every tab of theirs gets the same frames)."""
+    state = get_state(websocket)
+    try:
+        principal = principal_from_token(
+            state["settings"].jwt_key(), websocket.query_params.get("token")
+        )
+    except Unauthorized as exc:
+        await websocket.accept()
+        await websocket.close(code=CLOSE_UNAUTHORIZED, reason=f"unauthorized: {exc.detail}")
+        return
+    service: CallService = state["services"]["calls"]
+    hub = state["hub"]
+    await websocket.accept()
+    # Subscribe before reading the replay so nothing published in between is missed; the
+    # subscription drops a pop it already queued at the same version.
+    sub = hub.subscribe([agent_channel(principal.username)])
+
+    async def replay() -> None:
+        for message in await service.live_pops(principal):
+            sub.push(message)
+
+    async def on_message(message: dict[str, Any]) -> None:
+        await handle_client_message(service, principal, message)
+
+    await _presence(hub, principal.username, True)
+    try:
+        await replay()
+        await pump(websocket, sub, on_client_message=on_message, on_resync=replay, audience="agent")
+    finally:
+        hub.unsubscribe(sub)
+        await _presence(hub, principal.username, False)
+
+
+async def handle_client_message(
+    service: CallService, principal: Principal, message: dict[str, Any]
+) -> None:
+    """An ``ack`` or ``seen`` from the agent's screen."""
+    kind = message.get("type")
+    if kind not in ("ack", "seen"):
+        raise BadRequest(f"unknown message type {kind!r}; send 'ack' or 'seen'")
+    call_id = message.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise BadRequest("call_id: required")
+    version = message.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise BadRequest("version: must be an integer")
+    seen = kind == "seen" or message.get("seen") is True
+    await service.record_receipt(principal, call_id, version, seen=seen)

@@ -1,13 +1,74 @@
-"""Background parts of the calls domain, started and stopped by the lifespan."""
+"""Background parts of the calls domain, started and stopped by the lifespan.
+
+``start`` puts the ``CallService`` in ``state["services"]["calls"]``, replays journaled events
+whose processing failed, starts the Asterisk AMI / FreeSWITCH ESL connectors when their URLs
+are set, and, in demo mode, the call simulator against this very service.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from app.calls.replay import replay_unapplied
+from app.calls.service import CallService
 from app.state import State
+from telephony.asterisk import AmiConnector
+from telephony.events import CallEvent
+from telephony.freeswitch import EslConnector
+
+log = logging.getLogger(__name__)
 
 
 async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
+    settings = state["settings"]
+    service = CallService(settings, state["sessionmaker"], state["hub"], state["metrics"])
+    services = state["services"]
+    services["calls"] = service
+    tasks: list[asyncio.Task[Any]] = []
+    services["calls_tasks"] = tasks
+    connectors: list[Any] = []
+    services["calls_connectors"] = connectors
+
+    try:
+        await replay_unapplied(
+            state["sessionmaker"], settings=settings, directory=service.directory
+        )
+    except Exception:
+        log.exception("replaying unapplied journal events failed; will retry at next start")
+
+    async def on_event(event: CallEvent) -> None:
+        await service.ingest(event)
+
+    if settings.asterisk_ami_url:
+        connectors.append(
+            AmiConnector(settings.asterisk_ami_url, on_event, settings.default_region)
+        )
+    if settings.freeswitch_esl_url:
+        connectors.append(
+            EslConnector(settings.freeswitch_esl_url, on_event, settings.default_region)
+        )
+    for connector in connectors:
+        tasks.append(asyncio.create_task(connector.run(), name=f"connector-{connector.scheme}"))
+    if settings.demo:
+        from app.calls.simulator import run_demo
+
+        tasks.append(asyncio.create_task(run_demo(settings), name="demo-simulator"))
 
 
 async def stop(state: State) -> None:
     """Stop what ``start`` started."""
+    services = state["services"]
+    for connector in services.get("calls_connectors", []):
+        with contextlib.suppress(Exception):
+            await connector.stop()
+    tasks: list[asyncio.Task[Any]] = services.get("calls_tasks", [])
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    service: CallService | None = services.get("calls")
+    if service is not None:
+        await service.close()

@@ -1,3 +1,190 @@
-from fastapi import APIRouter
+"""Telephony webhooks: provider HTTP requests -> verified, parsed ``CallEvent``s -> ingest.
 
-router = APIRouter()
+Every route reads the raw body itself, with a hard cap (``settings.max_body_bytes``: 413
+before anything is parsed, and the body is not read past the cap), builds a
+``telephony.base.WebhookRequest`` whose ``url`` is ``SCREENPOP_PUBLIC_URL`` + path + raw query
+(what Twilio signs), checks it with the provider's secret and parses it. Rejections map to
+``{"error", "detail"}`` with 401/404/413/415/422 and write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.calls.service import CallService, IngestResult
+from app.db import utcnow
+from app.deps import get_state
+from app.errors import PayloadTooLarge
+from app.settings import Settings
+from telephony.base import WebhookRequest
+from telephony.errors import TelephonyError
+from telephony.events import CallEvent
+from telephony.registry import SECRET_SETTINGS, UnknownProvider, get_adapter
+from telephony.twilio import twiml_enqueue
+
+router = APIRouter(tags=["telephony"])
+DEFAULT_QUEUE = "default"
+QueueParam = Annotated[str | None, Query(max_length=64, description="Queue to enqueue into")]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` bytes without reading past it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def provider_secret(settings: Settings, provider: str) -> str | None:
+    """The configured secret for ``provider`` (None when unset)."""
+    name = SECRET_SETTINGS.get(provider)
+    if name is None:
+        return None
+    value = getattr(settings, name.lower(), None)
+    if value is None:
+        return None
+    secret = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    return secret or None
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _calls(request: Request) -> CallService:
+    service: CallService = get_state(request)["services"]["calls"]
+    return service
+
+
+async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONResponse:
+    """Verified, parsed events of this request, or the error response to send."""
+    state = get_state(request)
+    settings = state["settings"]
+    try:
+        adapter = get_adapter(provider)
+    except UnknownProvider as exc:
+        return _error(404, "unknown_provider", exc.detail)
+    body = await read_body(request, settings.max_body_bytes)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = settings.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+    webhook = WebhookRequest(
+        method=request.method,
+        url=url,
+        path=request.url.path,
+        query=dict(request.query_params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        received_at=utcnow(),
+    )
+    try:
+        adapter.verify(
+            webhook, provider_secret(settings, provider), dev=settings.dev, now=webhook.received_at
+        )
+        return adapter.parse(webhook, default_region=settings.default_region)
+    except TelephonyError as exc:
+        metrics = state["metrics"]
+        metrics.events.labels(source=provider, result=exc.code).inc()
+        return _error(exc.status_code, exc.code, exc.detail)
+
+
+async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
+    service = _calls(request)
+    received_at = utcnow()
+    return [await service.ingest(event, received_at=received_at) for event in events]
+
+
+async def _queue_name(request: Request, results: list[IngestResult]) -> str:
+    """The queue the call landed in (a provider's retry of the same webhook included)."""
+    for result in results:
+        name = result.queue or await _calls(request).queue_of_call(result.call_id)
+        if name:
+            return name
+    return DEFAULT_QUEUE
+
+
+def _summary(results: list[IngestResult], status: int = 202) -> JSONResponse:
+    first = results[0] if results else None
+    return JSONResponse(
+        {
+            "call_id": first.call_id if first else None,
+            "duplicate": bool(results) and all(r.duplicate for r in results),
+            "events": len(results),
+        },
+        status_code=status,
+    )
+
+
+@router.api_route("/telephony/twilio/voice", methods=["GET", "POST"])
+async def twilio_voice(
+    request: Request, queue: QueueParam = None, workflow_sid: QueueParam = None
+) -> Response:
+    """Twilio's incoming-call webhook: journal the call, answer TwiML that enqueues it.
+
+    The queue is ``?queue=`` when the webhook URL names one, else the queue that owns the
+    dialed number, else ``default``; ``?workflow_sid=`` enqueues into TaskRouter instead.
+    """
+    events = await _receive(request, "twilio")
+    if isinstance(events, JSONResponse):
+        return events
+    results = await _ingest(request, events)
+    name = queue or await _queue_name(request, results)
+    return Response(twiml_enqueue(name, workflow_sid=workflow_sid), media_type="application/xml")
+
+
+@router.post("/telephony/twilio/status", status_code=204)
+async def twilio_status(request: Request) -> Response:
+    """Twilio status callbacks (the caller's leg and agents' legs)."""
+    events = await _receive(request, "twilio")
+    if isinstance(events, JSONResponse):
+        return events
+    await _ingest(request, events)
+    return Response(status_code=204)
+
+
+@router.post("/telephony/twilio/taskrouter", status_code=204)
+async def twilio_taskrouter(request: Request) -> Response:
+    """TaskRouter event callbacks; ``reservation.created`` is the offer to an agent."""
+    events = await _receive(request, "twilio")
+    if isinstance(events, JSONResponse):
+        return events
+    await _ingest(request, events)
+    return Response(status_code=204)
+
+
+@router.api_route("/telephony/vonage/answer", methods=["GET", "POST"])
+async def vonage_answer(request: Request, queue: QueueParam = None) -> Response:
+    """Vonage's answer webhook: journal the call, answer an NCCO joining the queue's
+    conversation (``?queue=`` overrides the dialed number's queue)."""
+    events = await _receive(request, "vonage")
+    if isinstance(events, JSONResponse):
+        return events
+    results = await _ingest(request, events)
+    name = queue or await _queue_name(request, results)
+    ncco = [{"action": "conversation", "name": name}]
+    return Response(json.dumps(ncco), media_type="application/json")
+
+
+@router.post("/telephony/{provider}/events", status_code=202)
+async def provider_events(
+    request: Request, provider: Annotated[str, Path(max_length=32)]
+) -> Response:
+    """Events from ``generic``, ``telnyx``, ``vonage``, ``amazon-connect``, ``kamailio``.
+
+    Answers ``202 {"call_id", "duplicate", "events"}``; the same event twice is a duplicate
+    and changes nothing.
+    """
+    events = await _receive(request, provider)
+    if isinstance(events, JSONResponse):
+        return events
+    return _summary(await _ingest(request, events))

@@ -1,0 +1,296 @@
+"""Every query of the calls domain, in one place.
+
+The hot path (one event) is: journal insert, call row lock (or insert), versioned update, and,
+when a pop is pushed, one delivery upsert (plus the profile-view audit row). Rows travel as
+plain mappings, not ORM objects: the ingest path never builds an object graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.models import Call, CallEventRecord, PopDelivery
+from app.customers.models import Interaction
+from app.queues.models import QueueNumber
+from app.users.models import User
+
+CALLS = cast(Table, Call.__table__)
+EVENTS = cast(Table, CallEventRecord.__table__)
+DELIVERIES = cast(Table, PopDelivery.__table__)
+INTERACTIONS = cast(Table, Interaction.__table__)
+CallRow = dict[str, Any]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT on both backends."""
+    if _dialect(session) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# --- the journal -----------------------------------------------------------------------------
+
+
+async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> int | None:
+    """Journal one event; None when (source, event_id) is already there (a duplicate)."""
+    stmt = (
+        _insert(session, EVENTS)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(EVENTS.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def mark_unapplied(session: AsyncSession, journal_id: int) -> None:
+    await session.execute(update(EVENTS).where(EVENTS.c.id == journal_id).values(applied=False))
+
+
+async def mark_applied(session: AsyncSession, call_id: str) -> None:
+    await session.execute(
+        update(EVENTS)
+        .where(EVENTS.c.call_id == call_id, EVENTS.c.applied.is_(False))
+        .values(applied=True)
+    )
+
+
+async def unapplied_call_ids(session: AsyncSession, limit: int = 1000) -> list[str]:
+    rows = await session.execute(
+        select(EVENTS.c.call_id).where(EVENTS.c.applied.is_(False)).distinct().limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+async def journal_call_ids(session: AsyncSession) -> list[str]:
+    rows = await session.execute(select(EVENTS.c.call_id).distinct())
+    return [r[0] for r in rows]
+
+
+async def journal_for_calls(session: AsyncSession, call_ids: Sequence[str]) -> Sequence[Row[Any]]:
+    """Journal rows of these calls, oldest first (arrival order)."""
+    if not call_ids:
+        return []
+    rows = await session.execute(
+        select(EVENTS)
+        .where(EVENTS.c.call_id.in_(list(call_ids)))
+        .order_by(EVENTS.c.call_id, EVENTS.c.id)
+    )
+    return rows.all()
+
+
+async def journal_count(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(EVENTS))).scalar_one())
+
+
+# --- calls -----------------------------------------------------------------------------------
+
+
+async def lock_call(session: AsyncSession, call_id: str) -> CallRow | None:
+    """The call's row, locked until the transaction ends (PostgreSQL ``FOR UPDATE``).
+
+    SQLite has no row locks: its single writer (the journal insert took the write lock)
+    serialises events instead, and the versioned update double-checks.
+    """
+    row = await session.execute(select(CALLS).where(CALLS.c.id == call_id).with_for_update())
+    found = row.mappings().first()
+    return dict(found) if found is not None else None
+
+
+async def get_call(session: AsyncSession, call_id: str) -> CallRow | None:
+    row = (await session.execute(select(CALLS).where(CALLS.c.id == call_id))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Insert a new call; False when another transaction inserted it first."""
+    stmt = (
+        _insert(session, CALLS)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(CALLS.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def update_call(
+    session: AsyncSession, call_id: str, version: int, values: Mapping[str, Any]
+) -> bool:
+    """Versioned update: applies only if nobody changed the row since it was read."""
+    result = await session.execute(
+        update(CALLS)
+        .where(CALLS.c.id == call_id, CALLS.c.version == version)
+        .values(**values, version=version + 1)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def update_pop(
+    session: AsyncSession, call_id: str, pop_version: int, values: Mapping[str, Any]
+) -> bool:
+    """Replace the pop (and what goes with it) if it is still at ``pop_version``."""
+    result = await session.execute(
+        update(CALLS)
+        .where(CALLS.c.id == call_id, CALLS.c.pop_version == pop_version)
+        .values(**values, pop_version=pop_version + 1, version=CALLS.c.version + 1)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def active_calls(session: AsyncSession, limit: int = 500) -> list[CallRow]:
+    rows = await session.execute(
+        select(CALLS)
+        .where(CALLS.c.state.in_(("queued", "ringing", "answered", "held")))
+        .order_by(CALLS.c.first_seen_at)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def recent_calls(session: AsyncSession, limit: int = 100) -> list[CallRow]:
+    rows = await session.execute(select(CALLS).order_by(CALLS.c.first_seen_at.desc()).limit(limit))
+    return [dict(r) for r in rows.mappings()]
+
+
+async def calls_for_agent_since(
+    session: AsyncSession, username: str, since: datetime
+) -> list[tuple[CallRow, bool]]:
+    """The agent's calls first seen since ``since``, newest first, with 'wrapped up'."""
+    interactions = INTERACTIONS
+    rows = await session.execute(
+        select(CALLS, interactions.c.id.label("interaction_id"))
+        .outerjoin(interactions, interactions.c.call_id == CALLS.c.id)
+        .where(CALLS.c.agent == username, CALLS.c.first_seen_at >= since)
+        .order_by(CALLS.c.first_seen_at.desc())
+        .limit(500)
+    )
+    out = []
+    for r in rows.mappings():
+        data = dict(r)
+        wrapped = data.pop("interaction_id") is not None
+        out.append((data, wrapped))
+    return out
+
+
+async def live_calls_for_agent(session: AsyncSession, username: str) -> list[CallRow]:
+    """Calls whose pop this agent holds and that are still live for them (for replay)."""
+    rows = await session.execute(
+        select(CALLS)
+        .join(
+            DELIVERIES,
+            and_(DELIVERIES.c.call_id == CALLS.c.id, DELIVERIES.c.username == username),
+        )
+        .where(CALLS.c.state.in_(("ringing", "answered", "held")))
+        .order_by(CALLS.c.first_seen_at)
+    )
+    out = []
+    for r in rows.mappings():
+        call = dict(r)
+        if call["agent"] == username or username in (call["offered_to"] or []):
+            out.append(call)
+    return out
+
+
+# --- pop deliveries ----------------------------------------------------------------------------
+
+
+async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Upsert one delivery row per (call, agent): a new push resets its receipts."""
+    values = list(rows)
+    if not values:
+        return
+    stmt = _insert(session, DELIVERIES).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["call_id", "username"],
+        set_={
+            "version": stmt.excluded.version,
+            "pushed_at": stmt.excluded.pushed_at,
+            "latency_ms": stmt.excluded.latency_ms,
+            "delivered_at": None,
+            "seen_at": None,
+        },
+    )
+    await session.execute(stmt)
+
+
+async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:
+    rows = await session.execute(
+        select(DELIVERIES.c.username).where(DELIVERIES.c.call_id == call_id)
+    )
+    return [r[0] for r in rows]
+
+
+async def record_receipt(
+    session: AsyncSession,
+    *,
+    call_id: str,
+    username: str,
+    version: int | None,
+    at: datetime,
+    seen: bool,
+) -> bool:
+    """Delivered (and, with ``seen``, seen) times for the agent's pop of the call."""
+    values: dict[str, Any] = {"delivered_at": func.coalesce(DELIVERIES.c.delivered_at, at)}
+    if seen:
+        values["seen_at"] = func.coalesce(DELIVERIES.c.seen_at, at)
+    stmt = update(DELIVERIES).where(
+        DELIVERIES.c.call_id == call_id, DELIVERIES.c.username == username
+    )
+    if version is not None:
+        # An ack of an older version than the last push does not confirm the newer one.
+        stmt = stmt.where(DELIVERIES.c.version <= version)
+    result = await session.execute(stmt.values(**values))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def deliveries_for_call(session: AsyncSession, call_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(select(DELIVERIES).where(DELIVERIES.c.call_id == call_id))
+    return [dict(r) for r in rows.mappings()]
+
+
+# --- directory: agents and queues ----------------------------------------------------------------
+
+
+async def find_agent(session: AsyncSession, ident: str) -> tuple[str, str] | None:
+    """(username, role) of the user with this username, extension or provider worker id."""
+    users = User.__table__
+    rows = await session.execute(
+        select(users.c.username, users.c.role, users.c.username == ident)
+        .where(
+            or_(users.c.username == ident, users.c.extension == ident, users.c.worker_id == ident)
+        )
+        .limit(3)
+    )
+    found = rows.all()
+    if not found:
+        return None
+    # A username match wins over an extension that happens to equal someone's name.
+    best = max(found, key=lambda r: bool(r[2]))
+    return str(best[0]), str(best[1])
+
+
+async def queue_numbers(session: AsyncSession) -> list[str]:
+    rows = await session.execute(select(QueueNumber.number))
+    return [r[0] for r in rows]
+
+
+# --- wrap-up -------------------------------------------------------------------------------------
+
+
+async def interaction_for_call(session: AsyncSession, call_id: str) -> int | None:
+    row = await session.execute(select(INTERACTIONS.c.id).where(INTERACTIONS.c.call_id == call_id))
+    return row.scalar_one_or_none()
+
+
+async def insert_interaction(session: AsyncSession, values: Mapping[str, Any]) -> int:
+    row = await session.execute(INTERACTIONS.insert().values(**values).returning(INTERACTIONS.c.id))
+    return int(row.scalar_one())

@@ -1,0 +1,794 @@
+"""The calls domain's flow: event in -> journal -> state machine -> pop out.
+
+One event is one transaction:
+
+1. the journal row (``call_events``), unique on (source, event_id): a duplicate stops here
+   and changes nothing;
+2. inside a SAVEPOINT: the call's row locked (``SELECT … FOR UPDATE`` on PostgreSQL) or
+   inserted, the pure state machine applied, a versioned update written, and the pop
+   deliveries (and profile-view audit rows) recorded. If any of that fails, the savepoint is
+   rolled back, the journal row is kept with ``applied = false`` and ``replay_journal`` (run
+   at start-up) applies it later: a valid event is never lost;
+3. commit, THEN publish: pops and ``call.state`` to ``agent:{username}``, ``call.change`` and
+   ``pop.pushed`` to ``calls``.
+
+At a call's first sight the caller is resolved and the pop document built (the customers
+domain), so the offer only pushes. A profile not ready within ``pop_budget_ms`` goes out as
+identity + balance, and the rest follows as ``pop.update`` when it is assembled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.calls import repository as repo
+from app.calls.directory import AgentRef, Directory, QueueRef
+from app.calls.pop import (
+    caller_of,
+    customer_name,
+    document_from_profile,
+    empty_document,
+    pop_message,
+    state_message,
+    value_tier,
+)
+from app.calls.state_machine import (
+    AGENT_LIVE_STATES,
+    FINAL_STATES,
+    CallFacts,
+    Outcome,
+    Step,
+    apply,
+)
+from app.customers import service as customers
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, NotFound
+from app.settings import Settings
+from app.users.service import Principal
+from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
+
+log = logging.getLogger(__name__)
+
+CALLS_CHANNEL = "calls"
+# How many times a pop update is retried when the pop changed under it.
+POP_UPDATE_ATTEMPTS = 3
+
+
+def agent_channel(username: str) -> str:
+    return f"agent:{username}"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What the webhook answers: the call, and whether the event was a duplicate."""
+
+    call_id: str
+    duplicate: bool
+    state: str | None = None
+    queue: str | None = None
+    applied: bool = True
+
+
+@dataclass(slots=True)
+class _Applied:
+    """What one applied event changed, kept until the commit succeeded and it is published."""
+
+    call: dict[str, Any]
+    old_state: str | None
+    event_kind: str
+    occurred_at: datetime
+    received_at: datetime
+    withdrawn: tuple[str, ...]
+    pushes: list[AgentRef] = field(default_factory=list)
+    notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    pending: asyncio.Task[dict[str, Any]] | None = None
+
+
+def facts_of(row: Mapping[str, Any] | None) -> CallFacts:
+    """The state machine's view of a call row (a fresh call for None)."""
+    if row is None:
+        return CallFacts()
+    return CallFacts(
+        state=row["state"],
+        agent=row["agent"],
+        offered_to=tuple(row["offered_to"] or ()),
+        queued_at=row["queued_at"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        last_event_at=row["last_event_at"],
+    )
+
+
+def facts_values(facts: CallFacts) -> dict[str, Any]:
+    return {
+        "state": facts.state,
+        "agent": facts.agent,
+        "offered_to": list(facts.offered_to),
+        "queued_at": facts.queued_at,
+        "answered_at": facts.answered_at,
+        "ended_at": facts.ended_at,
+        "last_event_at": facts.last_event_at,
+    }
+
+
+def pop_targets(mode: str, before: CallFacts, outcome: Outcome) -> list[str]:
+    """Agents who must get the pop now, by the queue's pop mode (offer, answer, off)."""
+    after = outcome.facts
+    if mode == "off" or after.state not in AGENT_LIVE_STATES:
+        return []
+    targets: list[str] = []
+    if mode == "offer":
+        targets.extend(outcome.offered)
+        if outcome.answered_by and outcome.answered_by not in before.offered_to:
+            # Answered without an offer we saw (out of order, or a provider that never
+            # offers): the agent has no pop yet.
+            targets.append(outcome.answered_by)
+    elif outcome.answered_by:
+        targets.append(outcome.answered_by)
+    return list(dict.fromkeys(targets))
+
+
+def _withdraw_reason(outcome: Outcome, username: str) -> str:
+    after = outcome.facts
+    if outcome.transferred_from == username or (
+        outcome.transferred_to and after.state in AGENT_LIVE_STATES
+    ):
+        return "transferred"
+    if after.state in FINAL_STATES:
+        return str(after.state)
+    if after.agent:
+        return "answered_elsewhere"
+    return "offer_withdrawn"
+
+
+def _event_record(event: CallEvent, received_at: datetime) -> dict[str, Any]:
+    return {
+        "call_id": event.full_call_id,
+        "source": event.source,
+        "event_id": event.event_id[:200],
+        "kind": event.kind,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "event": event.model_dump(mode="json", exclude={"raw"}),
+        "raw": event.raw,
+        "applied": True,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def account_ref_of(event: CallEvent) -> str | None:
+    value = event.attributes.get(ACCOUNT_REF)
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def local_midnight(settings: Settings) -> datetime:
+    """Start of today in ``settings.timezone``, as an aware datetime."""
+    local = utcnow().astimezone(ZoneInfo(settings.timezone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def resolve_step(
+    directory: Directory, session: AsyncSession, event: CallEvent
+) -> tuple[Step, dict[str, AgentRef]]:
+    """The state machine's input with agents resolved to usernames; and the refs by username."""
+    refs: dict[str, AgentRef] = {}
+    agent = await directory.agent(session, event.agent)
+    if agent is not None:
+        refs[agent.username] = agent
+    target_ident = event.attributes.get(TRANSFER_TO)
+    target = None
+    if target_ident not in (None, "") and not isinstance(target_ident, dict | list):
+        target = await directory.agent(session, str(target_ident))
+    if target is not None:
+        refs[target.username] = target
+    step = Step(
+        kind=event.kind,
+        occurred_at=event.occurred_at,
+        agent=agent.username if agent else None,
+        withdrawn=event.offer_withdrawn,
+        transfer_to=target.username if target else None,
+    )
+    return step, refs
+
+
+async def queue_of(
+    directory: Directory, session: AsyncSession, event: CallEvent
+) -> QueueRef | None:
+    """The queue an event names, else the one owning the dialed number."""
+    if event.queue:
+        return await directory.queue(session, event.queue[:64])
+    if event.dialed:
+        return await directory.queue_for_number(session, event.dialed)
+    return None
+
+
+class CallService:
+    """Ingest, replay, pop delivery and wrap-up; one per process (``state["services"]``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: Any,
+        metrics: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.metrics = metrics
+        self.directory = Directory()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._finishing: set[str] = set()
+
+    # --- background tasks ------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        async def run() -> Any:
+            return await coro
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Cancel background work (pop completion) at shutdown."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait for background work started so far (tests, replays)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- ingest ------------------------------------------------------------------------------
+
+    async def ingest(
+        self, event: CallEvent, *, received_at: datetime | None = None
+    ) -> IngestResult:
+        """Journal ``event`` and apply it; publish what changed after the commit."""
+        started = time.perf_counter()
+        received_at = received_at or utcnow()
+        call_id = event.full_call_id
+        applied: _Applied | None = None
+        async with self.sessionmaker() as session:
+            journal_id = await repo.insert_journal(session, _event_record(event, received_at))
+            if journal_id is None:
+                await session.rollback()
+                self._count(event.source, "duplicate")
+                return IngestResult(call_id, duplicate=True)
+            try:
+                async with session.begin_nested():
+                    applied = await self._apply(session, event, received_at, started)
+            except Exception:
+                # Keep the journal row: the event is safe and start-up replay applies it.
+                log.exception(
+                    "applying %s event %s failed; journaled for replay", call_id, event.event_id
+                )
+                await repo.mark_unapplied(session, journal_id)
+                applied = None
+            await session.commit()
+        if applied is None:
+            self._count(event.source, "unapplied")
+            return IngestResult(call_id, duplicate=False, applied=False)
+        self._count(event.source, "applied")
+        await self._publish(applied, started)
+        return IngestResult(
+            call_id,
+            duplicate=False,
+            state=applied.call["state"],
+            queue=applied.call.get("queue"),
+        )
+
+    def _count(self, source: str, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.events.labels(source=source, result=result).inc()
+
+    async def _apply(
+        self, session: AsyncSession, event: CallEvent, received_at: datetime, started: float
+    ) -> _Applied:
+        call_id = event.full_call_id
+        row = await repo.lock_call(session, call_id)
+        step, refs = await resolve_step(self.directory, session, event)
+        before = facts_of(row)
+        outcome = apply(before, step)
+        after = outcome.facts
+        values = facts_values(after)
+        pending: asyncio.Task[dict[str, Any]] | None = None
+
+        queue: QueueRef | None = None
+        if row is None or row["queue"] is None:
+            queue = await queue_of(self.directory, session, event)
+            if queue is not None:
+                values["queue"] = queue.name
+        else:
+            queue = await self.directory.queue(session, row["queue"])
+
+        caller_known = row is not None and (bool(row["caller_raw"]) or row["caller_withheld"])
+        new_caller = not caller_known and (bool(event.caller.raw) or event.caller.withheld)
+        if row is None or new_caller:
+            values.update(
+                caller_raw=event.caller.raw[:128],
+                caller_e164=event.caller.e164,
+                caller_withheld=event.caller.withheld,
+            )
+        if event.caller_name and (row is None or not row["caller_name"]):
+            values["caller_name"] = event.caller_name[:200]
+        if event.dialed and (row is None or not row["dialed"]):
+            values["dialed"] = event.dialed[:64]
+
+        # Resolve at first sight; again when the caller's number or an IVR account number
+        # arrives later and the first answer was not a single customer.
+        account_ref = account_ref_of(event)
+        old_match = (row["match"] if row else None) or {}
+        resolve = row is None or (
+            old_match.get("kind") != "single"
+            and (new_caller or (account_ref and account_ref != old_match.get("account_ref")))
+        )
+        if resolve and not (row is not None and after.state in FINAL_STATES):
+            caller = (
+                event.caller
+                if row is None or new_caller
+                else CallerId(
+                    raw=row["caller_raw"],
+                    e164=row["caller_e164"],
+                    withheld=row["caller_withheld"],
+                    valid=row["caller_e164"] is not None,
+                )
+            )
+            match, doc, pending = await self._first_sight(session, caller, account_ref, started)
+            values.update(
+                match=match.as_dict(),
+                customer_id=match.customer_id,
+                pop=doc,
+                pop_version=(row["pop_version"] if row else 0) + 1,
+            )
+
+        if outcome.transferred_to and after.state in AGENT_LIVE_STATES:
+            doc = dict(
+                values.get("pop") or (row["pop"] if row else None) or empty_document(complete=True)
+            )
+            doc["transfer"] = {
+                "from": outcome.transferred_from,
+                "to": outcome.transferred_to,
+                "at": event.occurred_at.isoformat(),
+            }
+            values["pop"] = doc
+            values["pop_version"] = (
+                int(values.get("pop_version") or (row["pop_version"] if row else 0)) + 1
+            )
+
+        if row is None:
+            values.update(
+                id=call_id,
+                source=event.source,
+                first_seen_at=received_at,
+                version=1,
+            )
+            values.setdefault("match", {"kind": "none", "candidates": []})
+            values.setdefault("pop_version", 0)
+            values.setdefault("offered_to", [])
+            if not await repo.insert_call(session, values):
+                # Another event for this call inserted it a moment ago: apply on top of it.
+                if pending is not None:
+                    pending.cancel()
+                return await self._apply(session, event, received_at, started)
+            call = values
+        else:
+            if not await repo.update_call(session, call_id, row["version"], values):
+                raise RuntimeError(f"call {call_id} changed under its lock")
+            call = {**row, **values, "version": row["version"] + 1}
+
+        applied = _Applied(
+            call=call,
+            old_state=before.state,
+            event_kind=event.kind,
+            occurred_at=event.occurred_at,
+            received_at=received_at,
+            withdrawn=outcome.withdrawn,
+            pending=pending,
+        )
+        mode = queue.pop_mode if queue is not None else "offer"
+        for username in pop_targets(mode, before, outcome):
+            ref = refs.get(username) or await self.directory.agent(session, username)
+            if ref is not None and ref.known:
+                applied.pushes.append(ref)
+        await self._record_pushes(session, call, applied.pushes, received_at, reason="pop")
+        applied.notes = self._notes(call_id, before, outcome, {r.username for r in applied.pushes})
+        return applied
+
+    async def _first_sight(
+        self, session: AsyncSession, caller: CallerId, account_ref: str | None, started: float
+    ) -> tuple[customers.Match, dict[str, Any], asyncio.Task[dict[str, Any]] | None]:
+        """Match the caller and build the pop document within the budget.
+
+        The full profile is assembled on its own connection; if it is not ready within
+        ``pop_budget_ms`` the document holds identity and balance (one query) and the task
+        keeps running: its result follows as a ``pop.update``.
+        """
+        match = await customers.resolve_caller(
+            session, caller, account_ref=account_ref, default_region=self.settings.default_region
+        )
+        if match.customer_id is None:
+            return match, empty_document(complete=True), None
+        task = self._spawn(self._assemble(match.customer_id), f"pop-{match.customer_id}")
+        remaining = self.settings.pop_budget_ms / 1000 - (time.perf_counter() - started)
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                profile = await asyncio.wait_for(asyncio.shield(task), remaining)
+                return match, document_from_profile(profile, complete=True), None
+        identity = await customers.assemble_identity(session, match.customer_id)
+        return match, document_from_profile(identity, complete=False), task
+
+    async def _assemble(self, customer_id: int) -> dict[str, Any]:
+        async with self.sessionmaker() as session:
+            return await customers.assemble_profile(session, customer_id)
+
+    async def _record_pushes(
+        self,
+        session: AsyncSession,
+        call: Mapping[str, Any],
+        targets: Iterable[AgentRef],
+        received_at: datetime,
+        *,
+        reason: str,
+    ) -> None:
+        """Delivery rows (receipts come with acks) and one profile-view audit row per push."""
+        targets = list(targets)
+        if not targets:
+            return
+        now = utcnow()
+        latency_ms = max(0.0, (now - received_at).total_seconds() * 1000)
+        await repo.record_pushes(
+            session,
+            [
+                {
+                    "call_id": call["id"],
+                    "username": ref.username,
+                    "version": int(call.get("pop_version") or 0),
+                    "pushed_at": now,
+                    "latency_ms": round(latency_ms, 3),
+                    "delivered_at": None,
+                    "seen_at": None,
+                }
+                for ref in targets
+            ],
+        )
+        customer_id = call.get("customer_id")
+        if customer_id is not None:
+            for ref in targets:
+                await customers.log_profile_view(
+                    session,
+                    username=ref.username,
+                    customer_id=int(customer_id),
+                    call_id=str(call["id"]),
+                    reason=reason,
+                )
+
+    def _notes(
+        self, call_id: str, before: CallFacts, outcome: Outcome, pushed: set[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``call.state`` messages: to agents who lose the call, and to those who keep it."""
+        after = outcome.facts
+        state = str(after.state)
+        notes = [
+            (u, state_message(call_id, state, withdrawn=True, reason=_withdraw_reason(outcome, u)))
+            for u in outcome.withdrawn
+            if u not in pushed
+        ]
+        if after.state != before.state or outcome.transferred_to:
+            keepers = [u for u in (after.agent, *after.offered_to) if u]
+            for u in dict.fromkeys(keepers):
+                if u not in pushed and u not in outcome.withdrawn:
+                    notes.append((u, state_message(call_id, state)))
+        return notes
+
+    # --- publishing ------------------------------------------------------------------------
+
+    async def _publish(self, applied: _Applied, started: float) -> None:
+        call = applied.call
+        try:
+            for ref in applied.pushes:
+                message = pop_message(call, role=ref.role, settings=self.settings)
+                await self.hub.publish(agent_channel(ref.username), message)
+            pushed_ms = (time.perf_counter() - started) * 1000
+            for username, note in applied.notes:
+                await self.hub.publish(agent_channel(username), note)
+            await self.hub.publish(CALLS_CHANNEL, self._change_message(applied))
+            match_kind = (call.get("match") or {}).get("kind")
+            for ref in applied.pushes:
+                if self.metrics is not None:
+                    self.metrics.pops.labels(match=match_kind or "none").inc()
+                    self.metrics.pop_latency.observe(pushed_ms / 1000)
+                await self.hub.publish(
+                    CALLS_CHANNEL,
+                    {
+                        "type": "pop.pushed",
+                        "call_id": call["id"],
+                        "agent": ref.username,
+                        "queue": call.get("queue"),
+                        "match_kind": match_kind,
+                        "latency_ms": round(pushed_ms, 3),
+                    },
+                )
+        except Exception:
+            # Committed state is the truth; screens catch up on reconnect (replay).
+            log.exception("publishing call %s failed", call.get("id"))
+        doc = call.get("pop") or {}
+        customer_id = call.get("customer_id")
+        if applied.pending is not None and customer_id is not None:
+            self._finish_later(str(call["id"]), int(customer_id), applied.pending)
+        elif applied.pushes and doc and not doc.get("complete", True) and customer_id is not None:
+            # A partial pop whose completion is not running here (another instance, a restart).
+            self._finish_later(str(call["id"]), int(customer_id), None)
+
+    def _change_message(self, applied: _Applied) -> dict[str, Any]:
+        call = applied.call
+        return {
+            "type": "call.change",
+            "call_id": call["id"],
+            "event_kind": applied.event_kind,
+            "occurred_at": applied.occurred_at.isoformat(),
+            "received_at": applied.received_at.isoformat(),
+            "old_state": applied.old_state,
+            "state": call["state"],
+            "queue": call.get("queue"),
+            "agent": call.get("agent"),
+            "offered_to": list(call.get("offered_to") or []),
+            "withdrawn_from": list(applied.withdrawn),
+            "caller": caller_of(call),
+            "customer_id": call.get("customer_id"),
+            "customer_name": customer_name(call),
+            "value_tier": value_tier(call),
+            "match_kind": (call.get("match") or {}).get("kind"),
+            "queued_at": _iso(call.get("queued_at")),
+            "answered_at": _iso(call.get("answered_at")),
+            "ended_at": _iso(call.get("ended_at")),
+        }
+
+    # --- pop completion ----------------------------------------------------------------------
+
+    def _finish_later(
+        self, call_id: str, customer_id: int, task: asyncio.Task[dict[str, Any]] | None
+    ) -> None:
+        if call_id in self._finishing:
+            return
+        self._finishing.add(call_id)
+        self._spawn(self._finish_pop(call_id, customer_id, task), f"finish-pop-{call_id}")
+
+    async def _finish_pop(
+        self, call_id: str, customer_id: int, task: asyncio.Task[dict[str, Any]] | None
+    ) -> None:
+        """Store the full profile as the next pop version; send it to the agents holding it."""
+        try:
+            profile = await (task if task is not None else self._assemble(customer_id))
+            for _ in range(POP_UPDATE_ATTEMPTS):
+                async with self.sessionmaker() as session:
+                    row = await repo.get_call(session, call_id)
+                    doc = (row or {}).get("pop") or {}
+                    if row is None or row["customer_id"] != customer_id or doc.get("complete"):
+                        return
+                    fresh = {**doc, **document_from_profile(profile, complete=True)}
+                    if not await repo.update_pop(
+                        session, call_id, row["pop_version"], {"pop": fresh}
+                    ):
+                        await session.rollback()
+                        continue
+                    holders = await repo.pop_holders(session, call_id)
+                    roles = {u: await self.directory.agent(session, u) for u in holders}
+                    await session.commit()
+                call = {**row, "pop": fresh, "pop_version": row["pop_version"] + 1}
+                if call["state"] not in AGENT_LIVE_STATES:
+                    return
+                live = {call["agent"], *(call["offered_to"] or [])}
+                for username in holders:
+                    if username in live:
+                        ref = roles.get(username)
+                        message = pop_message(
+                            call,
+                            role=ref.role if ref else "agent",
+                            settings=self.settings,
+                            kind="pop.update",
+                        )
+                        await self.hub.publish(agent_channel(username), message)
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("completing the pop of call %s failed", call_id)
+        finally:
+            self._finishing.discard(call_id)
+
+    # --- agents' screens ---------------------------------------------------------------------
+
+    async def live_pops(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every pop still live for this agent, as ``pop`` messages (replay on connect)."""
+        async with self.sessionmaker() as session:
+            calls = await repo.live_calls_for_agent(session, principal.username)
+        messages = []
+        for call in calls:
+            messages.append(pop_message(call, role=principal.role, settings=self.settings))
+            doc = call.get("pop") or {}
+            if not doc.get("complete", True) and call.get("customer_id") is not None:
+                self._finish_later(call["id"], int(call["customer_id"]), None)
+        return messages
+
+    async def record_receipt(
+        self, principal: Principal, call_id: str, version: int | None, *, seen: bool
+    ) -> bool:
+        """An agent's screen confirmed (or showed) a pop."""
+        async with self.sessionmaker() as session:
+            found = await repo.record_receipt(
+                session,
+                call_id=call_id,
+                username=principal.username,
+                version=version,
+                at=utcnow(),
+                seen=seen,
+            )
+            await session.commit()
+        return found
+
+    async def choose_match(
+        self, call_id: str, customer_id: int, principal: Principal
+    ) -> dict[str, Any]:
+        """The agent picked the customer: remember it for the number, re-pop as a new version."""
+        async with self.sessionmaker() as session:
+            row = await repo.lock_call(session, call_id)
+            if row is None:
+                raise NotFound(f"call {call_id!r} not found")
+            involved = principal.username == row["agent"] or principal.username in (
+                row["offered_to"] or []
+            )
+            if not (involved or principal.is_supervisor):
+                raise Forbidden(
+                    "only an agent on this call or a supervisor may choose its customer"
+                )
+            profile = await customers.assemble_profile(session, customer_id)
+            if row["caller_e164"]:
+                await customers.remember_choice(
+                    session,
+                    e164=row["caller_e164"],
+                    customer_id=customer_id,
+                    username=principal.username,
+                )
+            match = dict(row["match"] or {})
+            match.update(
+                kind="single",
+                customer_id=customer_id,
+                matched_by="agent_choice",
+                chosen_by=principal.username,
+            )
+            doc = document_from_profile(profile, complete=True)
+            if (row["pop"] or {}).get("transfer"):
+                doc["transfer"] = row["pop"]["transfer"]
+            values = {
+                "match": match,
+                "customer_id": customer_id,
+                "pop": doc,
+                "pop_version": row["pop_version"] + 1,
+            }
+            if not await repo.update_call(session, call_id, row["version"], values):
+                raise Conflict(f"call {call_id!r} changed meanwhile; try again")
+            call = {**row, **values, "version": row["version"] + 1}
+            holders = set(await repo.pop_holders(session, call_id))
+            live = (
+                {call["agent"], *(call["offered_to"] or [])}
+                if call["state"] in AGENT_LIVE_STATES
+                else set()
+            )
+            recipients = sorted((holders & live) | {principal.username})
+            refs = [
+                ref
+                for u in recipients
+                if (ref := await self.directory.agent(session, u)) is not None and ref.known
+            ]
+            await self._record_pushes(session, call, refs, utcnow(), reason="match")
+            await session.commit()
+        for ref in refs:
+            await self.hub.publish(
+                agent_channel(ref.username),
+                pop_message(call, role=ref.role, settings=self.settings),
+            )
+        await self.hub.publish(
+            CALLS_CHANNEL,
+            self._change_message(
+                _Applied(
+                    call=call,
+                    old_state=call["state"],
+                    event_kind="match",
+                    occurred_at=utcnow(),
+                    received_at=utcnow(),
+                    withdrawn=(),
+                )
+            ),
+        )
+        return pop_message(call, role=principal.role, settings=self.settings)
+
+    # --- wrap-up ---------------------------------------------------------------------------
+
+    async def wrapup(
+        self, call_id: str, principal: Principal, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Record the call's outcome as one interaction; a second wrap-up is a conflict."""
+        async with self.sessionmaker() as session:
+            call = await repo.get_call(session, call_id)
+            if call is None:
+                raise NotFound(f"call {call_id!r} not found")
+            if principal.username != call["agent"] and not principal.is_supervisor:
+                raise Forbidden("only the agent on the call or a supervisor may wrap it up")
+            if await repo.interaction_for_call(session, call_id) is not None:
+                raise Conflict(f"call {call_id!r} is already wrapped up")
+            values = {
+                "customer_id": call["customer_id"],
+                "channel": "phone",
+                "call_id": call_id,
+                "agent": principal.username,
+                "disposition": data.get("disposition"),
+                "notes": data.get("notes"),
+                "satisfaction": data.get("satisfaction"),
+                "offer_outcomes": list(data.get("offers") or []),
+                "created_at": utcnow(),
+            }
+            try:
+                interaction_id = await repo.insert_interaction(session, values)
+                await session.commit()
+            except IntegrityError as exc:
+                await session.rollback()
+                raise Conflict(f"call {call_id!r} is already wrapped up") from exc
+        return {
+            "id": interaction_id,
+            **{k: v for k, v in values.items() if k != "created_at"},
+            "created_at": values["created_at"].isoformat(),
+        }
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def queue_of_call(self, call_id: str) -> str | None:
+        async with self.sessionmaker() as session:
+            call = await repo.get_call(session, call_id)
+        return call["queue"] if call else None
+
+    async def calls_today(self, username: str) -> list[dict[str, Any]]:
+        """The agent's calls since local midnight (``settings.timezone``), newest first."""
+        async with self.sessionmaker() as session:
+            rows = await repo.calls_for_agent_since(
+                session, username, local_midnight(self.settings)
+            )
+        out = []
+        for call, wrapped in rows:
+            out.append(
+                {
+                    "id": call["id"],
+                    "state": call["state"],
+                    "caller": caller_of(call),
+                    "caller_name": call["caller_name"],
+                    "queue": call["queue"],
+                    "customer_id": call["customer_id"],
+                    "customer_name": customer_name(call),
+                    "first_seen_at": _iso(call["first_seen_at"]),
+                    "answered_at": _iso(call["answered_at"]),
+                    "ended_at": _iso(call["ended_at"]),
+                    "wrapped_up": wrapped,
+                }
+            )
+        return out
