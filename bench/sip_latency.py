@@ -1,13 +1,13 @@
 """INVITE sent -> pop frame received, through a real SIP chain on loopback.
 
-    .venv/bin/python -m bench.sip_latency [--calls 50] [--warmup 3]
+    .venv/bin/python -m bench.sip_latency [--calls 50] [--warmup 3] [--backend sqlite|postgresql]
 
 A raw SIP caller sends an INVITE to Kamailio running the shipped
-``telephony/kamailio/kamailio.cfg``; Kamailio posts ``offered`` to screenpop (real uvicorn,
-SQLite) with ``http_client`` and rings a baresip agent phone registered as extension 201;
-screenpop pushes the pop to alice's ``WS /ws/agent``. The clock starts when the INVITE leaves
-the caller's socket and stops when the pop frame is read off the websocket. Each call is then
-CANCELled (abandoned) before the next one. Prints p50/p99 and one JSON line.
+``telephony/kamailio/kamailio.cfg``; Kamailio posts ``offered`` with ``http_client`` to
+screenpop (real uvicorn, SQLite or PostgreSQL) and rings a baresip agent phone registered as
+extension 201; screenpop pushes the pop to alice's ``WS /ws/agent``. The clock starts when the
+INVITE leaves the caller's socket and stops when the pop frame is read off the websocket. Each
+call is then CANCELled (abandoned) before the next one. Prints p50/p99 and one JSON line.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.sip.chain import (
     missing_binaries,
     seed_database,
 )
-from tests.support.databases import sqlite_url
+from tests.support.databases import drop_database, new_database
 from tests.support.server import ServerProcess
 
 JWT_SECRET = "bench-jwt-secret-that-is-long-enough-for-hs256"
@@ -50,8 +50,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def run(calls: int, warmup: int, workdir: Path) -> dict[str, object]:
-    url = sqlite_url(workdir)
+def run(calls: int, warmup: int, workdir: Path, backend: str) -> dict[str, object]:
+    url = asyncio.run(new_database(backend, workdir))
+    try:
+        return _run(url, calls, warmup, workdir) | {"database": backend}
+    finally:
+        asyncio.run(drop_database(url))
+
+
+def _run(url: str, calls: int, warmup: int, workdir: Path) -> dict[str, object]:
     asyncio.run(seed_database(url))
     server = ServerProcess(
         {
@@ -119,7 +126,6 @@ def run(calls: int, warmup: int, workdir: Path) -> dict[str, object]:
         "p99_ms": round(percentile(latencies, 99), 1),
         "mean_ms": round(statistics.fmean(latencies), 1),
         "max_ms": round(max(latencies), 1),
-        "database": "sqlite",
     }
 
 
@@ -127,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     missing = missing_binaries()
     if missing:
@@ -134,11 +141,11 @@ def main() -> None:
                  "kamailio-utils-modules baresip-core)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="screenpop-sip-bench-") as tmp:
         started = time.perf_counter()
-        result = run(args.calls, args.warmup, Path(tmp))
+        result = run(args.calls, args.warmup, Path(tmp), args.backend)
     print(
         f"INVITE sent -> pop frame received over {result['calls']} calls: "
         f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
-        f"(mean {result['mean_ms']} ms, max {result['max_ms']} ms; "
+        f"(mean {result['mean_ms']} ms, max {result['max_ms']} ms; {result['database']}; "
         f"{time.perf_counter() - started:.0f} s wall)"
     )
     print(json.dumps(result))
