@@ -396,7 +396,7 @@ def compute(
         )  # fmt: skip
         potential = bool(growing[c] and tier != "high")
         spread = fig.items[c] / max(fig.orders[c], 1.0)
-        returns_share = fig.returns[c] / fig.purchases[c] if fig.purchases[c] > 0 else 0.0
+        returns_share = max(0.0, fig.returns[c] / fig.purchases[c]) if fig.purchases[c] > 0 else 0.0
         segment = segment_of(
             fig.orders[c],
             recency[c],
