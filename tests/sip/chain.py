@@ -375,9 +375,14 @@ class RawCaller:
         if self.pai:
             head += f"P-Asserted-Identity: {self.pai}\r\n"
         head += f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n"
+        call.invite = (head + sdp).encode()
         call.sent_at = time.monotonic()
-        self.sock.sendto((head + sdp).encode(), self.proxy)
+        self.sock.sendto(call.invite, self.proxy)
         return call
+
+    def retransmit(self, call: RawCall) -> None:
+        """Send the very same INVITE again, as a UAC does when no reply came in time."""
+        self.sock.sendto(call.invite, self.proxy)
 
     def wait_status(self, call: RawCall, codes: range, timeout: float = 10.0) -> int:
         """Read replies for ``call`` until one with a status in ``codes``; return it."""
@@ -418,6 +423,7 @@ class RawCall:
     ruri: str
     to_tag: str | None = None
     sent_at: float = 0.0
+    invite: bytes = b""
 
 
 def _tag_of(message: str) -> str | None:

@@ -247,7 +247,7 @@ def test_agent_rejects_then_pop_is_withdrawn(chain: Chain) -> None:
     assert call["state"] == "abandoned"
 
 
-def test_caller_from_p_asserted_identity(chain: Chain) -> None:
+def test_caller_from_p_asserted_identity_and_retransmissions_absorbed(chain: Chain) -> None:
     ws = chain.agent_socket()
     caller = RawCaller(
         chain.kamailio.host,
@@ -257,15 +257,24 @@ def test_caller_from_p_asserted_identity(chain: Chain) -> None:
     try:
         chain.agent_phone.drain_events()
         call = caller.invite(DID)
+        caller.retransmit(call)
+        caller.retransmit(call)
         caller.wait_status(call, range(180, 190))
-        _, pop = ws.next(is_pop(f"kamailio:{call.call_id}"), "pop for the PAI caller")
+        call_id = f"kamailio:{call.call_id}"
+        _, pop = ws.next(is_pop(call_id), "pop for the PAI caller")
         assert pop["call"]["caller"]["e164"] == PAI_CALLER
         assert pop["customer"]["name"] == PAI_CALLER_NAME
         caller.cancel(call)
         assert caller.wait_status(call, range(400, 700)) == 487
+        ws.next(is_state(call_id, "abandoned"), "call.state abandoned")
         chain.agent_phone.wait_event("CALL_CLOSED", timeout=WAIT)
     finally:
         caller.close()
+    # Three copies of the INVITE, one transaction, one "offered".
+    assert [event["kind"] for event in chain.journal(call_id)["events"]] == [
+        "offered",
+        "abandoned",
+    ]
 
 
 def test_service_slow_or_down_calls_still_ring_and_pop_again_when_back(chain: Chain) -> None:
