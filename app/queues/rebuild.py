@@ -73,7 +73,7 @@ async def rebuild(
     for presence in await repository.presences(session):
         stats.load_agent(presence.username, presence.state, presence.since, presence.call_id)
     for call in await repository.calls_since(session, start):
-        stats.load_call(view_of_call(call))
+        stats.load_call(view_of_call(call), now)
     facts: dict[str, call_machine.CallFacts] = defaultdict(call_machine.CallFacts)
     for call_id, kind, occurred_at, event in await repository.journal_since(session, start):
         try:

@@ -14,6 +14,7 @@ later (answer, abandon, hang up) counts for that day. At local midnight the figu
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,8 @@ TALKING = ("answered", "held")
 FINISHED = ("ended", "abandoned")
 MATCH_KINDS = ("single", "multiple", "none", "withheld")
 _MS = timedelta(milliseconds=1)
+# How long a finished call is remembered (a late event for it then still diffs exactly).
+FORGET_AFTER = timedelta(minutes=10)
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -205,9 +208,13 @@ class QueueStats:
         self.calls: dict[str, CallView] = {}
         self.agents: dict[str, AgentView] = {}
         self.handled: dict[str, int] = {}
-        self._credited: set[tuple[str, str]] = set()
-        # (call id, agent) -> (queue, latency bucket): a re-push replaces, never double counts.
-        self._pops: dict[tuple[str, str], tuple[str, int]] = {}
+        # Per call: the agents already credited with it, and its pops by agent (queue, bucket).
+        self._credited: dict[str, set[str]] = {}
+        # A re-push of a call to the same agent replaces its latency, never double counts.
+        self._pops: dict[str, dict[str, tuple[str, int]]] = {}
+        # Finished calls, oldest first: forgotten FORGET_AFTER later so memory stays bounded
+        # by the calls in progress, not by the day.
+        self._finished: deque[tuple[datetime, str]] = deque()
         # Presence changes not yet written to the database (drained by the runtime).
         self.dirty_agents: dict[str, AgentView] = {}
         self.version = 0
@@ -237,6 +244,7 @@ class QueueStats:
             view.contribution = None
             if view.state in FINISHED or not view.state:
                 del self.calls[view.call_id]
+        self._finished.clear()
         self.handled.clear()
         self._credited.clear()
         self._pops.clear()
@@ -282,9 +290,23 @@ class QueueStats:
 
     # -- calls -------------------------------------------------------------------------------
 
-    def _store(self, new: CallView) -> CallView | None:
+    def _forget_finished(self, now: datetime) -> None:
+        """Drop calls finished more than FORGET_AFTER ago (amortised O(1) per change)."""
+        horizon = now - FORGET_AFTER
+        finished = self._finished
+        while finished and finished[0][0] < horizon:
+            _, call_id = finished.popleft()
+            view = self.calls.get(call_id)
+            if view is not None and view.state in FINISHED:
+                del self.calls[call_id]
+                self._credited.pop(call_id, None)
+                self._pops.pop(call_id, None)
+
+    def _store(self, new: CallView, now: datetime) -> CallView | None:
         """Replace a call's view and its contribution; returns the previous view."""
         old = self.calls.get(new.call_id)
+        if new.state in FINISHED and (old is None or old.state not in FINISHED):
+            self._finished.append((now, new.call_id))
         if old is not None:
             if old.contribution is not None:
                 self.figures(old.contribution.queue).add(old.contribution, -1)
@@ -300,16 +322,17 @@ class QueueStats:
         self.calls[new.call_id] = new
         return old
 
-    def load_call(self, view: CallView) -> None:
+    def load_call(self, view: CallView, now: datetime) -> None:
         """Rebuild: take a call as the database holds it now."""
-        self._store(view)
+        self._store(view, now)
         self._touch([view.queue])
 
     def credit_answer(self, call_id: str, agent: str, answered_at: datetime) -> None:
         """Count ``call_id`` once among the calls ``agent`` handled (was connected to) today."""
-        if self.local_day(answered_at) != self.day or (call_id, agent) in self._credited:
+        credited = self._credited.setdefault(call_id, set())
+        if self.local_day(answered_at) != self.day or agent in credited:
             return
-        self._credited.add((call_id, agent))
+        credited.add(agent)
         self.handled[agent] = self.handled.get(agent, 0) + 1
         self._touch((), [agent])
 
@@ -317,10 +340,16 @@ class QueueStats:
         """Fold one ``call.change`` message: figures, waiting list and agents' presence."""
         if not msg.get("call_id"):
             return
-        self.advance(now or datetime.now(UTC))
+        now = now or datetime.now(UTC)
+        self.advance(now)
+        self._forget_finished(now)
+        call_id = str(msg["call_id"])
+        if call_id not in self.calls and msg.get("old_state") in FINISHED:
+            # A late event for a call finished and forgotten a while ago: it was counted then.
+            return
         new = CallView.from_message(msg)
-        at = parse_ts(msg.get("occurred_at")) or now or datetime.now(UTC)
-        old = self._store(new)
+        at = parse_ts(msg.get("occurred_at")) or now
+        old = self._store(new, now)
         touched_agents = self._follow_agents(old, new, msg, at)
         if new.state in TALKING and new.agent and (old is None or old.agent != new.agent):
             # Newly connected (an answer, or a transfer of a connected call to this agent):
@@ -365,13 +394,13 @@ class QueueStats:
             queue = view.queue if view else None
         if queue is None:
             return
-        key = (call_id, agent)
-        previous = self._pops.get(key)
+        pops = self._pops.setdefault(call_id, {})
+        previous = pops.get(agent)
         if previous is not None:
             self.figures(previous[0]).latency.add_bucket(previous[1], -1)
         bucket = bucket_of(latency_ms)
         self.figures(queue).latency.add_bucket(bucket)
-        self._pops[key] = (queue, bucket)
+        pops[agent] = (queue, bucket)
         self._touch([queue])
 
     def apply_pop_pushed(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:

@@ -342,3 +342,20 @@ def test_scoped_snapshot_lists_only_the_asked_queues_and_agents() -> None:
     # Only support's calls: c4 (none) and c5 (multiple); its one pop, c4 to bob (8 ms).
     assert (health["calls"], health["unmatched"], health["multi_match_rate"]) == (2, 1, 0.5)
     assert health["pops"] == 1
+
+
+def test_finished_calls_are_forgotten_and_their_late_events_ignored() -> None:
+    sb = Switchboard()
+    sb.queued("generic:a", s(0), "sales")
+    sb.answered("generic:a", s(5), "alice")
+    sb.ended("generic:a", s(65))
+    stats = fed(sb, s(65))
+    assert "generic:a" in stats.calls
+    seen = len(sb.messages)
+    sb.answered("generic:a", s(70), "bob")  # late, after the end: the machine ignores it
+    sb.queued("generic:b", s(65 + 11 * 60), "sales")
+    play(stats, sb.messages[seen:], s(65 + 11 * 60))
+    assert "generic:a" not in stats.calls  # memory is bounded by calls in progress
+    sales = queue(stats.snapshot(now=s(65 + 11 * 60)), "sales")
+    assert (sales["offered"], sales["answered"], sales["aht_s"]) == (2, 1, 60.0)
+    assert stats.handled == {"alice": 1}
