@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import random
 import resource
 import statistics
@@ -45,7 +46,6 @@ def events(seed: int, start: datetime, rate: float) -> Iterator[tuple[datetime, 
     free = list(AGENTS)
     rng.shuffle(free)
     timeline: list[tuple[float, int, str, Step]] = []
-    import heapq
 
     seq = 0
     calls_per_s = rate / 5.2  # about five events per call
@@ -91,7 +91,7 @@ def events(seed: int, start: datetime, rate: float) -> Iterator[tuple[datetime, 
             },
         )
 
-        def later(delay: float, nxt: Step) -> None:
+        def later(delay: float, nxt: Step, at: float = at, cid: str = cid) -> None:
             nonlocal seq
             seq += 1
             heapq.heappush(timeline, (at + delay, seq, cid, nxt))
