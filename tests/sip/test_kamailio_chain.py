@@ -219,7 +219,8 @@ def test_caller_hangs_up_while_ringing_is_abandoned_and_pop_withdrawn(chain: Cha
     ws.next(is_pop(call_id), "pop while the phone rings")
 
     assert chain.caller_phone.command("hangup").get("ok")  # CANCEL while ringing
-    ws.next(is_state(call_id, "abandoned"), "call.state abandoned (pop withdrawn)")
+    _, withdrawal = ws.next(is_state(call_id, "abandoned"), "call.state abandoned")
+    assert withdrawal.get("withdrawn") is True, withdrawal  # the pop is taken off the screen
     chain.agent_phone.wait_event("CALL_CLOSED", timeout=WAIT)
     time.sleep(0.2)
 
@@ -234,7 +235,10 @@ def test_agent_rejects_then_pop_is_withdrawn(chain: Chain) -> None:
     ws.next(is_pop(call_id), "pop while the phone rings")
 
     assert chain.agent_phone.command("hangup").get("ok")  # a ringing call: 486 Busy Here
-    ws.next(lambda m: m.get("type") == "call.state" and m.get("call_id") == call_id, "withdrawal")
+    _, withdrawal = ws.next(
+        lambda m: m.get("type") == "call.state" and m.get("call_id") == call_id, "withdrawal"
+    )
+    assert withdrawal.get("withdrawn") is True, withdrawal
     chain.idle()
 
     call = chain.journal(call_id)
