@@ -67,6 +67,7 @@ class Hub:
         self._listener_queues: dict[Listener, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class Hub:
         if self._started:
             return
         self._started = True
+        self._closed = False
         await self.broker.start(self._deliver, self._broker_reconnected)
 
     async def close(self) -> None:
@@ -89,6 +91,7 @@ class Hub:
                 await task
         self._listener_queues.clear()
         self._started = False
+        self._closed = True
 
     @property
     def connected(self) -> bool:
@@ -106,6 +109,10 @@ class Hub:
         """
         frame = encode(message)
         if not self._started:
+            if self._closed:
+                # Shutting down: e.g. a websocket's last presence message after the hub closed.
+                log.debug("hub closed; dropping a message", extra={"channel": channel})
+                return
             # Forgiving for scripts and unit tests that never ran the lifespan.
             await self.start()
         await self.broker.publish(channel, frame, message)

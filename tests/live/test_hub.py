@@ -140,6 +140,21 @@ async def test_publish_before_start_still_delivers() -> None:
     await hub.close()
 
 
+async def test_publish_after_close_is_dropped_without_restarting() -> None:
+    hub = Hub()
+    await hub.start()
+    seen: list[dict[str, Any]] = []
+
+    async def listen(channel: str, message: dict[str, Any]) -> None:
+        seen.append(message)
+
+    hub.add_listener("presence", listen)
+    await hub.close()
+    await hub.publish("presence", {"type": "agent.connection", "connected": False})
+    assert seen == []
+    assert not hub._started
+
+
 async def test_publish_refuses_a_message_it_cannot_encode() -> None:
     hub = Hub()
     await hub.start()
