@@ -86,6 +86,9 @@ class QueuesRuntime:
 
     async def stop(self) -> None:
         self._stopped = True
+        hub = self.state["hub"]
+        hub.remove_listener("calls", self.on_message)
+        hub.remove_listener("presence", self.on_message)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
