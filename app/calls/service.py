@@ -323,8 +323,9 @@ class CallService:
         else:
             queue = await self.directory.queue(session, row["queue"])
 
-        caller_known = row is not None and (bool(row["caller_raw"]) or row["caller_withheld"])
-        new_caller = not caller_known and (bool(event.caller.raw) or event.caller.withheld)
+        # An empty caller (a provider's agent leg, say) is not an answer: a later event's
+        # number replaces it. "anonymous" and the like are an answer (withheld).
+        new_caller = row is not None and not row["caller_raw"] and bool(event.caller.raw)
         if row is None or new_caller:
             values.update(
                 caller_raw=event.caller.raw[:128],

@@ -74,13 +74,21 @@ class App:
         return service
 
     async def post(self, body: dict[str, Any]) -> httpx.Response:
+        """Post a signed generic event; return once background pop work has finished too."""
         raw, headers = signed(body)
-        return await self.http.post(GENERIC, content=raw, headers=headers)
+        response = await self.http.post(GENERIC, content=raw, headers=headers)
+        await self.calls.drain()
+        return response
 
 
 @asynccontextmanager
 async def running_app(database_url: str, **overrides: Any) -> AsyncIterator[App]:
-    """The app with its lifespan (caller cleans the database), and its state."""
+    """The app with its lifespan (caller cleans the database), and its state.
+
+    The pop budget is generous unless a test sets it: a cold process's first queries can
+    miss 50 ms, and then a ``pop.update`` follows the ``pop`` (tested on its own).
+    """
+    overrides.setdefault("pop_budget_ms", 5000)
     manager = LifespanManager(create_app(make_settings(database_url, **overrides)))
     async with manager:
         transport = httpx.ASGITransport(app=manager.app)

@@ -7,9 +7,19 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from twilio.request_validator import RequestValidator
 
-from tests.calls.support import GENERIC, event, journal_rows, new_call_id, running_app, signed
+from app.queues import service as queues
+from tests.calls.support import (
+    GENERIC,
+    event,
+    journal_rows,
+    new_call_id,
+    running_app,
+    signed,
+    token,
+)
 from tests.conftest import add_user
 
 
@@ -118,20 +128,15 @@ async def test_provider_without_a_secret_is_refused_unless_dev(
 async def test_twilio_voice_enqueues_to_the_dialed_numbers_queue(
     clean_engine: AsyncEngine, database_url: str
 ) -> None:
-    from twilio.request_validator import RequestValidator
-
-    from app.queues import service as queues
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     async with AsyncSession(clean_engine) as session:
         await queues.upsert_queue(session, name="sales", numbers=["+448081570001"])
         await session.commit()
-    token = "twilio-auth-token-for-tests"
+    auth_token = "twilio-auth-token-for-tests"
     params = {"CallSid": "CA42", "From": "+447700900123", "To": "+448081570001",
               "CallStatus": "ringing"}  # fmt: skip
     url = "http://127.0.0.1:8000/telephony/twilio/voice"
-    signature = RequestValidator(token).compute_signature(url, params)
-    async with running_app(database_url, twilio_auth_token=token) as app:
+    signature = RequestValidator(auth_token).compute_signature(url, params)
+    async with running_app(database_url, twilio_auth_token=auth_token) as app:
         response = await app.http.post(
             "/telephony/twilio/voice",
             data=params,
@@ -146,8 +151,6 @@ async def test_twilio_voice_enqueues_to_the_dialed_numbers_queue(
 
 
 def _sup() -> str:
-    from tests.calls.support import token
-
     return token("sam", "supervisor")
 
 
@@ -161,7 +164,7 @@ async def test_vonage_answer_replies_an_ncco(clean_engine: AsyncEngine, database
                 "uuid": "u1",
                 "conversation_uuid": "CON-1",
                 "queue": "support",
-            },  # fmt: skip
+            },
         )
     assert response.status_code == 200, response.text
     assert json.loads(response.text) == [{"action": "conversation", "name": "support"}]
@@ -172,8 +175,16 @@ async def test_kamailio_offer_reaches_the_agent_by_extension(
     clean_engine: AsyncEngine, database_url: str
 ) -> None:
     await add_user(clean_engine, "alice", extension="201")
-    form = {"call_id": "abc@pbx", "from_user": "07700900123", "from_name": "", "to_user": "",
-            "ruri_user": "201", "pai": "", "event": "offered", "ts": f"{time.time():.6f}"}  # fmt: skip
+    form = {
+        "call_id": "abc@pbx",
+        "from_user": "07700900123",
+        "from_name": "",
+        "to_user": "",
+        "ruri_user": "201",
+        "pai": "",
+        "event": "offered",
+        "ts": f"{time.time():.6f}",
+    }
     async with running_app(database_url, kamailio_token="kamailio-token-xyz") as app:
         response = await app.http.post(
             "/telephony/kamailio/events",
