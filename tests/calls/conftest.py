@@ -31,6 +31,11 @@ class World:
 @pytest.fixture
 async def world(clean_engine: AsyncEngine) -> World:
     """alice (201), bob (202), carol (203) agents; sam supervisor; four queues; customers."""
+    return await build_world(clean_engine)
+
+
+async def build_world(clean_engine: AsyncEngine) -> World:
+    """Create the ``world`` in an empty database."""
     await add_user(clean_engine, "alice", extension="201", queues=["sales", "support"])
     await add_user(clean_engine, "bob", extension="202", queues=["sales", "support"])
     await add_user(clean_engine, "carol", extension="203", queues=["sales"])
