@@ -88,11 +88,10 @@ async def expect(
     ws: ClientConnection,
     call_id: str,
     until: Callable[[Message], bool],
-    timeout: float = 5.0,
 ) -> list[Message]:
-    """Frames about ``call_id`` up to and including the first one ``until`` accepts."""
+    """Frames about ``call_id`` up to and including the first one ``until`` accepts (5 s)."""
     seen: list[Message] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(5.0):
         while True:
             message = json.loads(await ws.recv())
             if not about(call_id)(message):
