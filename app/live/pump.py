@@ -46,6 +46,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_RESYNC = 4009
 # Client messages are small acks and choices; anything bigger is refused without parsing.
 MAX_CLIENT_MESSAGE = 16 * 1024
+CLOSE_WAIT_S = 5.0
 
 ClientHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ResyncHandler = Callable[[], Awaitable[None]]
@@ -72,21 +73,32 @@ async def pump(
         gauge.inc()
     sender = asyncio.create_task(_send_frames(websocket, sub, on_resync))
     receiver = asyncio.create_task(_receive_messages(websocket, sub, on_client_message))
+    # A client that stops reading blocks the sender inside a send; this notices the overflow.
+    ended = asyncio.create_task(sub.ended.wait())
     close: tuple[int, str] | None = None
     try:
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({sender, receiver, ended}, return_when=asyncio.FIRST_COMPLETED)
         if sender in done and not sender.cancelled() and sender.exception() is None:
             close = sender.result()
+        elif ended in done and receiver not in done:
+            close = _ending(sub)
     finally:
-        for task in (sender, receiver):
+        for task in (sender, receiver, ended):
             task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
+        await asyncio.gather(sender, receiver, ended, return_exceptions=True)
         sub.close()
         if gauge is not None:
             gauge.dec()
     if close is not None and websocket.application_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
-            await websocket.close(code=close[0], reason=close[1])
+            # Bounded: a client that reads nothing would hold the close frame forever.
+            await asyncio.wait_for(websocket.close(code=close[0], reason=close[1]), CLOSE_WAIT_S)
+
+
+def _ending(sub: Subscription) -> tuple[int, str]:
+    if sub.overflowed:
+        return CLOSE_TOO_SLOW, "too slow"
+    return CLOSE_GOING_AWAY, "going away"
 
 
 async def _send_frames(
@@ -96,10 +108,8 @@ async def _send_frames(
     while True:
         try:
             frame = await sub.get()
-        except Overflowed:
-            return CLOSE_TOO_SLOW, "too slow"
-        except SubscriptionClosed:
-            return CLOSE_GOING_AWAY, "going away"
+        except (Overflowed, SubscriptionClosed):
+            return _ending(sub)
         except ResyncRequired:
             if on_resync is None:
                 return CLOSE_RESYNC, "resync"

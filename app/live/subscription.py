@@ -109,6 +109,8 @@ class Subscription:
         self._versions: dict[tuple[str, str], int] = {}
         self._resync = False
         self._wakeup = asyncio.Event()
+        # Set once on overflow or close: a pump blocked in a send must notice too.
+        self.ended = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -154,6 +156,7 @@ class Subscription:
             self.overflowed = True
             self._pending.clear()
             self._wakeup.set()
+            self.ended.set()
             return False
         self._pending[slot] = frame
         self._wakeup.set()
@@ -176,6 +179,7 @@ class Subscription:
         self.closed = True
         self._pending.clear()
         self._wakeup.set()
+        self.ended.set()
         if self._on_close is not None:
             self._on_close(self)
 

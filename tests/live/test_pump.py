@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -163,6 +164,36 @@ async def test_a_client_that_cannot_keep_up_is_closed_with_4008(harness: Harness
             await hub.publish("agent:alice", {"type": "call.state", "call_id": "c", "state": state})
         assert await recv(ws) == {"type": "call.state", "call_id": "c", "state": "ended"}
     assert hub.overflows == 1
+
+
+async def test_a_client_that_stops_reading_is_cut_off_even_mid_send(harness: Harness) -> None:
+    hub = harness.hub
+    big = "x" * 1_000_000
+    # The client stops reading after one message and has a small receive buffer (a fixed
+    # SO_RCVBUF turns autotuning off), so TCP fills and the server's send blocks.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.connect(("127.0.0.1", harness.port))
+    sock.setblocking(False)
+    url = harness.url("channel=agent:alice")
+    # No compression: the padding must really fill the pipe.
+    options: dict[str, Any] = {"max_queue": 1, "max_size": None, "compression": None}
+    async with connect(url, sock=sock, **options) as ws:
+        await eventually(lambda: harness.connected() == 1)
+        for i in range(40):
+            await hub.publish(
+                "agent:alice", {"type": "pop", "version": 1, "call": {"id": f"c{i}"}, "pad": big}
+            )
+            await asyncio.sleep(0.01)
+            if hub.overflows:
+                break
+        assert hub.overflows == 1
+        # The pump noticed although its sender was stuck: the connection is gone server-side.
+        await eventually(lambda: harness.connected() == 0, wait_s=3)
+        assert hub.subscriber_count("agent:alice") == 0
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
 
 
 async def test_resync_replays_in_place_or_closes_with_4009(harness: Harness) -> None:
