@@ -109,6 +109,7 @@ def figures_of(outcome: Outcome, agents: dict[str, Agent]) -> dict[str, Any]:
         "post_p99_ms": round(percentile(outcome.post_ms, 99), 2),
         "client_lag_p99_ms": round(percentile(outcome.loop_lag_ms, 99), 2),
         "generator_late_events": len(outcome.late_ms),
+        "error_samples": outcome.error_samples,
     }
 
 
@@ -118,8 +119,11 @@ def show(label: str, fig: dict[str, Any]) -> None:
         f"p99 {fig['p99_ms']} ms  max {fig['max_ms']} ms  errors {fig['errors']}  "
         f"lost {fig['lost']}  (events {fig['events']}, POST p99 {fig['post_p99_ms']} ms, "
         f"client loop lag p99 {fig['client_lag_p99_ms']} ms, late events "
-        f"{fig['generator_late_events']})"
+        f"{fig['generator_late_events']}, server CPU {fig.get('server_cpu_ms_per_event')} ms "
+        "per event)"
     )
+    for sample in fig["error_samples"]:
+        say(f"    error: {sample}")
 
 
 class Cluster:
@@ -143,6 +147,8 @@ class Cluster:
     def __enter__(self) -> Cluster:
         for server in self.servers:
             server.start(timeout=60)
+            say(f"  server pid {server.proc.pid if server.proc else '?'} at {server.url}, "
+                f"log {server.log_path}")  # fmt: skip
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,6 +158,14 @@ class Cluster:
     @property
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.servers if s.proc is not None]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the server processes."""
+        total = 0.0
+        for pid in self.pids:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        return total
 
     def rss_bytes(self) -> int:
         return sum(psutil.Process(pid).memory_info().rss for pid in self.pids)
@@ -237,6 +251,7 @@ async def run_rates(
         seed=seed,
         answer_after_s=answer_after_s,
     )
+    cpu_before = cluster.cpu_seconds()
     outcome = await run_events(
         events,
         post_urls=cluster.post_urls(),
@@ -244,7 +259,11 @@ async def run_rates(
         rate=rate,
         duration=duration,
     )
-    return outcome, figures_of(outcome, {a.username: a for a in agents})
+    fig = figures_of(outcome, {a.username: a for a in agents})
+    fig["server_cpu_ms_per_event"] = round(
+        (cluster.cpu_seconds() - cpu_before) * 1000 / max(1, outcome.events_sent), 2
+    )
+    return outcome, fig
 
 
 async def connect_cluster_agents(
@@ -309,7 +328,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     say(f"  bare lookup, 10,000 customers: p50 {look_small.p50_ms} ms  p99 {look_small.p99_ms} ms"
         f"  -> p99 ratio {lookup_ratio:.2f} (target <= 1.3)")  # fmt: skip
     push = await server_floor(None, callers[0], rate=args.rate, duration=args.floor_duration)
-    say(f"  bare websocket round trip (POST -> frame): p50 {push.p50_ms} ms  p99 {push.p99_ms} ms")
+    say(f"  bare websocket round trip (POST -> frame): p50 {push.p50_ms} ms  p99 {push.p99_ms} ms"
+        f"  ({push.rss_kb_per_ws} KB RSS per idle websocket in bare uvicorn)")  # fmt: skip
     floor = await server_floor(dsn, callers[0], rate=args.rate, duration=args.floor_duration)
     say(f"  floor, event -> lookup -> frame (bare uvicorn + asyncpg): p50 {floor.p50_ms} ms  "
         f"p99 {floor.p99_ms} ms  lost {floor.lost}")  # fmt: skip

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import orjson
+import psutil
 
 from bench.floor_server import LOOKUP_SQL
 from bench.load import Agent, close_agents, connect_agents, percentile
@@ -37,6 +38,7 @@ class Figures:
     n: int
     lost: int = 0
     errors: int = 0
+    rss_kb_per_ws: float = float("nan")
 
     @classmethod
     def of(cls, values: Sequence[float], lost: int = 0, errors: int = 0) -> Figures:
@@ -142,7 +144,12 @@ async def server_floor(
     async with FloorServer(dsn) as server:
         ws_base = server.url.replace("http", "ws")
         agents = [Agent(f"f{i}", "", "", ws_base) for i in range(n_agents)]
+        assert server.proc is not None
+        proc = psutil.Process(server.proc.pid)
+        before = proc.memory_info().rss
         readers = await connect_agents(agents, "/ws?agent={username}")
+        await asyncio.sleep(1)
+        rss_kb = (proc.memory_info().rss - before) / 1024 / n_agents
         by_name = {a.username: a for a in agents}
         sent: dict[str, tuple[float, str]] = {}
         errors = 0
@@ -192,7 +199,9 @@ async def server_floor(
             else:
                 values.append((got - t0) * 1000)
         await close_agents(agents, readers)
-    return Figures.of(values, lost, errors)
+    figures = Figures.of(values, lost, errors)
+    figures.rss_kb_per_ws = round(rss_kb, 1)
+    return figures
 
 
 def floor_server_path() -> Path:

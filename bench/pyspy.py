@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+OURS = ("app/", "telephony/")
+
 
 def summarise_raw(text: str, top: int = 15) -> list[str]:
     """Lines naming the functions with the most samples on-CPU (self) and overall (inclusive)."""
@@ -24,11 +26,12 @@ def summarise_raw(text: str, top: int = 15) -> list[str]:
         return ["no samples"]
     out = [f"{total} samples; most self time:"]
     out += [f"{100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
-    out.append("most inclusive time (app and libraries):")
-    skip = ("<module>", "run (", "_run_once", "run_forever", "run_until_complete", "serve (")
+    out.append("most inclusive time in our code (app/, telephony/):")
     shown = 0
     for name, n in inclusive.most_common():
-        if any(s in name for s in skip) or "process " in name or "thread " in name:
+        if not any(f"({root}" in name for root in OURS):
+            continue
+        if "cli.py" in name:
             continue
         out.append(f"{100 * n / total:5.1f}%  {name}")
         shown += 1
@@ -41,6 +44,14 @@ def _short(frame: str) -> str:
     # "func (path/to/module.py:123)" -> "func (module.py)"
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    parts = path.split("/")
-    short = "/".join(parts[-2:]) if len(parts) > 1 else path
+    for root in ("/app/", "/telephony/", "/bench/"):
+        if path.startswith(root[1:]):
+            short = path
+            break
+        if root in path and "site-packages" not in path:
+            short = path[path.rindex(root) + 1 :]
+            break
+    else:
+        parts = path.split("/")
+        short = "/".join(parts[-2:]) if len(parts) > 1 else path
     return f"{name} ({short})" if where else name
