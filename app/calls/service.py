@@ -372,6 +372,8 @@ class CallService:
                 "from": outcome.transferred_from,
                 "to": outcome.transferred_to,
                 "at": event.occurred_at.isoformat(),
+                # Notes so far, when the transferring side sends them (attributes.notes).
+                "notes": str(event.attributes.get("notes") or "")[:2000] or None,
             }
             values["pop"] = doc
             values["pop_version"] = (
