@@ -487,6 +487,13 @@ function stageLabel(stage) {
   return stage === "dissolution" ? "At risk (dissolution)" : `Stage: ${titleCase(stage)}`;
 }
 
+/** Reasons quote catalogue names in capitals; write those as words too. */
+function readable(text) {
+  return String(text).replace(/[A-Z][A-Z0-9 ,.'&/()-]*[A-Z0-9)]/g, (run) =>
+    run.length >= 6 && /[A-Z]{3}/.test(run) ? productName(run) : run,
+  );
+}
+
 function badge(kind, icon, text) {
   return h("li", { class: `badge badge-${kind}` }, icon ? h("span", { "aria-hidden": "true" }, `${icon} `) : null, text);
 }
@@ -501,15 +508,22 @@ function figure(label, value, kind, sub) {
 }
 
 function nextNeeds(doc, consent) {
-  const needs = doc.next_needs || [];
-  const items = needs.slice(0, 8).map((need) => {
+  // The list is best first overall; show the best few of each kind so cross-sells are not
+  // pushed off the card by a long run of reorders.
+  const counts = { reorder: 0, cross_sell: 0 };
+  const needs = (doc.next_needs || []).filter((need) => {
+    const kind = need.kind === "cross_sell" ? "cross_sell" : "reorder";
+    counts[kind] += 1;
+    return counts[kind] <= 4;
+  });
+  const items = needs.map((need) => {
     const mayOffer = need.may_offer !== false && consent !== false;
     return h(
       "li",
       { class: `need need-${need.kind}${mayOffer ? "" : " need-no-offer"}` },
       h("span", { class: `need-kind need-kind-${need.kind}` }, need.kind === "cross_sell" ? "Cross-sell" : "Reorder"),
       h("span", { class: "need-name" }, productName(need.name || need.sku)),
-      h("span", { class: "need-reason" }, need.reason || ""),
+      h("span", { class: "need-reason" }, readable(need.reason || "")),
       mayOffer ? null : h("span", { class: "need-warning" }, "⚠ no marketing permission — don't offer"),
     );
   });
@@ -525,6 +539,7 @@ function orders(doc, currency) {
   const list = (doc.purchases || doc.orders || []).slice(0, 5);
   const items = list.map((order) => {
     const lines = order.items || order.lines || [];
+    const count = pick(order, "item_count") ?? lines.length;
     const isReturn = order.is_return === true;
     return h(
       "li",
@@ -536,9 +551,13 @@ function orders(doc, currency) {
           "summary",
           null,
           h("span", { class: "order-date" }, shortDate(pick(order, "ordered_at", "date"))),
-          isReturn ? h("span", { class: "return-tag" }, "↩ Return") : null,
-          h("span", { class: "order-total" }, money(pick(order, "total"), currency)),
-          h("span", { class: "order-count" }, `${lines.length} item${lines.length === 1 ? "" : "s"}`),
+          h(
+            "span",
+            { class: "order-total" },
+            money(pick(order, "total"), currency),
+            isReturn ? h("span", { class: "return-tag" }, " ↩ Return") : null,
+          ),
+          h("span", { class: "order-count" }, `${count} item${count === 1 ? "" : "s"}`),
         ),
         h(
           "ul",
@@ -546,7 +565,7 @@ function orders(doc, currency) {
           lines.slice(0, 12).map((line) =>
             h("li", null, `${pick(line, "quantity") ?? ""} × ${productName(pick(line, "description", "name", "sku") || "")}`),
           ),
-          lines.length > 12 ? h("li", { class: "muted" }, `… and ${lines.length - 12} more`) : null,
+          count > 12 ? h("li", { class: "muted" }, `… and ${count - 12} more`) : null,
         ),
       ),
     );
@@ -850,7 +869,7 @@ async function submitWrapup(event, callId, entry, status, offers) {
   const body = {
     disposition: data.get("disposition"),
     notes: String(data.get("notes") || ""),
-    offer_outcomes: offers.map((need, index) => ({ sku: need.sku, outcome: data.get(`offer-${index}`) || "not_offered" })),
+    offers: offers.map((need, index) => ({ sku: need.sku, outcome: data.get(`offer-${index}`) || "not_offered" })),
   };
   if (data.get("satisfaction")) body.satisfaction = Number(data.get("satisfaction"));
   const button = form.querySelector("button[type=submit]");
@@ -909,13 +928,21 @@ function todayRow(call) {
   const name = pick(call, "customer_name") || (call.customer && call.customer.name) || (caller.withheld ? "Withheld" : caller.e164 || caller.raw || "Unknown");
   const state = call.state || "";
   const [icon, label] = STATE_LABELS[state] || ["•", titleCase(state)];
-  const disposition = pick(call, "disposition") || (call.wrapup && call.wrapup.disposition);
+  const wrapped = call.wrapped_up === true;
+  const needsWrapup = !wrapped && call.state === "ended" && call.answered_at;
   return h(
     "li",
-    { class: "today-row" },
-    h("span", { class: "today-time" }, timeOfDay(pick(call, "answered_at", "first_seen_at", "queued_at", "started_at"))),
+    { class: "today-row", dataset: { callId: call.id } },
+    h("span", { class: "today-time" }, timeOfDay(pick(call, "answered_at", "first_seen_at"))),
     h("span", { class: "today-name" }, name),
-    h("span", { class: `today-state today-state-${state}` }, h("span", { "aria-hidden": "true" }, `${icon} `), disposition ? titleCase(disposition) : label),
+    h(
+      "span",
+      { class: `today-state today-state-${state}` },
+      h("span", { "aria-hidden": "true" }, `${icon} `),
+      label,
+      wrapped ? h("span", { class: "today-wrapped" }, " · ✓ wrapped up") : null,
+      needsWrapup ? h("span", { class: "today-pending" }, " · wrap-up pending") : null,
+    ),
   );
 }
 

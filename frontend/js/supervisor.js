@@ -24,7 +24,7 @@ const AGENT_STATES = {
 };
 const SERVICE_TARGET = 0.8; // the usual 80/20 goal: 80% answered within the queue's threshold
 const TREND_WINDOW_MS = 60 * 60 * 1000;
-const TREND_SAMPLE_MS = 10 * 1000;
+const TREND_SAMPLE_MS = 5 * 1000;
 const TREND_KEY = "screenpop.supervisor.trend";
 
 let live = null;
@@ -99,6 +99,7 @@ function applySnapshot(data) {
   snapshot = data;
   snapshotAt = Date.now();
   renderHealth(data.pop_health || {});
+  renderFloor(data.queues, data.agents || []);
   renderQueues(data.queues);
   renderAgents(data.agents || []);
   sampleTrend(true);
@@ -117,6 +118,18 @@ function renderHealth(health) {
     stat("Unmatched", pick(health, "unmatched") ?? "—"),
     stat("Pop p50", ms(pick(health, "pop_p50_ms"))),
     stat("Pop p95", ms(pick(health, "pop_p95_ms"))),
+  );
+}
+
+function renderFloor(queues, agents) {
+  const sum = (key) => queues.reduce((total, queue) => total + Number(queue[key] || 0), 0);
+  const count = (...states) => agents.filter((agent) => states.includes(agent.state)).length;
+  $("floor").replaceChildren(
+    stat("Offered", sum("offered")),
+    stat("Answered", sum("answered")),
+    stat("Abandoned", sum("abandoned"), sum("abandoned") > 0 ? "abandoned" : null),
+    stat("Agents free", count("available")),
+    stat("On a call", count("on_call", "ringing")),
   );
 }
 
@@ -156,7 +169,11 @@ function queueTile(queue) {
       { class: "queue-stats" },
       stat("Offered", queue.offered ?? 0),
       stat("Answered", queue.answered ?? 0, "answered"),
-      stat("Abandoned", `${queue.abandoned ?? 0}${abandonRate !== null ? ` (${percent(abandonRate)})` : ""}`, "abandoned"),
+      stat(
+        "Abandoned",
+        `${queue.abandoned ?? 0}${abandonRate !== null ? ` (${percent(abandonRate)})` : ""}`,
+        queue.abandoned > 0 ? "abandoned" : null,
+      ),
       stat("ASA", clock(queue.asa_s)),
       stat("AHT", clock(queue.aht_s)),
     ),
@@ -222,7 +239,8 @@ function gauge(share, thresholdS) {
     },
     svg,
     h("span", { class: "gauge-value" }, hasValue ? percent(value) : "—"),
-    h("span", { class: "gauge-label" }, `service level${thresholdS ? ` (${thresholdS} s)` : ""}`),
+    h("span", { class: "gauge-label" }, "service level"),
+    thresholdS ? h("span", { class: "gauge-sub" }, `answered ≤ ${thresholdS} s`) : null,
     h("span", { class: "gauge-verdict" }, verdict),
   );
 }
@@ -236,8 +254,9 @@ function renderAgents(agents) {
 function agentCard(agent) {
   const key = String(agent.state || "logged_out").toLowerCase().replace(/[\s-]+/g, "_");
   const [icon, label] = AGENT_STATES[key] || ["•", titleCase(key)];
+  // Prefer the server's own count (immune to this screen's clock being off); tick from there.
   const since = Date.parse(agent.since || "");
-  const elapsed = Number.isNaN(since) ? null : (Date.now() - since) / 1000;
+  const inState = agent.in_state_s ?? (Number.isNaN(since) ? null : (Date.now() - since) / 1000);
   return h(
     "li",
     { class: `card agent agent-${key}`, dataset: { username: agent.username } },
@@ -246,7 +265,11 @@ function agentCard(agent) {
     h(
       "span",
       { class: "agent-time" },
-      h("span", { class: "agent-clock", dataset: Number.isNaN(since) ? {} : { since: agent.since } }, elapsed === null ? "—" : clock(elapsed)),
+      h(
+        "span",
+        { class: "agent-clock", dataset: inState === null ? {} : { tick: "wait", base: inState } },
+        inState === null ? "—" : clock(inState),
+      ),
       h("span", { class: "agent-time-label" }, " in state"),
     ),
     h("span", { class: "agent-handled" }, `${agent.handled ?? 0} handled`),
@@ -260,11 +283,8 @@ function tick() {
   $("wall-clock").textContent = now.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const drift = (Date.now() - snapshotAt) / 1000;
   for (const el of document.querySelectorAll("[data-tick=wait]")) {
-    // Waiting times were true at the snapshot; they grow by the time since, until the next one.
+    // Waiting and in-state times were true at the snapshot; they grow until the next one.
     el.textContent = clock(Number(el.dataset.base) + drift);
-  }
-  for (const el of document.querySelectorAll("[data-since]")) {
-    el.textContent = clock((Date.now() - Date.parse(el.dataset.since)) / 1000);
   }
   sampleTrend(false);
 }

@@ -1,0 +1,254 @@
+"""The agent screen in a real browser against a real server: pop, chooser, wrap-up, reconnect."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.frontend.conftest import (
+    JANE_PHONE,
+    PHONE,
+    SALES_DID,
+    SHARED_PHONE,
+    UNKNOWN_PHONE,
+    LiveServer,
+    artifact,
+    sign_in,
+    wait_live,
+)
+
+OPEN_CALLS: list[tuple[str, Any]] = []
+
+
+def new_call_id() -> str:
+    return f"ui-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+async def hang_up_after_test(live_server: LiveServer) -> AsyncIterator[None]:
+    """End every call a test rang, so the next test's screen replays none of them."""
+    yield
+    while OPEN_CALLS:
+        call_id, caller = OPEN_CALLS.pop()
+        await live_server.post_event(call_id=call_id, kind="ended", caller=caller)
+
+
+def pop_card(page: Page, call_id: str) -> Any:
+    return page.locator(f'article.pop[data-call-id="generic:{call_id}"]')
+
+
+async def ring(server: LiveServer, call_id: str, caller: Any, *agents: str) -> None:
+    """The call joins the sales queue, then rings each agent (ring-all when several)."""
+    OPEN_CALLS.append((call_id, caller))
+    await server.post_event(call_id=call_id, kind="queued", caller=caller, dialed=SALES_DID)
+    for agent in agents:
+        await server.post_event(call_id=call_id, kind="offered", caller=caller, agent=agent)
+
+
+async def test_pop_with_name_and_balance_within_one_second(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    OPEN_CALLS.append((call_id, JANE_PHONE))
+    await live_server.post_event(
+        call_id=call_id, kind="queued", caller=JANE_PHONE, dialed=SALES_DID
+    )
+
+    started = time.monotonic()
+    await live_server.post_event(call_id=call_id, kind="offered", caller=JANE_PHONE, agent="alice")
+    card = pop_card(page, call_id)
+    await expect(card.get_by_role("heading", name="Jane Smith")).to_be_visible(timeout=1000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"pop took {elapsed:.3f} s"
+
+    await expect(card.locator(".figure-balance dd")).to_have_text("£1,234.50")
+    await expect(card.locator(".call-state")).to_contain_text("Ringing")
+    await expect(card.locator(".badges")).to_contain_text("High value")
+    await expect(card.locator(".needs")).to_contain_text("bought 6 times, last 3 weeks ago")
+    await expect(card.locator(".orders")).to_contain_text("Return")
+    await expect(card.locator(".touches")).to_contain_text("Asked about the delivery date.")
+    await expect(page.locator("#announcer")).to_have_text("Call from Jane Smith, high value")
+    await page.screenshot(path=artifact("agent-pop-desktop.png"), full_page=True)
+    assert page.script_errors == []  # type: ignore[attr-defined]
+
+
+async def test_choose_one_of_several_matches(live_server: LiveServer, page: Page) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    await ring(live_server, call_id, SHARED_PHONE, "alice")
+
+    card = pop_card(page, call_id)
+    chooser = card.locator(".chooser")
+    await expect(chooser).to_contain_text("Tom Baker")
+    await expect(chooser).to_contain_text("Sarah Baker")
+    await chooser.get_by_role("button", name="Sarah Baker").click()
+
+    await expect(card.locator(".customer-name")).to_have_text("Sarah Baker", timeout=3000)
+    await expect(card.locator(".figure-balance dd")).to_have_text("£42.00")
+
+
+async def test_wrapup_is_saved_and_shows_in_touch_points(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice")
+    card = pop_card(page, call_id)
+    await expect(card.get_by_role("heading", name="Jane Smith")).to_be_visible()
+
+    await live_server.post_event(call_id=call_id, kind="answered", caller=JANE_PHONE, agent="alice")
+    await expect(card.locator(".call-state")).to_contain_text("In call")
+    await live_server.post_event(call_id=call_id, kind="ended", caller=JANE_PHONE, agent="alice")
+    await expect(card.locator(".call-state")).to_contain_text("Call ended")
+
+    form = card.locator("form.wrapup-form")
+    await form.get_by_label("Disposition").select_option("sale")
+    notes = f"Wants the red alarm clock {uuid.uuid4().hex[:6]}"
+    await form.get_by_label("Notes").fill(notes)
+    await form.get_by_text("Very satisfied").click()
+    await (
+        form.get_by_role("radiogroup", name="Outcome for Alarm Clock Bakelike Red")
+        .get_by_label("Accepted")
+        .check()
+    )
+    await form.get_by_role("button", name="Save wrap-up").click()
+    await expect(card.locator(".wrapup-done")).to_contain_text("Wrap-up saved")
+
+    profile = await live_server.get(f"/api/customers/{live_server.seeded.jane}/profile", "alice")
+    touch = next(t for t in profile["interactions"] if t["notes"] == notes)
+    assert touch["satisfaction"] == 5
+    assert touch["disposition"] == "sale"
+    assert {"sku": "T22727", "outcome": "accepted"} in touch["offer_outcomes"]
+
+    # Her next call pops with that touch point on the card.
+    next_call = new_call_id()
+    await ring(live_server, next_call, JANE_PHONE, "alice")
+    touches = pop_card(page, next_call).locator(".touches")
+    await expect(touches).to_contain_text(notes)
+    await expect(touches).to_contain_text("Very satisfied")
+    await expect(page.locator("#today-list")).to_contain_text("Jane Smith")
+
+
+async def test_pop_withdrawn_when_another_agent_answers(
+    live_server: LiveServer, browser_pages: tuple[Page, Page]
+) -> None:
+    alice, bob = browser_pages
+    await sign_in(alice, live_server.url, "/agent", "alice")
+    await sign_in(bob, live_server.url, "/agent", "bob")
+    await wait_live(alice)
+    await wait_live(bob)
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice", "bob")
+    await expect(pop_card(alice, call_id).locator(".customer-name")).to_have_text("Jane Smith")
+    await expect(pop_card(bob, call_id).locator(".customer-name")).to_have_text("Jane Smith")
+
+    await live_server.post_event(call_id=call_id, kind="answered", caller=JANE_PHONE, agent="bob")
+    await expect(pop_card(alice, call_id).locator(".call-state")).to_contain_text(
+        "Answered by another agent"
+    )
+    await expect(pop_card(bob, call_id).locator(".call-state")).to_contain_text("In call")
+
+
+async def test_unknown_caller_quick_create_and_withheld(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    withheld = new_call_id()
+    await ring(live_server, withheld, {"raw": "anonymous", "withheld": True}, "alice")
+    await expect(pop_card(page, withheld).locator(".customer-name")).to_contain_text(
+        "Number withheld"
+    )
+
+    call_id = new_call_id()
+    await ring(live_server, call_id, UNKNOWN_PHONE, "alice")
+    card = pop_card(page, call_id)
+    await expect(card.locator(".customer-name")).to_have_text("New caller")
+    await expect(card).to_contain_text("United Kingdom")
+    await card.get_by_label("Name").fill("Nora Newcomer")
+    await card.get_by_role("button", name="Create customer").click()
+    await expect(card.locator(".customer-name")).to_have_text("Nora Newcomer", timeout=3000)
+
+
+async def test_pop_comes_back_after_the_connection_is_cut(
+    live_server: LiveServer, context: BrowserContext, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+
+    # The network goes away; a call rings meanwhile; the screen gets it when it is back.
+    await context.set_offline(True)
+    await expect(page.locator("#offline-banner")).to_be_visible()
+    await expect(page.locator("#offline-banner")).to_contain_text("offline")
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice")
+    await context.set_offline(False)
+    card = pop_card(page, call_id)
+    await expect(card.locator(".customer-name")).to_have_text("Jane Smith", timeout=10000)
+    await expect(page.locator("#offline-banner")).to_be_hidden()
+
+    # The server itself restarts: the banner says so, and the live pop is replayed, once.
+    live_server.process.stop()
+    await expect(page.locator("#offline-banner")).to_be_visible(timeout=5000)
+    await page.screenshot(path=artifact("agent-offline-desktop.png"))
+    live_server.process.start()
+    await wait_live(page, timeout_ms=20000)
+    await expect(page.locator("#offline-banner")).to_be_hidden()
+    await expect(card).to_have_count(1)
+    await live_server.post_event(call_id=call_id, kind="answered", caller=JANE_PHONE, agent="alice")
+    await expect(card.locator(".call-state")).to_contain_text("In call")
+
+
+async def test_phone_layout(live_server: LiveServer, browser_context_phone: BrowserContext) -> None:
+    page = await browser_context_phone.new_page()
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice")
+    card = pop_card(page, call_id)
+    await expect(card.locator(".customer-name")).to_have_text("Jane Smith")
+    # Nothing wider than the phone: no sideways scrolling.
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    assert (await card.bounding_box() or {"width": 999})["width"] <= PHONE["width"]
+    await page.screenshot(path=artifact("agent-pop-phone.png"), full_page=True)
+
+
+async def test_sign_in_and_choose_with_the_keyboard_only(
+    live_server: LiveServer, page: Page
+) -> None:
+    await page.goto(live_server.url + "/agent")
+    for _ in range(10):
+        if await page.evaluate("document.activeElement && document.activeElement.id") == "username":
+            break
+        await page.keyboard.press("Tab")
+    await page.keyboard.type("alice")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("demo")
+    await page.keyboard.press("Enter")
+    await wait_live(page)
+
+    call_id = new_call_id()
+    await ring(live_server, call_id, SHARED_PHONE, "alice")
+    card = pop_card(page, call_id)
+    await expect(card.locator(".chooser")).to_contain_text("Tom Baker")
+    focused_js = """() => {
+        const el = document.activeElement;
+        const card = el && el.closest("article");
+        return card ? card.dataset.callId + "|" + el.textContent : "";
+    }"""
+    for _ in range(40):
+        if (await page.evaluate(focused_js)).startswith(f"generic:{call_id}|Tom Baker"):
+            break
+        await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(card.locator(".customer-name")).to_have_text("Tom Baker", timeout=3000)
