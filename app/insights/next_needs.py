@@ -38,6 +38,8 @@ POP_CANDIDATES = 30
 CHUNK_CUSTOMERS = 1024
 MAX_PER_KIND = 10
 L2 = 1e-3
+# Inner time splits the rankers learn from (each one horizon long, newest first).
+INNER_SPLITS = 2
 
 F32 = npt.NDArray[np.float32]
 
@@ -503,26 +505,34 @@ class Rankers:
         )
 
 
-def fit_rankers(history: History, now: float) -> Rankers:
-    """Fit both rankers on the inner split: features at ``now - HORIZON``, labels after."""
-    cut = now - HORIZON_DAYS
-    agg = aggregate(history, cut)
-    window = product_purchases(history, now) & (history.line_day >= cut)
+def fit_rankers(history: History, now: float, splits: int = INNER_SPLITS) -> Rankers:
+    """Fit both rankers on inner splits: features at ``now - k * HORIZON``, labels after."""
+    xs_re: list[Floats] = []
+    ys_re: list[Floats] = []
+    xs_cs: list[Floats] = []
+    ys_cs: list[Floats] = []
+    words = word_matrix(history.names)
     n_i = history.n_items
-    bought_keys = np.unique(history.line_customer[window] * n_i + history.line_item[window])
-    buyers = np.unique(bought_keys // n_i)
-    known = np.flatnonzero(agg.cust_orders > 0)
-    learners = np.intersect1d(buyers, known)
+    for k in range(1, splits + 1):
+        end = now - (k - 1) * HORIZON_DAYS
+        cut = end - HORIZON_DAYS
+        agg = aggregate(history, cut)
+        window = product_purchases(history, end) & (history.line_day >= cut)
+        bought_keys = np.unique(history.line_customer[window] * n_i + history.line_item[window])
+        buyers = np.unique(bought_keys // n_i)
+        learners = np.intersect1d(buyers, np.flatnonzero(agg.cust_orders > 0))
 
-    on = np.isin(agg.pair_c, learners)
-    x_re = reorder_features(agg)[on]
-    y_re = np.isin(agg.pair_key[on], bought_keys).astype(np.float64)
-
-    sim = item_similarity(agg, history.n_customers)
-    cand = cross_candidates(agg, sim, learners)
-    x_cs = cross_features(agg, cand, word_matrix(history.names))
-    y_cs = np.isin(cand.c * n_i + cand.i, bought_keys).astype(np.float64)
-    return Rankers(fit_logistic(x_re, y_re), fit_logistic(x_cs, y_cs))
+        on = np.isin(agg.pair_c, learners)
+        xs_re.append(reorder_features(agg)[on])
+        ys_re.append(np.isin(agg.pair_key[on], bought_keys).astype(np.float64))
+        sim = item_similarity(agg, history.n_customers)
+        cand = cross_candidates(agg, sim, learners)
+        xs_cs.append(cross_features(agg, cand, words))
+        ys_cs.append(np.isin(cand.c * n_i + cand.i, bought_keys).astype(np.float64))
+    return Rankers(
+        fit_logistic(np.concatenate(xs_re), np.concatenate(ys_re)),
+        fit_logistic(np.concatenate(xs_cs), np.concatenate(ys_cs)),
+    )
 
 
 @dataclass
