@@ -17,6 +17,7 @@ from app.calls import runtime as calls_runtime
 from app.customers import router as customers_router
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.insights import runtime as insights_runtime
 from app.live.hub import build_hub
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics
@@ -48,9 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         await queues_runtime.start(state)
         await calls_runtime.start(state)
+        await insights_runtime.start(state)
         try:
             yield state
         finally:
+            await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
             await hub.close()
