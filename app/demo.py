@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.customers.importer import import_orders
 from app.customers.models import Customer
 from app.db import create_engine, create_sessionmaker
+from app.insights import train as insights_training
 from app.queues import service as queues
 from app.settings import Settings, get_settings
 from app.users import service as users
@@ -37,6 +38,10 @@ async def seed(settings: Settings) -> bool:
         seeded = False
         if count == 0:
             await import_orders(engine, DEMO_FILE, default_region=settings.default_region)
+            # Pops show insights and next needs from the first call on.
+            await insights_training.train(
+                engine, decline_suppress_days=settings.decline_suppress_days
+            )
             seeded = True
         async with create_sessionmaker(engine)() as session:
             for name, numbers in DEMO_QUEUES:
