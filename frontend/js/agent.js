@@ -193,7 +193,8 @@ function receivePop(message) {
   const isNew = !entry;
   if (entry && version < entry.version) return; // an older copy (e.g. a second tab's replay)
   if (!entry) {
-    entry = { version, state: null, withdrawn: false, seenVersion: 0, wrapupDone: false };
+    compactFinishedCards();
+    entry = { version, state: null, withdrawn: false, seenVersion: 0, wrapupDone: false, compact: false };
     pops.set(id, entry);
     entry.card = buildCard(id);
     $("pops").prepend(entry.card);
@@ -201,6 +202,7 @@ function receivePop(message) {
   entry.doc = message;
   entry.version = version;
   entry.state = (message.call && message.call.state) || entry.state || "ringing";
+  entry.compact = false;
   if (entry.withdrawn) {
     // Offered to us again (a transfer back, a re-offer): the card is live once more.
     entry.withdrawn = false;
@@ -275,6 +277,17 @@ function markSeenIfVisible() {
     if (entry.seenVersion < entry.version && !entry.withdrawn) {
       entry.seenVersion = entry.version;
       if (live) live.send({ type: "seen", call_id: id, version: entry.version });
+    }
+  }
+}
+
+// A new call pushes finished cards down and folds their profiles away (their wrap-up stays
+// open), so the ringing pop is what the eye lands on.
+function compactFinishedCards() {
+  for (const [id, entry] of pops) {
+    if (!LIVE_STATES.has(entry.state) && !entry.compact) {
+      entry.compact = true;
+      renderHead(id, entry);
     }
   }
 }
@@ -373,7 +386,7 @@ function renderHead(id, entry) {
   const caller = call.caller || {};
   const state = entry.state || "ringing";
   const [icon, label] = STATE_LABELS[state] || ["•", titleCase(state)];
-  entry.card.className = `card pop pop-state-${state}${entry.withdrawn ? " pop-withdrawn" : ""}`;
+  entry.card.className = `card pop pop-state-${state}${entry.withdrawn ? " pop-withdrawn" : ""}${entry.compact ? " pop-compact" : ""}`;
   const number = caller.withheld ? "Number withheld" : caller.e164 || caller.raw || "Unknown number";
   const dismissible = !LIVE_STATES.has(state) && (state !== "ended" || entry.wrapupDone || !canWrapUp(entry));
   head.replaceChildren(
@@ -381,9 +394,28 @@ function renderHead(id, entry) {
       h("span", { class: `call-state call-state-${state}`, role: "status" }, h("span", { "aria-hidden": "true" }, icon), ` ${label}`),
     h("span", { class: "pop-head-detail" }, call.queue ? `Queue ${call.queue}` : null),
     h("span", { class: "pop-head-detail pop-number" }, number),
-      dismissible
-        ? h("button", { type: "button", class: "btn btn-ghost btn-small", onclick: () => removePop(id) }, "Dismiss")
-        : null,
+      h(
+        "span",
+        { class: "pop-head-actions" },
+        LIVE_STATES.has(state)
+          ? null
+          : h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-ghost btn-small",
+                "aria-expanded": entry.compact ? "false" : "true",
+                onclick: () => {
+                  entry.compact = !entry.compact;
+                  renderHead(id, entry);
+                },
+              },
+              entry.compact ? "Show profile" : "Fold profile",
+            ),
+        dismissible
+          ? h("button", { type: "button", class: "btn btn-ghost btn-small", onclick: () => removePop(id) }, "Dismiss")
+          : null,
+      ),
     ].filter(Boolean),
   );
 }

@@ -198,7 +198,7 @@ function waitingRow(item) {
     h("span", { class: "waiting-name" }, name),
     tier
       ? h("span", { class: `badge badge-tier tier-${tier}` }, h("span", { "aria-hidden": "true" }, tier === "high" ? "★ " : tier === "medium" ? "◆ " : "○ "), `${titleCase(tier)}`)
-      : h("span", { class: "badge badge-new" }, "New"),
+      : h("span", { class: "badge badge-new" }, item.customer_name ? "Known" : caller.withheld ? "Withheld" : "New caller"),
     h("span", { class: "waiting-time", dataset: { tick: "wait", base: item.waiting_s || 0 } }, clock(item.waiting_s)),
   );
 }

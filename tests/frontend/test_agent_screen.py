@@ -252,3 +252,33 @@ async def test_sign_in_and_choose_with_the_keyboard_only(
         await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await expect(card.locator(".customer-name")).to_have_text("Tom Baker", timeout=3000)
+
+
+# Headless Chromium shows no desktop notifications: record what the page asks for instead,
+# with the tab reported as hidden (the case the notification exists for).
+RECORD_NOTIFICATIONS = """
+window.__notifications = [];
+class RecordingNotification {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notifications.push({ title, ...options }); }
+  close() {}
+}
+window.Notification = RecordingNotification;
+Object.defineProperty(document, "hidden", { get: () => true });
+"""
+
+
+async def test_desktop_notification_when_the_tab_is_hidden(
+    live_server: LiveServer, page: Page
+) -> None:
+    await page.add_init_script(RECORD_NOTIFICATIONS)
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice")
+    await expect(pop_card(page, call_id).locator(".customer-name")).to_have_text("Jane Smith")
+    notes = await page.evaluate("window.__notifications")
+    assert [n["title"] for n in notes] == ["Call from Jane Smith, high value"]
+    assert "£1,234.50" in notes[0]["body"]
+    assert notes[0]["tag"] == f"screenpop-generic:{call_id}"
