@@ -13,14 +13,14 @@ One event is one transaction:
    ``pop.pushed`` to ``calls``.
 
 At a call's first sight the caller is resolved and the pop document built (the customers
-domain), so the offer only pushes. A profile not ready within ``pop_budget_ms`` goes out as
-identity + balance, and the rest follows as ``pop.update`` when it is assembled.
+domain), so the offer only pushes. When ``pop_budget_ms`` is already spent by the time the
+caller is matched, the pop goes out with identity + balance and the rest follows as a
+``pop.update`` once assembled (after the commit, on its own connection).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Mapping
@@ -92,7 +92,7 @@ class _Applied:
     withdrawn: tuple[str, ...]
     pushes: list[AgentRef] = field(default_factory=list)
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    pending: asyncio.Task[dict[str, Any]] | None = None
+    pending: bool = False  # the pop is partial: assemble the rest after the commit
 
 
 def facts_of(row: Mapping[str, Any] | None) -> CallFacts:
@@ -313,7 +313,7 @@ class CallService:
         outcome = apply(before, step)
         after = outcome.facts
         values = facts_values(after)
-        pending: asyncio.Task[dict[str, Any]] | None = None
+        pending = False
 
         queue: QueueRef | None = None
         if row is None or row["queue"] is None:
@@ -392,8 +392,6 @@ class CallService:
             values.setdefault("offered_to", [])
             if not await repo.insert_call(session, values):
                 # Another event for this call inserted it a moment ago: apply on top of it.
-                if pending is not None:
-                    pending.cancel()
                 return await self._apply(session, event, received_at, started)
             call = values
         else:
@@ -421,26 +419,25 @@ class CallService:
 
     async def _first_sight(
         self, session: AsyncSession, caller: CallerId, account_ref: str | None, started: float
-    ) -> tuple[customers.Match, dict[str, Any], asyncio.Task[dict[str, Any]] | None]:
-        """Match the caller and build the pop document within the budget.
+    ) -> tuple[customers.Match, dict[str, Any], bool]:
+        """Match the caller and build the pop document; True when the rest must follow.
 
-        The full profile is assembled on its own connection; if it is not ready within
-        ``pop_budget_ms`` the document holds identity and balance (one query) and the task
-        keeps running: its result follows as a ``pop.update``.
+        Everything runs on this transaction's connection (a second connection per event
+        could exhaust the pool under load while each event holds one). When the budget is
+        already spent once the caller is matched, the document holds identity and balance
+        (one query) and the full profile is assembled after the commit, as a ``pop.update``.
         """
         match = await customers.resolve_caller(
             session, caller, account_ref=account_ref, default_region=self.settings.default_region
         )
         if match.customer_id is None:
-            return match, empty_document(complete=True), None
-        task = self._spawn(self._assemble(match.customer_id), f"pop-{match.customer_id}")
+            return match, empty_document(complete=True), False
         remaining = self.settings.pop_budget_ms / 1000 - (time.perf_counter() - started)
         if remaining > 0:
-            with contextlib.suppress(TimeoutError):
-                profile = await asyncio.wait_for(asyncio.shield(task), remaining)
-                return match, document_from_profile(profile, complete=True), None
+            profile = await customers.assemble_profile(session, match.customer_id)
+            return match, document_from_profile(profile, complete=True), False
         identity = await customers.assemble_identity(session, match.customer_id)
-        return match, document_from_profile(identity, complete=False), task
+        return match, document_from_profile(identity, complete=False), True
 
     async def _assemble(self, customer_id: int) -> dict[str, Any]:
         async with self.sessionmaker() as session:
@@ -538,11 +535,11 @@ class CallService:
             log.exception("publishing call %s failed", call.get("id"))
         doc = call.get("pop") or {}
         customer_id = call.get("customer_id")
-        if applied.pending is not None and customer_id is not None:
-            self._finish_later(str(call["id"]), int(customer_id), applied.pending)
-        elif applied.pushes and doc and not doc.get("complete", True) and customer_id is not None:
-            # A partial pop whose completion is not running here (another instance, a restart).
-            self._finish_later(str(call["id"]), int(customer_id), None)
+        if customer_id is not None and (
+            applied.pending or (applied.pushes and doc and not doc.get("complete", True))
+        ):
+            # Partial: complete it now (or again, if the instance that started it is gone).
+            self._finish_later(str(call["id"]), int(customer_id))
 
     def _change_message(self, applied: _Applied) -> dict[str, Any]:
         call = applied.call
@@ -570,20 +567,16 @@ class CallService:
 
     # --- pop completion ----------------------------------------------------------------------
 
-    def _finish_later(
-        self, call_id: str, customer_id: int, task: asyncio.Task[dict[str, Any]] | None
-    ) -> None:
+    def _finish_later(self, call_id: str, customer_id: int) -> None:
         if call_id in self._finishing:
             return
         self._finishing.add(call_id)
-        self._spawn(self._finish_pop(call_id, customer_id, task), f"finish-pop-{call_id}")
+        self._spawn(self._finish_pop(call_id, customer_id), f"finish-pop-{call_id}")
 
-    async def _finish_pop(
-        self, call_id: str, customer_id: int, task: asyncio.Task[dict[str, Any]] | None
-    ) -> None:
+    async def _finish_pop(self, call_id: str, customer_id: int) -> None:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
-            profile = await (task if task is not None else self._assemble(customer_id))
+            profile = await self._assemble(customer_id)
             for _ in range(POP_UPDATE_ATTEMPTS):
                 async with self.sessionmaker() as session:
                     row = await repo.get_call(session, call_id)
@@ -596,11 +589,13 @@ class CallService:
                     ):
                         await session.rollback()
                         continue
+                    # Read again: an offer may have committed since the first read, and its
+                    # agent must get the update (our update now holds the row).
+                    call = await repo.get_call(session, call_id)
                     holders = await repo.pop_holders(session, call_id)
                     roles = {u: await self.directory.agent(session, u) for u in holders}
                     await session.commit()
-                call = {**row, "pop": fresh, "pop_version": row["pop_version"] + 1}
-                if call["state"] not in AGENT_LIVE_STATES:
+                if call is None or call["state"] not in AGENT_LIVE_STATES:
                     return
                 live = {call["agent"], *(call["offered_to"] or [])}
                 for username in holders:
@@ -632,7 +627,7 @@ class CallService:
             messages.append(pop_message(call, role=principal.role, settings=self.settings))
             doc = call.get("pop") or {}
             if not doc.get("complete", True) and call.get("customer_id") is not None:
-                self._finish_later(call["id"], int(call["customer_id"]), None)
+                self._finish_later(call["id"], int(call["customer_id"]))
         return messages
 
     async def record_receipt(

@@ -89,9 +89,12 @@ async def expect(
     call_id: str,
     until: Callable[[Message], bool],
 ) -> list[Message]:
-    """Frames about ``call_id`` up to and including the first one ``until`` accepts (5 s)."""
+    """Frames about ``call_id`` up to and including the first one ``until`` accepts.
+
+    Generous timeout: a loaded CI machine can be slow; a missing frame still fails.
+    """
     seen: list[Message] = []
-    async with asyncio.timeout(5.0):
+    async with asyncio.timeout(20.0):
         while True:
             message = json.loads(await ws.recv())
             if not about(call_id)(message):

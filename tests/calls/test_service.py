@@ -405,3 +405,23 @@ async def test_live_pops_and_receipts(
 
 def _unused(_: App) -> None:
     return None
+
+
+async def test_an_offer_racing_the_pop_completion_still_gets_the_full_pop(
+    world: World, database_url: str
+) -> None:
+    from tests.calls.support import GENERIC, signed
+
+    async with running_app(database_url, pop_budget_ms=0) as app:
+        alice = app.state["hub"].subscribe(["agent:alice"])
+        cid = new_call_id()
+        for body in (
+            event(cid, "queued", caller=ADA_PHONE, dialed=SALES_DID),
+            event(cid, "offered", caller=ADA_PHONE, agent="alice"),
+        ):
+            raw, headers = signed(body)  # no drain in between: the completion races the offer
+            assert (await app.http.post(GENERIC, content=raw, headers=headers)).status_code == 202
+        await app.calls.drain()
+        got = frames(alice)
+    assert got[0]["type"] == "pop"
+    assert got[-1]["complete"] is True and len(got[-1]["purchases"]) == 2
