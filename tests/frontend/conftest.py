@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -307,12 +308,9 @@ async def train_if_available(database_url: str) -> None:
     await train.run_cli(settings, since=None, console=Console(file=io.StringIO()))
 
 
-@pytest.fixture(scope="session")
-async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    """A real uvicorn on a free port: demo customers, users and queues, plus known customers.
-
-    One per session (seeding and training take seconds); each test ends the calls it starts.
-    """
+@asynccontextmanager
+async def running_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """A real uvicorn on a free port: demo customers, users and queues, plus known customers."""
     require_browser()
     url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
     await migrate.upgrade_async(url)
@@ -332,6 +330,14 @@ async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     finally:
         process.stop()
         await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """One server for the behaviour tests (seeding and training take seconds); each test ends
+    the calls it starts."""
+    async with running_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

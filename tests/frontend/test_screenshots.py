@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +26,20 @@ from tests.frontend.conftest import (
     LiveServer,
     artifact,
     publish_screenshots,
+    running_server,
     sign_in,
     wait_live,
 )
 
 SUPPORT_DID = "+448081570002"
 SHOTS = ["agent-desktop.png", "agent-phone.png", "wallboard-desktop.png", "wallboard-phone.png"]
+
+
+@pytest.fixture(scope="module")
+async def demo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """A server of its own: the figures on the screenshots are only this test's calls."""
+    async with running_server(tmp_path_factory) as server:
+        yield server
 
 
 async def demo_callers(database_url: str, count: int) -> list[tuple[str, str]]:
@@ -62,7 +72,8 @@ async def open_screen(
     return page
 
 
-async def test_screenshots_with_demo_data(live_server: LiveServer, browser: Browser) -> None:
+async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Browser) -> None:
+    live_server = demo_server
     callers = await demo_callers(live_server.database_url, 5)
     assert len(callers) == 5, "the demo data should have been seeded"
     (star_name, star), (b_name, b_phone), (c_name, c_phone), _, (_, e_phone) = callers
