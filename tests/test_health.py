@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 from asgi_lifespan import LifespanManager
 
+from app import migrate
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.support.databases import create_pg_database, drop_pg_database
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -17,15 +19,21 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert ready.headers["x-request-id"]
 
 
-async def test_readyz_reports_a_database_that_is_down() -> None:
-    # Port 1 on loopback: nothing listens, the connection is refused at once.
-    settings = make_settings("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            ready = await http.get("/readyz")
-            assert (await http.get("/healthz")).status_code == 200
+async def test_readyz_reports_a_database_that_goes_down() -> None:
+    """A running instance whose PostgreSQL database disappears answers 503, and stays alive."""
+    url = await create_pg_database()
+    await migrate.upgrade_async(url)
+    app = create_app(make_settings(url))
+    try:
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                assert (await http.get("/readyz")).status_code == 200
+                await drop_pg_database(url)
+                ready = await http.get("/readyz")
+                assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await drop_pg_database(url)
     assert ready.status_code == 503
     assert ready.json()["error"] == "database_unavailable"
 
