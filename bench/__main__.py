@@ -285,6 +285,10 @@ async def connect_cluster_agents(
     await asyncio.sleep(5)  # let connect-time work (replay, presence) finish
     after = cluster.rss_bytes()
     per_1k = (after - before) / 2**20 / n_agents * 1000
+    cpu = cluster.cpu_seconds()
+    await asyncio.sleep(5)
+    idle = (cluster.cpu_seconds() - cpu) / 5 * 100
+    say(f"  idle with {n_agents} agents connected: server CPU {idle:.0f}% of one core")
     say(
         f"  {n_agents} agents connected: server RSS {before / 2**20:.0f} MB -> "
         f"{after / 2**20:.0f} MB = {per_1k:.1f} MB per 1,000 websockets "
