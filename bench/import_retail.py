@@ -56,6 +56,6 @@ if __name__ == "__main__":
         sys.exit(f"{args.file} not found (the shared data set is not on this machine)")
     result = asyncio.run(main(args.file))
     print(f"first import: {result['first_import_s']} s ({result['lines_per_s']} lines/s)")
-    added = result['second_import_lines_added']
+    added = result["second_import_lines_added"]
     print(f"second import: {result['second_import_s']} s, {added} added")
     print(json.dumps(result))
