@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, insert, literal, select, true
+from sqlalchemy import Table, bindparam, case, func, insert, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +37,7 @@ RECENT_INTERACTIONS = 10
 MAX_NEXT_NEEDS = 20
 
 
-def _candidates(where: Any, choice_e164: str | None) -> Any:
+def _candidates(where: Any, chosen: Any) -> Any:
     """Customers matching ``where`` with what ranking needs, best-first by choice and orders."""
     last_order = (
         select(func.max(Order.ordered_at)).where(Order.customer_id == Customer.id).scalar_subquery()
@@ -47,13 +47,6 @@ def _candidates(where: Any, choice_e164: str | None) -> Any:
         .where(Interaction.customer_id == Customer.id)
         .scalar_subquery()
     )
-    if choice_e164 is None:
-        chosen: Any = literal(0)
-    else:
-        chosen_id = (
-            select(MatchChoice.customer_id).where(MatchChoice.e164 == choice_e164).scalar_subquery()
-        )
-        chosen = case((Customer.id == chosen_id, 1), else_=0)
     last_order_at = last_order.label("last_order_at")
     chosen_before = chosen.label("chosen_before")
     return (
@@ -72,10 +65,51 @@ def _candidates(where: Any, choice_e164: str | None) -> Any:
     )
 
 
+# The hot-path statements are built once, here, with bind parameters: building them per call
+# (functions, subqueries, labels) cost more CPU than running them, and a statement built once
+# hits SQLAlchemy's compiled cache (and asyncpg's prepared-statement cache) straight away.
+_CHOSEN = case(
+    (
+        Customer.id
+        == select(MatchChoice.customer_id)
+        .where(MatchChoice.e164 == bindparam("choice_e164"))
+        .scalar_subquery(),
+        1,
+    ),
+    else_=0,
+)
+_NOT_CHOSEN = literal(0)
+_BY_E164 = _candidates(
+    Customer.id.in_(
+        select(CustomerPhone.customer_id).where(CustomerPhone.e164 == bindparam("e164"))
+    ),
+    case(
+        (
+            Customer.id
+            == select(MatchChoice.customer_id)
+            .where(MatchChoice.e164 == bindparam("e164"))
+            .scalar_subquery(),
+            1,
+        ),
+        else_=0,
+    ),
+)
+_LAST_DIGITS_IDS = Customer.id.in_(
+    select(CustomerPhone.customer_id).where(CustomerPhone.last_digits == bindparam("digits"))
+)
+_BY_LAST_DIGITS = _candidates(_LAST_DIGITS_IDS, _CHOSEN)
+_BY_LAST_DIGITS_NO_CHOICE = _candidates(_LAST_DIGITS_IDS, _NOT_CHOSEN)
+_IDS = Customer.id.in_(bindparam("ids", expanding=True))
+_BY_IDS = _candidates(_IDS, _CHOSEN)
+_BY_IDS_NO_CHOICE = _candidates(_IDS, _NOT_CHOSEN)
+_ID_BY_EXTERNAL_REF = select(Customer.id).where(Customer.external_ref == bindparam("ref"))
+_ID_BY_ACCOUNT_ID = select(Account.customer_id).where(Account.id == bindparam("account_id"))
+_CUSTOMER_EXISTS = select(Customer.id).where(Customer.id == bindparam("customer_id"))
+
+
 async def candidates_by_e164(session: AsyncSession, e164: str) -> Sequence[Any]:
     """Customers with a stored phone equal to ``e164`` (index ``ix_customer_phones_e164``)."""
-    ids = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164)
-    result = await session.execute(_candidates(Customer.id.in_(ids), e164))
+    result = await session.execute(_BY_E164, {"e164": e164})
     return result.all()
 
 
@@ -83,32 +117,95 @@ async def candidates_by_last_digits(
     session: AsyncSession, digits: str, choice_e164: str | None
 ) -> Sequence[Any]:
     """Customers with a stored number ending in ``digits`` (``ix_customer_phones_last_digits``)."""
-    ids = select(CustomerPhone.customer_id).where(CustomerPhone.last_digits == digits)
-    result = await session.execute(_candidates(Customer.id.in_(ids), choice_e164))
+    if choice_e164 is None:
+        result = await session.execute(_BY_LAST_DIGITS_NO_CHOICE, {"digits": digits})
+    else:
+        result = await session.execute(
+            _BY_LAST_DIGITS, {"digits": digits, "choice_e164": choice_e164}
+        )
     return result.all()
 
 
 async def candidates_by_ids(
     session: AsyncSession, customer_ids: Sequence[int], choice_e164: str | None = None
 ) -> Sequence[Any]:
-    query = _candidates(Customer.id.in_(list(customer_ids)), choice_e164)
-    result = await session.execute(query)
+    ids = list(customer_ids)
+    if choice_e164 is None:
+        result = await session.execute(_BY_IDS_NO_CHOICE, {"ids": ids})
+    else:
+        result = await session.execute(_BY_IDS, {"ids": ids, "choice_e164": choice_e164})
     return result.all()
 
 
 async def customer_id_by_external_ref(session: AsyncSession, ref: str) -> int | None:
-    query = select(Customer.id).where(Customer.external_ref == ref)
-    return (await session.execute(query)).scalar_one_or_none()
+    return (await session.execute(_ID_BY_EXTERNAL_REF, {"ref": ref})).scalar_one_or_none()
 
 
 async def customer_id_by_account_id(session: AsyncSession, account_id: int) -> int | None:
-    query = select(Account.customer_id).where(Account.id == account_id)
-    return (await session.execute(query)).scalar_one_or_none()
+    result = await session.execute(_ID_BY_ACCOUNT_ID, {"account_id": account_id})
+    return result.scalar_one_or_none()
 
 
 async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
-    query = select(Customer.id).where(Customer.id == customer_id)
-    return (await session.execute(query)).scalar_one_or_none() is not None
+    result = await session.execute(_CUSTOMER_EXISTS, {"customer_id": customer_id})
+    return result.scalar_one_or_none() is not None
+
+
+_ORDER_STATS = (
+    select(
+        func.count().label("order_count"),
+        func.coalesce(func.sum(case((Order.is_return, 1), else_=0)), 0).label("return_count"),
+        func.min(Order.ordered_at).label("first_order_at"),
+        func.max(Order.ordered_at).label("last_order_at"),
+    )
+    .where(Order.customer_id == bindparam("customer_id"))
+    .subquery()
+)
+_IDENTITY = (
+    select(
+        Customer.id,
+        Customer.external_ref,
+        Customer.name,
+        Customer.customer_type,
+        Customer.language,
+        Customer.marketing_consent,
+        Customer.country,
+        Customer.email,
+        Customer.created_at,
+        Account.id.label("account_id"),
+        Account.balance,
+        Account.credit_limit,
+        Account.currency,
+        Account.status.label("account_status"),
+        CustomerInsight.customer_id.label("insight_customer_id"),
+        CustomerInsight.value_tier,
+        CustomerInsight.segment,
+        CustomerInsight.stage,
+        CustomerInsight.clv_historic,
+        CustomerInsight.clv_forecast,
+        CustomerInsight.potential,
+        CustomerInsight.churn_risk,
+        CustomerInsight.satisfaction_trend,
+        CustomerInsight.treatment,
+        CustomerInsight.details,
+        CustomerInsight.computed_at.label("insight_computed_at"),
+        _ORDER_STATS.c.order_count,
+        _ORDER_STATS.c.return_count,
+        _ORDER_STATS.c.first_order_at,
+        _ORDER_STATS.c.last_order_at,
+        CustomerPhone.id.label("phone_id"),
+        CustomerPhone.e164.label("phone_e164"),
+        CustomerPhone.raw.label("phone_raw"),
+        CustomerPhone.label.label("phone_label"),
+    )
+    .select_from(Customer)
+    .join(_ORDER_STATS, true())
+    .outerjoin(Account, Account.customer_id == Customer.id)
+    .outerjoin(CustomerInsight, CustomerInsight.customer_id == Customer.id)
+    .outerjoin(CustomerPhone, CustomerPhone.customer_id == Customer.id)
+    .where(Customer.id == bindparam("customer_id"))
+    .order_by(CustomerPhone.id)
+)
 
 
 async def identity_rows(session: AsyncSession, customer_id: int) -> Sequence[Any]:
@@ -116,62 +213,40 @@ async def identity_rows(session: AsyncSession, customer_id: int) -> Sequence[Any
 
     Zero rows when the customer does not exist.
     """
-    stats = (
-        select(
-            func.count().label("order_count"),
-            func.coalesce(func.sum(case((Order.is_return, 1), else_=0)), 0).label("return_count"),
-            func.min(Order.ordered_at).label("first_order_at"),
-            func.max(Order.ordered_at).label("last_order_at"),
-        )
-        .where(Order.customer_id == customer_id)
-        .subquery()
+    return (await session.execute(_IDENTITY, {"customer_id": customer_id})).all()
+
+
+_ITEM_COUNT = select(func.count()).where(OrderLine.order_id == Order.id).scalar_subquery()
+_RECENT_ORDERS = (
+    select(
+        Order.id,
+        Order.invoice_no,
+        Order.ordered_at,
+        Order.is_return,
+        Order.total,
+        Order.country,
+        _ITEM_COUNT.label("item_count"),
     )
-    query = (
-        select(
-            Customer.id,
-            Customer.external_ref,
-            Customer.name,
-            Customer.customer_type,
-            Customer.language,
-            Customer.marketing_consent,
-            Customer.country,
-            Customer.email,
-            Customer.created_at,
-            Account.id.label("account_id"),
-            Account.balance,
-            Account.credit_limit,
-            Account.currency,
-            Account.status.label("account_status"),
-            CustomerInsight.customer_id.label("insight_customer_id"),
-            CustomerInsight.value_tier,
-            CustomerInsight.segment,
-            CustomerInsight.stage,
-            CustomerInsight.clv_historic,
-            CustomerInsight.clv_forecast,
-            CustomerInsight.potential,
-            CustomerInsight.churn_risk,
-            CustomerInsight.satisfaction_trend,
-            CustomerInsight.treatment,
-            CustomerInsight.details,
-            CustomerInsight.computed_at.label("insight_computed_at"),
-            stats.c.order_count,
-            stats.c.return_count,
-            stats.c.first_order_at,
-            stats.c.last_order_at,
-            CustomerPhone.id.label("phone_id"),
-            CustomerPhone.e164.label("phone_e164"),
-            CustomerPhone.raw.label("phone_raw"),
-            CustomerPhone.label.label("phone_label"),
-        )
-        .select_from(Customer)
-        .join(stats, true())
-        .outerjoin(Account, Account.customer_id == Customer.id)
-        .outerjoin(CustomerInsight, CustomerInsight.customer_id == Customer.id)
-        .outerjoin(CustomerPhone, CustomerPhone.customer_id == Customer.id)
-        .where(Customer.id == customer_id)
-        .order_by(CustomerPhone.id)
+    .where(Order.customer_id == bindparam("customer_id"))
+    .order_by(Order.ordered_at.desc(), Order.id.desc())
+    .limit(RECENT_ORDERS)
+    .subquery()
+)
+_RECENT_ORDER_LINES = (
+    select(
+        _RECENT_ORDERS,
+        OrderLine.line_no,
+        OrderLine.sku,
+        OrderLine.description,
+        OrderLine.quantity,
+        OrderLine.unit_price,
     )
-    return (await session.execute(query)).all()
+    .outerjoin(
+        OrderLine,
+        (OrderLine.order_id == _RECENT_ORDERS.c.id) & (OrderLine.line_no <= ITEMS_PER_ORDER),
+    )
+    .order_by(_RECENT_ORDERS.c.ordered_at.desc(), _RECENT_ORDERS.c.id.desc(), OrderLine.line_no)
+)
 
 
 async def recent_order_lines(session: AsyncSession, customer_id: int) -> Sequence[Any]:
@@ -180,75 +255,51 @@ async def recent_order_lines(session: AsyncSession, customer_id: int) -> Sequenc
     One row per shown item (an order without lines still gives one row with null item
     columns); ``item_count`` is the order's full number of lines.
     """
-    item_count = select(func.count()).where(OrderLine.order_id == Order.id).scalar_subquery()
-    recent = (
-        select(
-            Order.id,
-            Order.invoice_no,
-            Order.ordered_at,
-            Order.is_return,
-            Order.total,
-            Order.country,
-            item_count.label("item_count"),
-        )
-        .where(Order.customer_id == customer_id)
-        .order_by(Order.ordered_at.desc(), Order.id.desc())
-        .limit(RECENT_ORDERS)
-        .subquery()
+    return (await session.execute(_RECENT_ORDER_LINES, {"customer_id": customer_id})).all()
+
+
+_NEXT_NEEDS = (
+    select(
+        NextNeed.sku,
+        NextNeed.name,
+        NextNeed.kind,
+        NextNeed.score,
+        NextNeed.reason,
+        NextNeed.may_offer,
     )
-    query = (
-        select(
-            recent,
-            OrderLine.line_no,
-            OrderLine.sku,
-            OrderLine.description,
-            OrderLine.quantity,
-            OrderLine.unit_price,
-        )
-        .outerjoin(
-            OrderLine,
-            (OrderLine.order_id == recent.c.id) & (OrderLine.line_no <= ITEMS_PER_ORDER),
-        )
-        .order_by(recent.c.ordered_at.desc(), recent.c.id.desc(), OrderLine.line_no)
-    )
-    return (await session.execute(query)).all()
+    .where(NextNeed.customer_id == bindparam("customer_id"))
+    .order_by(NextNeed.rank)
+    .limit(MAX_NEXT_NEEDS)
+)
 
 
 async def next_needs(session: AsyncSession, customer_id: int) -> Sequence[Any]:
-    query = (
-        select(
-            NextNeed.sku,
-            NextNeed.name,
-            NextNeed.kind,
-            NextNeed.score,
-            NextNeed.reason,
-            NextNeed.may_offer,
-        )
-        .where(NextNeed.customer_id == customer_id)
-        .order_by(NextNeed.rank)
-        .limit(MAX_NEXT_NEEDS)
+    return (await session.execute(_NEXT_NEEDS, {"customer_id": customer_id})).all()
+
+
+_RECENT_INTERACTIONS = (
+    select(
+        Interaction.id,
+        Interaction.created_at,
+        Interaction.channel,
+        Interaction.call_id,
+        Interaction.agent,
+        Interaction.disposition,
+        Interaction.notes,
+        Interaction.satisfaction,
+        Interaction.offer_outcomes,
     )
-    return (await session.execute(query)).all()
+    .where(Interaction.customer_id == bindparam("customer_id"))
+    .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+    .limit(RECENT_INTERACTIONS)
+)
 
 
 async def recent_interactions(session: AsyncSession, customer_id: int) -> Sequence[Any]:
-    query = (
-        select(
-            Interaction.id,
-            Interaction.created_at,
-            Interaction.channel,
-            Interaction.call_id,
-            Interaction.agent,
-            Interaction.disposition,
-            Interaction.notes,
-            Interaction.satisfaction,
-            Interaction.offer_outcomes,
-        )
-        .where(Interaction.customer_id == customer_id)
-        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
-        .limit(RECENT_INTERACTIONS)
-    )
-    return (await session.execute(query)).all()
+    return (await session.execute(_RECENT_INTERACTIONS, {"customer_id": customer_id})).all()
+
+
+_PROFILE_VIEWS = cast(Table, ProfileView.__table__).insert()
 
 
 async def insert_profile_view(
@@ -269,6 +320,14 @@ async def insert_profile_view(
             viewed_at=viewed_at,
         )
     )
+
+
+async def insert_profile_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Several audit rows in one statement (one round trip: an executemany)."""
+    if len(rows) == 1:
+        await session.execute(_PROFILE_VIEWS, dict(rows[0]))
+    elif rows:
+        await session.execute(_PROFILE_VIEWS, [dict(r) for r in rows])
 
 
 async def upsert_match_choice(

@@ -19,6 +19,7 @@ UTC, ``customer.since`` an ISO date, money and prices are floats (two decimals f
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -390,6 +391,31 @@ async def log_profile_view(
         call_id=call_id[:200] if call_id else None,
         reason=reason[:32],
         viewed_at=utcnow(),
+    )
+
+
+async def log_profile_views(
+    session: AsyncSession,
+    *,
+    usernames: Sequence[str],
+    customer_id: int,
+    call_id: str | None,
+    reason: str,
+) -> None:
+    """``log_profile_view`` for several agents at once, in one statement."""
+    viewed_at = utcnow()
+    await repo.insert_profile_views(
+        session,
+        [
+            {
+                "username": username[:64],
+                "customer_id": customer_id,
+                "call_id": call_id[:200] if call_id else None,
+                "reason": reason[:32],
+                "viewed_at": viewed_at,
+            }
+            for username in usernames
+        ],
     )
 
 
