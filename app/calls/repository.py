@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, func, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,15 +41,53 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 # --- the journal -----------------------------------------------------------------------------
 
 
+# Hot-path statements, built once per dialect: rows go in as parameters, so SQLAlchemy's
+# compiled cache (keyed by the statement and the parameter names) hits on every event.
+_JOURNAL = {
+    "postgresql": postgresql.insert(EVENTS)
+    .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    .returning(EVENTS.c.id),
+    "sqlite": sqlite.insert(EVENTS)
+    .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    .returning(EVENTS.c.id),
+}
+_NEW_CALL = {
+    "postgresql": postgresql.insert(CALLS)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(CALLS.c.id),
+    "sqlite": sqlite.insert(CALLS)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(CALLS.c.id),
+}
+_LOCK_CALL = select(CALLS).where(CALLS.c.id == bindparam("call_id")).with_for_update()
+_GET_CALL = select(CALLS).where(CALLS.c.id == bindparam("call_id"))
+# The SET clause comes from the parameters' names; the WHERE binds are named apart from them.
+_UPDATE_CALL = update(CALLS).where(
+    CALLS.c.id == bindparam("where_id"), CALLS.c.version == bindparam("where_version")
+)
+
+
+def _pushes(insert: Any) -> Any:
+    stmt = insert(DELIVERIES)
+    return stmt.on_conflict_do_update(
+        index_elements=["call_id", "username"],
+        set_={
+            "version": stmt.excluded.version,
+            "pushed_at": stmt.excluded.pushed_at,
+            "latency_ms": stmt.excluded.latency_ms,
+            "delivered_at": None,
+            "seen_at": None,
+        },
+    )
+
+
+_PUSHES = {"postgresql": _pushes(postgresql.insert), "sqlite": _pushes(sqlite.insert)}
+
+
 async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> int | None:
     """Journal one event; None when (source, event_id) is already there (a duplicate)."""
-    stmt = (
-        _insert(session, EVENTS)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(EVENTS.c.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    found = (await session.execute(_JOURNAL[_dialect(session)], dict(values))).scalar_one_or_none()
+    return int(found) if found is not None else None
 
 
 async def mark_unapplied(session: AsyncSession, journal_id: int) -> None:
@@ -101,36 +139,28 @@ async def lock_call(session: AsyncSession, call_id: str) -> CallRow | None:
     SQLite has no row locks: its single writer (the journal insert took the write lock)
     serialises events instead, and the versioned update double-checks.
     """
-    row = await session.execute(select(CALLS).where(CALLS.c.id == call_id).with_for_update())
+    row = await session.execute(_LOCK_CALL, {"call_id": call_id})
     found = row.mappings().first()
     return dict(found) if found is not None else None
 
 
 async def get_call(session: AsyncSession, call_id: str) -> CallRow | None:
-    row = (await session.execute(select(CALLS).where(CALLS.c.id == call_id))).mappings().first()
+    row = (await session.execute(_GET_CALL, {"call_id": call_id})).mappings().first()
     return dict(row) if row is not None else None
 
 
 async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bool:
     """Insert a new call; False when another transaction inserted it first."""
-    stmt = (
-        _insert(session, CALLS)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(CALLS.c.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    result = await session.execute(_NEW_CALL[_dialect(session)], dict(values))
+    return result.scalar_one_or_none() is not None
 
 
 async def update_call(
     session: AsyncSession, call_id: str, version: int, values: Mapping[str, Any]
 ) -> bool:
     """Versioned update: applies only if nobody changed the row since it was read."""
-    result = await session.execute(
-        update(CALLS)
-        .where(CALLS.c.id == call_id, CALLS.c.version == version)
-        .values(**values, version=version + 1)
-    )
+    params = {**values, "version": version + 1, "where_id": call_id, "where_version": version}
+    result = await session.execute(_UPDATE_CALL, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
@@ -205,21 +235,12 @@ async def live_calls_for_agent(session: AsyncSession, username: str) -> list[Cal
 
 async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
     """Upsert one delivery row per (call, agent): a new push resets its receipts."""
-    values = list(rows)
+    values = [dict(r) for r in rows]
     if not values:
         return
-    stmt = _insert(session, DELIVERIES).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["call_id", "username"],
-        set_={
-            "version": stmt.excluded.version,
-            "pushed_at": stmt.excluded.pushed_at,
-            "latency_ms": stmt.excluded.latency_ms,
-            "delivered_at": None,
-            "seen_at": None,
-        },
-    )
-    await session.execute(stmt)
+    stmt = _PUSHES[_dialect(session)]
+    # One row: a plain execute; several: one executemany (still one round trip on asyncpg).
+    await session.execute(stmt, values[0] if len(values) == 1 else values)
 
 
 async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:

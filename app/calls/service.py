@@ -4,11 +4,12 @@ One event is one transaction:
 
 1. the journal row (``call_events``), unique on (source, event_id): a duplicate stops here
    and changes nothing;
-2. inside a SAVEPOINT: the call's row locked (``SELECT … FOR UPDATE`` on PostgreSQL) or
+2. in the same transaction: the call's row locked (``SELECT … FOR UPDATE`` on PostgreSQL) or
    inserted, the pure state machine applied, a versioned update written, and the pop
-   deliveries (and profile-view audit rows) recorded. If any of that fails, the savepoint is
-   rolled back, the journal row is kept with ``applied = false`` and ``replay_journal`` (run
-   at start-up) applies it later: a valid event is never lost;
+   deliveries (and profile-view audit rows) recorded. If any of that fails, the transaction
+   is rolled back and the journal row written again on its own (same id) with
+   ``applied = false``; ``replay_journal`` (run at start-up) applies it later: a valid event
+   is never lost;
 3. commit, THEN publish: pops and ``call.state`` to ``agent:{username}``, ``call.change`` and
    ``pop.pushed`` to ``calls``.
 
@@ -270,23 +271,28 @@ class CallService:
         received_at = received_at or utcnow()
         call_id = event.full_call_id
         applied: _Applied | None = None
+        record = _event_record(event, received_at)
         async with self.sessionmaker() as session:
-            journal_id = await repo.insert_journal(session, _event_record(event, received_at))
+            journal_id = await repo.insert_journal(session, record)
             if journal_id is None:
                 await session.rollback()
                 self._count(event.source, "duplicate")
                 return IngestResult(call_id, duplicate=True)
             try:
-                async with session.begin_nested():
-                    applied = await self._apply(session, event, received_at, started)
+                applied = await self._apply(session, event, received_at, started)
+                await session.commit()
             except Exception:
-                # Keep the journal row: the event is safe and start-up replay applies it.
+                # Journal first: keep the event (marked unapplied) and start-up replay applies
+                # it. No SAVEPOINT per event (two round trips each): on failure the whole
+                # transaction is rolled back and the journal row written again alone, with the
+                # id it had, so the journal's arrival order is unchanged.
                 log.exception(
                     "applying %s event %s failed; journaled for replay", call_id, event.event_id
                 )
-                await repo.mark_unapplied(session, journal_id)
+                await session.rollback()
                 applied = None
-            await session.commit()
+                await repo.insert_journal(session, {**record, "id": journal_id, "applied": False})
+                await session.commit()
         if applied is None:
             self._count(event.source, "unapplied")
             return IngestResult(call_id, duplicate=False, applied=False)
@@ -475,14 +481,13 @@ class CallService:
         )
         customer_id = call.get("customer_id")
         if customer_id is not None:
-            for ref in targets:
-                await customers.log_profile_view(
-                    session,
-                    username=ref.username,
-                    customer_id=int(customer_id),
-                    call_id=str(call["id"]),
-                    reason=reason,
-                )
+            await customers.log_profile_views(
+                session,
+                usernames=[ref.username for ref in targets],
+                customer_id=int(customer_id),
+                call_id=str(call["id"]),
+                reason=reason,
+            )
 
     def _notes(
         self, call_id: str, before: CallFacts, outcome: Outcome, pushed: set[str]
