@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/screenpop serve --demo --host 127.0.0.1 --port 8000
+	SCREENPOP_LOG_JSON=$${SCREENPOP_LOG_JSON:-0} $(BIN)/screenpop serve --demo --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check app telephony tests bench migrations
