@@ -57,13 +57,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Build the engine for a URL; SQLite gets WAL and a busy timeout so writers queue."""
+def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:
+    """Build the engine for a URL; SQLite gets WAL and a busy timeout so writers queue.
+
+    ``pool_timeout``: seconds to wait for a pooled connection before
+    ``sqlalchemy.exc.TimeoutError`` (the webhooks answer 503 then; the PBX retries). A short
+    wait sheds load quickly instead of stacking requests for 30 s (SQLAlchemy's default).
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=True,
+        )
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

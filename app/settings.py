@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10
+    # Seconds a request waits for a pooled connection before answering 503 (overloaded).
+    db_pool_timeout_s: float = 5.0
     # Insights: a declined offer is not suggested to that customer again for this many days;
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90

@@ -4,7 +4,9 @@ Every route reads the raw body itself, with a hard cap (``settings.max_body_byte
 before anything is parsed, and the body is not read past the cap), builds a
 ``telephony.base.WebhookRequest`` whose ``url`` is ``SCREENPOP_PUBLIC_URL`` + path + raw query
 (what Twilio signs), checks it with the provider's secret and parses it. Rejections map to
-``{"error", "detail"}`` with 401/404/413/415/422 and write nothing.
+``{"error", "detail"}`` with 401/404/413/415/422 and write nothing. When no database
+connection comes free within ``SCREENPOP_DB_POOL_TIMEOUT_S`` (overload) the answer is 503
+``{"error": "overloaded"}``, never a 500: providers retry, and the journal drops duplicates.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.calls.service import CallService, IngestResult
 from app.db import utcnow
 from app.deps import get_state
-from app.errors import PayloadTooLarge
+from app.errors import DomainError, PayloadTooLarge
 from app.settings import Settings
 from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
@@ -98,16 +101,32 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
         return _error(exc.status_code, exc.code, exc.detail)
 
 
+class Overloaded(DomainError):
+    """No database connection came free in time: answer 503 so the provider retries."""
+
+    status, error = 503, "overloaded"
+
+
 async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
     service = _calls(request)
     received_at = utcnow()
-    return [await service.ingest(event, received_at=received_at) for event in events]
+    try:
+        return [await service.ingest(event, received_at=received_at) for event in events]
+    except PoolTimeout as exc:
+        # Every pooled connection is busy (overload): nothing of this event was written, and
+        # providers retry a 503; a 500 after 30 s helped nobody.
+        raise Overloaded(
+            "the server is overloaded (no database connection free); retry shortly"
+        ) from exc
 
 
 async def _queue_name(request: Request, results: list[IngestResult]) -> str:
     """The queue the call landed in (a provider's retry of the same webhook included)."""
     for result in results:
-        name = result.queue or await _calls(request).queue_of_call(result.call_id)
+        try:
+            name = result.queue or await _calls(request).queue_of_call(result.call_id)
+        except PoolTimeout as exc:
+            raise Overloaded("the server is overloaded; retry shortly") from exc
         if name:
             return name
     return DEFAULT_QUEUE

@@ -205,3 +205,30 @@ async def test_unhandled_http_errors_are_json(database_url: str, clean_engine: A
         response = await app.http.get(GENERIC)
     assert response.status_code == 405
     assert isinstance(response, httpx.Response) and response.json()["error"]
+
+
+async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
+    clean_engine: AsyncEngine, database_url: str, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the pool size and timeout apply to PostgreSQL engines")
+    async with running_app(database_url, db_pool_size=1, db_pool_timeout_s=0.3) as app:
+        engine: AsyncEngine = app.state["engine"]
+        # Hold every pooled connection (1 + 1 overflow), as events stuck under overload do.
+        held = [await engine.connect() for _ in range(2)]
+        try:
+            body = event(new_call_id(), "queued", queue="sales")
+            started = time.perf_counter()
+            refused = await app.post(body)
+            elapsed = time.perf_counter() - started
+        finally:
+            for conn in held:
+                await conn.close()
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "overloaded" and refused.json()["detail"]
+        assert elapsed < 5
+        # Nothing was written; the provider's retry goes through once a connection is free.
+        assert await journal_rows(clean_engine) == 0
+        retried = await app.post(body)
+        assert retried.status_code == 202 and retried.json()["duplicate"] is False
+    assert await journal_rows(clean_engine) == 1
