@@ -18,8 +18,11 @@ import cProfile
 import os
 import random
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import event
 
 from app.calls.service import CallService
 from app.db import create_engine, create_sessionmaker
@@ -78,6 +81,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--count", action="store_true", help="count statements and transactions per event"
+    )
     args = parser.parse_args()
 
     dsn = dataset.asyncpg_dsn(args.db)
@@ -114,6 +120,25 @@ async def main() -> None:
         await service.ingest(_event(raw))
     await service.drain()
 
+    counts: Counter[str] = Counter()
+    if args.count:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _statement(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
+            counts[" ".join(sql.split()[:3])[:40]] += 1
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            counts["BEGIN"] += 1
+
+        @event.listens_for(engine.sync_engine, "commit")
+        def _commit(conn: Any) -> None:
+            counts["COMMIT"] += 1
+
+        @event.listens_for(engine.sync_engine.pool, "checkout")
+        def _checkout(*_: Any) -> None:
+            counts["checkout (+ pre-ping)"] += 1
+
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for raw in raws:
         queue.put_nowait(raw)
@@ -135,6 +160,10 @@ async def main() -> None:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await engine.dispose()
     n = len(raws)
+    for what, count in counts.most_common():
+        print(f"  {count / n:6.2f} per event  {what}")
+    if counts:
+        print(f"  {sum(counts.values()) / n:6.2f} per event  all of the above")
     print(
         f"events={n} concurrency={args.concurrency} cpu_ms_per_event={cpu / n * 1000:.3f} "
         f"wall_ms_per_event={wall / n * 1000:.3f} "

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +88,52 @@ async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> in
     """Journal one event; None when (source, event_id) is already there (a duplicate)."""
     found = (await session.execute(_JOURNAL[_dialect(session)], dict(values))).scalar_one_or_none()
     return int(found) if found is not None else None
+
+
+def _journal_and_lock() -> Any:
+    journal = (
+        postgresql.insert(EVENTS)
+        .values({c.name: bindparam(c.name, type_=c.type) for c in EVENTS.c if c.name != "id"})
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(EVENTS.c.id)
+        .cte("journal")
+    )
+    # Evaluated once per inserted journal row: a duplicate locks nothing.
+    locked = (
+        select(CALLS)
+        .where(CALLS.c.id == bindparam("lock_call_id"))
+        .with_for_update()
+        .lateral("locked")
+    )
+    return select(journal.c.id.label("journal_id"), locked).select_from(
+        journal.outerjoin(locked, true())
+    )
+
+
+_JOURNAL_AND_LOCK = _journal_and_lock()
+
+
+async def journal_and_lock(
+    session: AsyncSession, values: Mapping[str, Any], call_id: str
+) -> tuple[int | None, CallRow | None]:
+    """``insert_journal`` then ``lock_call``: (journal id or None for a duplicate, call row).
+
+    On PostgreSQL one round trip (the insert in a CTE, the lock in a lateral subquery that runs
+    only when the insert did); ``values`` carries every journal column but ``id``. The call row
+    is None for a new call, and for a duplicate (which locks nothing).
+    """
+    if _dialect(session) != "postgresql":
+        journal_id = await insert_journal(session, values)
+        if journal_id is None:
+            return None, None
+        return journal_id, await lock_call(session, call_id)
+    result = await session.execute(_JOURNAL_AND_LOCK, {**values, "lock_call_id": call_id})
+    found = result.mappings().first()
+    if found is None:
+        return None, None
+    row = dict(found)
+    journal_id = int(row.pop("journal_id"))
+    return journal_id, (row if row["id"] is not None else None)
 
 
 async def mark_unapplied(session: AsyncSession, journal_id: int) -> None:

@@ -273,13 +273,16 @@ class CallService:
         applied: _Applied | None = None
         record = _event_record(event, received_at)
         async with self.sessionmaker() as session:
-            journal_id = await repo.insert_journal(session, record)
+            # One round trip on PostgreSQL: the journal row in, the call's row locked.
+            journal_id, row = await repo.journal_and_lock(session, record, call_id)
             if journal_id is None:
                 await session.rollback()
                 self._count(event.source, "duplicate")
                 return IngestResult(call_id, duplicate=True)
             try:
-                applied = await self._apply(session, event, received_at, started)
+                applied = await self._apply(
+                    session, event, received_at, started, locked=True, row=row
+                )
                 await session.commit()
             except Exception:
                 # Journal first: keep the event (marked unapplied) and start-up replay applies
@@ -310,10 +313,20 @@ class CallService:
             self.metrics.events.labels(source=source, result=result).inc()
 
     async def _apply(
-        self, session: AsyncSession, event: CallEvent, received_at: datetime, started: float
+        self,
+        session: AsyncSession,
+        event: CallEvent,
+        received_at: datetime,
+        started: float,
+        *,
+        locked: bool = False,
+        row: repo.CallRow | None = None,
     ) -> _Applied:
+        """Apply ``event``; with ``locked`` the caller already locked the call (``row``, None
+        for a call not seen yet)."""
         call_id = event.full_call_id
-        row = await repo.lock_call(session, call_id)
+        if not locked:
+            row = await repo.lock_call(session, call_id)
         step, refs = await resolve_step(self.directory, session, event)
         before = facts_of(row)
         outcome = apply(before, step)
