@@ -17,6 +17,7 @@ import asyncio
 import cProfile
 import os
 import random
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -81,6 +82,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (as the server)")
     parser.add_argument(
         "--count", action="store_true", help="count statements and transactions per event"
     )
@@ -172,4 +174,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
