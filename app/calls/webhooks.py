@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.calls.service import CallService, IngestResult
 from app.db import utcnow
 from app.deps import get_state
-from app.errors import DomainError, PayloadTooLarge
+from app.errors import Overloaded, PayloadTooLarge
 from app.settings import Settings
 from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
@@ -99,12 +99,6 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
         metrics = state["metrics"]
         metrics.events.labels(source=provider, result=exc.code).inc()
         return _error(exc.status_code, exc.code, exc.detail)
-
-
-class Overloaded(DomainError):
-    """No database connection came free in time: answer 503 so the provider retries."""
-
-    status, error = 503, "overloaded"
 
 
 async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
