@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
+from app.customers.repository import RawStatement
 from app.queues.models import QueueNumber
 from app.users.models import User
 
@@ -111,6 +112,11 @@ def _journal_and_lock() -> Any:
 
 
 _JOURNAL_AND_LOCK = _journal_and_lock()
+# PostgreSQL runs the hot statements straight on asyncpg (see ``RawStatement``).
+_RAW_JOURNAL_AND_LOCK = RawStatement(_JOURNAL_AND_LOCK)
+_RAW_NEW_CALL = RawStatement(_NEW_CALL["postgresql"])
+_RAW_UPDATE_CALL = RawStatement(_UPDATE_CALL)
+_RAW_PUSHES = RawStatement(_PUSHES["postgresql"])
 
 
 async def journal_and_lock(
@@ -127,11 +133,18 @@ async def journal_and_lock(
         if journal_id is None:
             return None, None
         return journal_id, await lock_call(session, call_id)
-    result = await session.execute(_JOURNAL_AND_LOCK, {**values, "lock_call_id": call_id})
-    found = result.mappings().first()
-    if found is None:
-        return None, None
-    row = dict(found)
+    params = {**values, "lock_call_id": call_id}
+    compiled = _RAW_JOURNAL_AND_LOCK.prepare(session.get_bind().dialect)
+    if compiled is not None:
+        rows = await compiled.dicts(session, params)
+        if not rows:
+            return None, None
+        row = rows[0]
+    else:
+        found = (await session.execute(_JOURNAL_AND_LOCK, params)).mappings().first()
+        if found is None:
+            return None, None
+        row = dict(found)
     journal_id = int(row.pop("journal_id"))
     return journal_id, (row if row["id"] is not None else None)
 
@@ -197,6 +210,10 @@ async def get_call(session: AsyncSession, call_id: str) -> CallRow | None:
 
 async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bool:
     """Insert a new call; False when another transaction inserted it first."""
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_NEW_CALL.prepare(session.get_bind().dialect, frozenset(values))
+        if compiled is not None:
+            return bool(await compiled.fetch(session, values))
     result = await session.execute(_NEW_CALL[_dialect(session)], dict(values))
     return result.scalar_one_or_none() is not None
 
@@ -206,6 +223,11 @@ async def update_call(
 ) -> bool:
     """Versioned update: applies only if nobody changed the row since it was read."""
     params = {**values, "version": version + 1, "where_id": call_id, "where_version": version}
+    if _dialect(session) == "postgresql":
+        keys = frozenset(values) | {"version"}
+        compiled = _RAW_UPDATE_CALL.prepare(session.get_bind().dialect, keys)
+        if compiled is not None:
+            return await compiled.execute(session, params) == "UPDATE 1"
     result = await session.execute(_UPDATE_CALL, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -284,6 +306,11 @@ async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]
     values = [dict(r) for r in rows]
     if not values:
         return
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_PUSHES.prepare(session.get_bind().dialect, frozenset(values[0]))
+        if compiled is not None:
+            await compiled.executemany(session, values)
+            return
     stmt = _PUSHES[_dialect(session)]
     # One row: a plain execute; several: one executemany (still one round trip on asyncpg).
     await session.execute(stmt, values[0] if len(values) == 1 else values)

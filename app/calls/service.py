@@ -94,6 +94,9 @@ class _Applied:
     pushes: list[AgentRef] = field(default_factory=list)
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     pending: bool = False  # the pop is partial: assemble the rest after the commit
+    # Received -> push recorded, as stored in ``pop_deliveries.latency_ms``: ``pop.pushed``
+    # carries the same number (queue statistics rebuilt after a restart read the row).
+    latency_ms: float | None = None
 
 
 def facts_of(row: Mapping[str, Any] | None) -> CallFacts:
@@ -432,7 +435,9 @@ class CallService:
             ref = refs.get(username) or await self.directory.agent(session, username)
             if ref is not None and ref.known:
                 applied.pushes.append(ref)
-        await self._record_pushes(session, call, applied.pushes, received_at, reason="pop")
+        applied.latency_ms = await self._record_pushes(
+            session, call, applied.pushes, received_at, reason="pop"
+        )
         applied.notes = self._notes(call_id, before, outcome, {r.username for r in applied.pushes})
         return applied
 
@@ -470,13 +475,16 @@ class CallService:
         received_at: datetime,
         *,
         reason: str,
-    ) -> None:
-        """Delivery rows (receipts come with acks) and one profile-view audit row per push."""
+    ) -> float | None:
+        """Delivery rows (receipts come with acks) and one profile-view audit row per push.
+
+        Returns the latency stored in the rows (ms), None when nobody was pushed.
+        """
         targets = list(targets)
         if not targets:
-            return
+            return None
         now = utcnow()
-        latency_ms = max(0.0, (now - received_at).total_seconds() * 1000)
+        latency_ms = round(max(0.0, (now - received_at).total_seconds() * 1000), 3)
         await repo.record_pushes(
             session,
             [
@@ -485,7 +493,7 @@ class CallService:
                     "username": ref.username,
                     "version": int(call.get("pop_version") or 0),
                     "pushed_at": now,
-                    "latency_ms": round(latency_ms, 3),
+                    "latency_ms": latency_ms,
                     "delivered_at": None,
                     "seen_at": None,
                 }
@@ -501,6 +509,7 @@ class CallService:
                 call_id=str(call["id"]),
                 reason=reason,
             )
+        return latency_ms
 
     def _notes(
         self, call_id: str, before: CallFacts, outcome: Outcome, pushed: set[str]
@@ -545,7 +554,11 @@ class CallService:
                         "agent": ref.username,
                         "queue": call.get("queue"),
                         "match_kind": match_kind,
-                        "latency_ms": round(pushed_ms, 3),
+                        "latency_ms": (
+                            applied.latency_ms
+                            if applied.latency_ms is not None
+                            else round(pushed_ms, 3)
+                        ),
                     },
                 )
         except Exception:
