@@ -107,7 +107,8 @@ class _Compiled:
         compiled: Any = stmt.compile(
             dialect=dialect, column_keys=sorted(keys) if keys is not None else None
         )
-        if compiled.insert_prefetch or compiled.update_prefetch or compiled.literal_execute_params:
+        expanding = any(b.expanding for b in compiled.binds.values())
+        if compiled.insert_prefetch or compiled.update_prefetch or expanding:
             return None  # Python-side defaults or expanding parameters: SQLAlchemy's job
         names = list(compiled.positiontup or ())
         bind_procs = compiled._bind_processors
@@ -147,7 +148,8 @@ class _Compiled:
         out = []
         for name, proc in zip(self.names, self.procs, strict=True):
             value = params[name] if name in params else defaults[name]
-            out.append(proc(value) if proc is not None and value is not None else value)
+            # None goes through the processor too, as in SQLAlchemy (JSON None is 'null').
+            out.append(proc(value) if proc is not None else value)
         return out
 
     async def dicts(self, session: AsyncSession, params: Mapping[str, Any]) -> list[dict[str, Any]]:
