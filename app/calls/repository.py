@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
-from app.customers.repository import RawStatement
 from app.queues.models import QueueNumber
+from app.raw_statements import RawStatement
 from app.users.models import User
 
 CALLS = cast(Table, Call.__table__)
