@@ -26,6 +26,3 @@ class Metrics:
         self.websockets = Gauge(
             "screenpop_websockets", "Open websocket connections", ["audience"], registry=r
         )
-        self.imported_lines = Counter(
-            "screenpop_imported_lines_total", "Order lines imported", registry=r
-        )

@@ -151,10 +151,14 @@ def _answered(facts: CallFacts, step: Step) -> Outcome:
                 )
             )
         return Outcome(facts)
+    return _connect(facts, step, facts.state if facts.state in CONNECTED_STATES else "answered")
+
+
+def _connect(facts: CallFacts, step: Step, state: str) -> Outcome:
+    """The call is connected to an agent (the one named, or the only one offered)."""
     who = step.agent or facts.agent
     if who is None and len(facts.offered_to) == 1:
         who = facts.offered_to[0]
-    state = facts.state if facts.state in CONNECTED_STATES else "answered"
     withdrawn = tuple(a for a in facts.offered_to if a != who)
     answered_by = who if who is not None and who != facts.agent else None
     return Outcome(
@@ -180,23 +184,7 @@ def _hold(facts: CallFacts, step: Step) -> Outcome:
         # An older hold/resume overtaken by a newer event: keep what is newer.
         return Outcome(facts)
     # Holding or resuming implies the call was answered (its answer may still be on its way).
-    who = step.agent or facts.agent
-    if who is None and len(facts.offered_to) == 1:
-        who = facts.offered_to[0]
-    withdrawn = tuple(a for a in facts.offered_to if a != who)
-    answered_by = who if who is not None and who != facts.agent else None
-    return Outcome(
-        _touch(
-            facts,
-            step,
-            state=target,
-            agent=who,
-            offered_to=(),
-            answered_at=_earliest(facts.answered_at, step.occurred_at),
-        ),
-        withdrawn=withdrawn,
-        answered_by=answered_by,
-    )
+    return _connect(facts, step, target)
 
 
 def _transferred(facts: CallFacts, step: Step) -> Outcome:
