@@ -17,6 +17,12 @@ class Metrics:
             "screenpop_call_events_total", "Call events received", ["source", "result"], registry=r
         )
         self.pops = Counter("screenpop_pops_total", "Pops pushed", ["match"], registry=r)
+        self.receipts_dropped = Counter(
+            "screenpop_receipts_dropped_total",
+            "Pop receipts (ack / seen) dropped unwritten",
+            ["reason"],
+            registry=r,
+        )
         self.pop_latency = Histogram(
             "screenpop_pop_latency_seconds",
             "Event received to pop published",

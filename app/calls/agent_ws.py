@@ -10,7 +10,8 @@ Protocol (see docs/readme/calls.md):
 * server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
 * client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
-  seen time too. Anything else gets ``{"type": "error", …}`` and the connection stays open;
+  seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``).
+  Anything else gets ``{"type": "error", …}`` and the connection stays open;
 * ``agent.connection`` is published on the ``presence`` channel on connect and disconnect.
 """
 

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, true, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
+from app.db import UTCDateTime
 from app.queues.models import QueueNumber
 from app.raw_statements import RawStatement
 from app.users.models import User
@@ -323,27 +338,94 @@ async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def record_receipt(
-    session: AsyncSession,
-    *,
-    call_id: str,
-    username: str,
-    version: int | None,
-    at: datetime,
-    seen: bool,
-) -> bool:
-    """Delivered (and, with ``seen``, seen) times for the agent's pop of the call."""
-    values: dict[str, Any] = {"delivered_at": func.coalesce(DELIVERIES.c.delivered_at, at)}
-    if seen:
-        values["seen_at"] = func.coalesce(DELIVERIES.c.seen_at, at)
-    stmt = update(DELIVERIES).where(
-        DELIVERIES.c.call_id == call_id, DELIVERIES.c.username == username
+class Receipt(NamedTuple):
+    """An agent's screen confirmed (``seen``: and showed) ``version`` of a call's pop at ``at``."""
+
+    call_id: str
+    username: str
+    version: int | None
+    at: datetime
+    seen: bool
+
+
+# Receipts in order, each as if applied alone: the first delivered / seen time wins, and an
+# ack of an older version than the last push does not confirm the newer one. PostgreSQL: one
+# statement for the batch; several receipts for one row are grouped (an UPDATE … FROM takes
+# only one source row per target), then the first eligible one in arrival order is taken,
+# with the row's version read by the UPDATE itself (re-checked if a push changes it
+# meanwhile). Rows with nothing to change are not written.
+_RECEIPTS_PG = text(
+    """
+WITH r AS (
+    SELECT * FROM unnest(
+        CAST(:call_ids AS text[]), CAST(:usernames AS text[]), CAST(:versions AS integer[]),
+        CAST(:ats AS timestamptz[]), CAST(:seens AS boolean[])
+    ) WITH ORDINALITY AS r(call_id, username, version, at, seen, ord)
+), k AS (
+    SELECT call_id, username,
+        array_agg(version ORDER BY ord) AS versions,
+        array_agg(at ORDER BY ord) AS ats,
+        array_agg(seen ORDER BY ord) AS seens,
+        max(version) AS newest, bool_or(version IS NULL) AS unversioned, bool_or(seen) AS any_seen
+    FROM r GROUP BY call_id, username
+)
+UPDATE pop_deliveries AS d
+SET (delivered_at, seen_at) = (
+    SELECT coalesce(d.delivered_at, (array_agg(u.at ORDER BY u.ord))[1]),
+        coalesce(d.seen_at, (array_agg(u.at ORDER BY u.ord) FILTER (WHERE u.seen))[1])
+    FROM unnest(k.versions, k.ats, k.seens) WITH ORDINALITY AS u(version, at, seen, ord)
+    WHERE u.version IS NULL OR d.version <= u.version
+)
+FROM k
+WHERE d.call_id = k.call_id AND d.username = k.username
+    AND (k.unversioned OR d.version <= k.newest)
+    AND (d.delivered_at IS NULL OR (d.seen_at IS NULL AND k.any_seen))
+"""
+)
+# SQLite: the same update per receipt, in order, as one executemany.
+_R_VERSION = bindparam("r_version", type_=Integer())
+_R_AT = bindparam("r_at", type_=UTCDateTime())
+_RECEIPT_EACH = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.call_id == bindparam("r_call_id"),
+        DELIVERIES.c.username == bindparam("r_username"),
+        or_(_R_VERSION.is_(None), DELIVERIES.c.version <= _R_VERSION),
     )
-    if version is not None:
-        # An ack of an older version than the last push does not confirm the newer one.
-        stmt = stmt.where(DELIVERIES.c.version <= version)
-    result = await session.execute(stmt.values(**values))
-    return bool(getattr(result, "rowcount", 0))
+    .values(
+        delivered_at=func.coalesce(DELIVERIES.c.delivered_at, _R_AT),
+        seen_at=case(
+            (bindparam("r_seen", type_=Boolean()), func.coalesce(DELIVERIES.c.seen_at, _R_AT)),
+            else_=DELIVERIES.c.seen_at,
+        ),
+    )
+)
+
+
+async def record_receipts(session: AsyncSession, receipts: Sequence[Receipt]) -> None:
+    """Delivered (and, with ``seen``, seen) times for agents' pops: one statement."""
+    if not receipts:
+        return
+    if _dialect(session) == "postgresql":
+        call_ids, usernames, versions, ats, seens = (list(c) for c in zip(*receipts, strict=True))
+        await session.execute(
+            _RECEIPTS_PG,
+            {
+                "call_ids": call_ids,
+                "usernames": usernames,
+                "versions": versions,
+                "ats": ats,
+                "seens": seens,
+            },
+        )
+        return
+    await session.execute(
+        _RECEIPT_EACH,
+        [
+            {"r_call_id": c, "r_username": u, "r_version": v, "r_at": at, "r_seen": s}
+            for c, u, v, at, s in receipts
+        ],
+    )
 
 
 async def deliveries_for_call(session: AsyncSession, call_id: str) -> list[dict[str, Any]]:

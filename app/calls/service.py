@@ -44,6 +44,7 @@ from app.calls.pop import (
     state_message,
     value_tier,
 )
+from app.calls.receipts import ReceiptWriter
 from app.calls.state_machine import (
     AGENT_LIVE_STATES,
     FINAL_STATES,
@@ -240,6 +241,10 @@ class CallService:
         self.directory = Directory()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[str] = set()
+        # Agents' ack / seen receipts, written in batches (see app.calls.receipts).
+        self.receipts = ReceiptWriter(
+            sessionmaker, flush_interval_s=settings.receipt_flush_ms / 1000, metrics=metrics
+        )
 
     # --- background tasks ------------------------------------------------------------------
 
@@ -253,16 +258,18 @@ class CallService:
         return task
 
     async def close(self) -> None:
-        """Cancel background work (pop completion) at shutdown."""
+        """Cancel background work (pop completion) and write queued receipts, at shutdown."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.receipts.close()
 
     async def drain(self) -> None:
-        """Wait for background work started so far (tests, replays)."""
+        """Wait for background work started so far and write queued receipts (tests, replays)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.receipts.flush()
 
     # --- ingest ------------------------------------------------------------------------------
 
@@ -663,19 +670,10 @@ class CallService:
 
     async def record_receipt(
         self, principal: Principal, call_id: str, version: int | None, *, seen: bool
-    ) -> bool:
-        """An agent's screen confirmed (or showed) a pop."""
-        async with self.sessionmaker() as session:
-            found = await repo.record_receipt(
-                session,
-                call_id=call_id,
-                username=principal.username,
-                version=version,
-                at=utcnow(),
-                seen=seen,
-            )
-            await session.commit()
-        return found
+    ) -> None:
+        """An agent's screen confirmed (or showed) a pop: queued, written within
+        ``receipt_flush_ms`` (``flush`` / ``drain`` write it at once)."""
+        self.receipts.add(call_id, principal.username, version, utcnow(), seen=seen)
 
     async def choose_match(
         self, call_id: str, customer_id: int, principal: Principal

@@ -138,12 +138,18 @@ async def test_single_match_pops_only_on_the_offered_agent_and_ack_is_recorded(
         await alice.send(json.dumps({"type": "ack", "call_id": pop["call"]["id"],
                                      "version": pop["version"], "seen": True}))  # fmt: skip
         await nothing_about(bob, f"generic:{cid}")
-    async with AsyncSession(live.engine) as session:
-        delivery = (
-            await session.execute(
-                select(PopDelivery).where(PopDelivery.call_id == f"generic:{cid}")
-            )
-        ).scalar_one()
+    # Receipts are written in batches (within receipt_flush_ms): poll for it.
+    async with asyncio.timeout(10.0):
+        while True:
+            async with AsyncSession(live.engine) as session:
+                delivery = (
+                    await session.execute(
+                        select(PopDelivery).where(PopDelivery.call_id == f"generic:{cid}")
+                    )
+                ).scalar_one()
+            if delivery.seen_at is not None:
+                break
+            await asyncio.sleep(0.05)
     assert delivery.username == "alice"
     assert delivery.delivered_at is not None and delivery.seen_at is not None
     await live.post(event(cid, "ended"))

@@ -394,12 +394,14 @@ async def test_live_pops_and_receipts(
         )
         with pytest.raises(BadRequest):
             await handle_client_message(app.calls, alice, {"type": "ack"})
+        await app.calls.drain()  # receipts are written in batches
         async with AsyncSession(clean_engine) as session:
             row = (await session.execute(select(PopDelivery))).scalar_one()
             assert row.delivered_at is not None and row.seen_at is None
         await handle_client_message(
             app.calls, alice, {"type": "seen", "call_id": f"generic:{cid}", "version": 1}
         )
+        await app.calls.drain()
         async with AsyncSession(clean_engine) as session:
             row = (await session.execute(select(PopDelivery))).scalar_one()
             assert row.seen_at is not None
