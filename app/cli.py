@@ -64,6 +64,7 @@ def serve(
         log_level="warning",
         access_log=False,
         ws_ping_interval=20,
+        ws_per_message_deflate=settings.ws_compression,
     )
 
 

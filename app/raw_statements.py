@@ -152,6 +152,32 @@ class _Compiled:
 
 
 _RAW_KEY = "screenpop.raw_connection"
+HOT_KEY = "screenpop.hot_connection"
+
+
+def use_hot_connection(session: AsyncSession, connection: Any) -> None:
+    """Run this session's raw statements on ``connection`` (an asyncpg connection in a
+    transaction the caller began and ends) instead of the session's own connection.
+
+    Statements that are not raw still go through the session, on its own connection and in its
+    own transaction: only reads of reference data, and writes that stand alone (a queue created
+    on first use), belong there; a hot-path write that cannot run raw raises ``NotRaw``.
+    """
+    session.info[HOT_KEY] = connection
+
+
+def on_hot_connection(session: AsyncSession) -> bool:
+    return session.info.get(HOT_KEY) is not None
+
+
+class NotRaw(RuntimeError):
+    """A write inside a hot-connection transaction could not run as a raw statement."""
+
+
+def require_raw(session: AsyncSession, what: str) -> None:
+    """Refuse the session fallback for a write while the transaction is on the hot pool."""
+    if on_hot_connection(session):
+        raise NotRaw(f"{what}: cannot run raw inside the hot transaction")
 
 
 async def driver_connection(
@@ -163,6 +189,16 @@ async def driver_connection(
     ``before_cursor_execute`` listeners still see the statement (statement counts in tests
     and ``bench.ingest_cpu --count``).
     """
+    hot = session.info.get(HOT_KEY)
+    if hot is not None:
+        # The ingest transaction on the hot pool (``use_hot_connection``); engine-level
+        # listeners still see the statement.
+        engine = session.sync_session.get_bind()
+        if engine._has_events:  # type: ignore[union-attr]
+            engine.dispatch.before_cursor_execute(  # type: ignore[union-attr]
+                None, None, sql, parameters, None, executemany
+            )
+        return hot
     sync = session.sync_session
     transaction = sync.get_transaction()
     cached = session.info.get(_RAW_KEY)

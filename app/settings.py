@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10
+    # permessage-deflate on websockets: less bandwidth for remote agents, CPU on every frame.
+    ws_compression: bool = False
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0
     # Insights: a declined offer is not suggested to that customer again for this many days;

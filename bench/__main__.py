@@ -206,22 +206,20 @@ class Profiler:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for pid in self.pids:
-            for fmt, suffix in (("flamegraph", "svg"), ("raw", "txt")):
-                out = self.out_dir / f"server-{pid}.{suffix}"
-                cmd = [exe, "record", "--pid", str(pid), "-d", str(int(self.seconds)), "-r", "200",
-                       "--nonblocking", "-f", fmt, "-o", str(out)]  # fmt: skip
-                self.procs.append(
-                    (
-                        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-                        out,
-                    )
-                )
+            # One sampler per server, only samples holding the GIL (on-CPU Python work; an
+            # event loop waiting in epoll is not counted), raw stacks for summarise_raw.
+            out = self.out_dir / f"server-{pid}.txt"
+            cmd = [exe, "record", "--pid", str(pid), "-d", str(int(self.seconds)), "-r", "100",
+                   "--gil", "--nonblocking", "-f", "raw", "-o", str(out)]  # fmt: skip
+            self.procs.append(
+                (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+            )
 
     def finish(self) -> None:
         for proc, out in self.procs:
             proc.wait(self.seconds + 30)
             if out.exists() and out.suffix == ".txt":
-                say(f"  profile {out} (flame graph: {out.with_suffix('.svg')})")
+                say(f"  profile {out} (py-spy raw stacks, GIL-holding samples)")
                 for line in summarise_raw(out.read_text(), top=15):
                     say("    " + line)
 

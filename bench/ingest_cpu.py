@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import event
 
 from app.calls.service import CallService
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_hot_pool, create_sessionmaker
 from app.settings import Settings
 from bench import dataset
 from bench.load import plan_calls
@@ -82,6 +82,11 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--session-path",
+        action="store_true",
+        help="ingest through the SQLAlchemy session (as SQLite does), not the hot asyncpg pool",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (as the server)")
     parser.add_argument(
         "--count", action="store_true", help="count statements and transactions per event"
@@ -113,7 +118,10 @@ async def main() -> None:
     url = dataset.sqlalchemy_url(args.db)
     settings = Settings(database_url=url, pop_budget_ms=1000)
     engine = create_engine(url)
-    service = CallService(settings, create_sessionmaker(engine), CountingHub())
+    hot_pool = None
+    if not args.session_path:
+        hot_pool = await create_hot_pool(engine, size=4, timeout_s=5)
+    service = CallService(settings, create_sessionmaker(engine), CountingHub(), hot_pool=hot_pool)
     # Warm up: connections, the directory, SQLAlchemy's compiled cache.
     warm = _events(planned[:50])
     for raw in warm:
@@ -161,6 +169,8 @@ async def main() -> None:
         profiler.dump_stats(args.profile)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await engine.dispose()
+    if hot_pool is not None:
+        await hot_pool.close()
     n = len(raws)
     for what, count in counts.most_common():
         print(f"  {count / n:6.2f} per event  {what}")

@@ -33,7 +33,7 @@ from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
 from app.db import UTCDateTime
 from app.queues.models import QueueNumber
-from app.raw_statements import RawStatement
+from app.raw_statements import RawStatement, require_raw
 from app.users.models import User
 
 CALLS = cast(Table, Call.__table__)
@@ -102,6 +102,12 @@ _PUSHES = {"postgresql": _pushes(postgresql.insert), "sqlite": _pushes(sqlite.in
 
 async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> int | None:
     """Journal one event; None when (source, event_id) is already there (a duplicate)."""
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_JOURNAL.prepare(session.get_bind().dialect, frozenset(values))
+        if compiled is not None:
+            rows = await compiled.fetch(session, values)
+            return int(rows[0][0]) if rows else None
+        require_raw(session, "journal insert")
     found = (await session.execute(_JOURNAL[_dialect(session)], dict(values))).scalar_one_or_none()
     return int(found) if found is not None else None
 
@@ -129,6 +135,8 @@ def _journal_and_lock() -> Any:
 _JOURNAL_AND_LOCK = _journal_and_lock()
 # PostgreSQL runs the hot statements straight on asyncpg (see ``RawStatement``).
 _RAW_JOURNAL_AND_LOCK = RawStatement(_JOURNAL_AND_LOCK)
+_RAW_JOURNAL = RawStatement(_JOURNAL["postgresql"])
+_RAW_LOCK_CALL = RawStatement(_LOCK_CALL)
 _RAW_NEW_CALL = RawStatement(_NEW_CALL["postgresql"])
 _RAW_UPDATE_CALL = RawStatement(_UPDATE_CALL)
 _RAW_PUSHES = RawStatement(_PUSHES["postgresql"])
@@ -213,6 +221,11 @@ async def lock_call(session: AsyncSession, call_id: str) -> CallRow | None:
     SQLite has no row locks: its single writer (the journal insert took the write lock)
     serialises events instead, and the versioned update double-checks.
     """
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_LOCK_CALL.prepare(session.get_bind().dialect)
+        if compiled is not None:
+            rows = await compiled.dicts(session, {"call_id": call_id})
+            return rows[0] if rows else None
     row = await session.execute(_LOCK_CALL, {"call_id": call_id})
     found = row.mappings().first()
     return dict(found) if found is not None else None
@@ -229,6 +242,7 @@ async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bool:
         compiled = _RAW_NEW_CALL.prepare(session.get_bind().dialect, frozenset(values))
         if compiled is not None:
             return bool(await compiled.fetch(session, values))
+        require_raw(session, "call insert")
     result = await session.execute(_NEW_CALL[_dialect(session)], dict(values))
     return result.scalar_one_or_none() is not None
 
@@ -243,6 +257,7 @@ async def update_call(
         compiled = _RAW_UPDATE_CALL.prepare(session.get_bind().dialect, keys)
         if compiled is not None:
             return await compiled.execute(session, params) == "UPDATE 1"
+        require_raw(session, "call update")
     result = await session.execute(_UPDATE_CALL, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -326,6 +341,7 @@ async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]
         if compiled is not None:
             await compiled.executemany(session, values)
             return
+        require_raw(session, "delivery upsert")
     stmt = _PUSHES[_dialect(session)]
     # One row: a plain execute; several: one executemany (still one round trip on asyncpg).
     await session.execute(stmt, values[0] if len(values) == 1 else values)

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.calls.replay import replay_unapplied
 from app.calls.service import CallService
+from app.db import create_hot_pool
 from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
     settings = state["settings"]
-    service = CallService(settings, state["sessionmaker"], state["hub"], state["metrics"])
+    hot_pool = await create_hot_pool(
+        state["engine"], size=settings.db_pool_size, timeout_s=settings.db_pool_timeout_s
+    )
+    service = CallService(
+        settings, state["sessionmaker"], state["hub"], state["metrics"], hot_pool=hot_pool
+    )
     services = state["services"]
     services["calls"] = service
     tasks: list[asyncio.Task[Any]] = []
@@ -72,3 +78,5 @@ async def stop(state: State) -> None:
     service: CallService | None = services.get("calls")
     if service is not None:
         await service.close()
+        if service.hot_pool is not None:
+            await service.hot_pool.close()

@@ -30,7 +30,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import repository as repo
@@ -55,7 +57,8 @@ from app.calls.state_machine import (
 )
 from app.customers import service as customers
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound, Overloaded
+from app.raw_statements import use_hot_connection
 from app.settings import Settings
 from app.users.service import Principal
 from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
@@ -63,6 +66,15 @@ from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
 log = logging.getLogger(__name__)
 
 CALLS_CHANNEL = "calls"
+# A pooled asyncpg connection the database closed (restart, terminated backend) fails with
+# one of these at its next statement.
+HOT_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 # How many times a pop update is retried when the pop changed under it.
 POP_UPDATE_ATTEMPTS = 3
 
@@ -233,9 +245,12 @@ class CallService:
         sessionmaker: async_sessionmaker[AsyncSession],
         hub: Any,
         metrics: Any | None = None,
+        hot_pool: Any | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        # PostgreSQL: an asyncpg pool for the ingest transaction (``app.db.create_hot_pool``).
+        self.hot_pool = hot_pool
         self.hub = hub
         self.metrics = metrics
         self.directory = Directory()
@@ -280,32 +295,14 @@ class CallService:
         started = time.perf_counter()
         received_at = received_at or utcnow()
         call_id = event.full_call_id
-        applied: _Applied | None = None
         record = _event_record(event, received_at)
-        async with self.sessionmaker() as session:
-            # One round trip on PostgreSQL: the journal row in, the call's row locked.
-            journal_id, row = await repo.journal_and_lock(session, record, call_id)
-            if journal_id is None:
-                await session.rollback()
-                self._count(event.source, "duplicate")
-                return IngestResult(call_id, duplicate=True)
-            try:
-                applied = await self._apply(
-                    session, event, received_at, started, locked=True, row=row
-                )
-                await session.commit()
-            except Exception:
-                # Journal first: keep the event (marked unapplied) and start-up replay applies
-                # it. No SAVEPOINT per event (two round trips each): on failure the whole
-                # transaction is rolled back and the journal row written again alone, with the
-                # id it had, so the journal's arrival order is unchanged.
-                log.exception(
-                    "applying %s event %s failed; journaled for replay", call_id, event.event_id
-                )
-                await session.rollback()
-                applied = None
-                await repo.insert_journal(session, {**record, "id": journal_id, "applied": False})
-                await session.commit()
+        if self.hot_pool is not None:
+            duplicate, applied = await self._transact_hot(event, record, received_at, started)
+        else:
+            duplicate, applied = await self._transact(event, record, received_at, started)
+        if duplicate:
+            self._count(event.source, "duplicate")
+            return IngestResult(call_id, duplicate=True)
         if applied is None:
             self._count(event.source, "unapplied")
             return IngestResult(call_id, duplicate=False, applied=False)
@@ -316,6 +313,107 @@ class CallService:
             duplicate=False,
             state=applied.call["state"],
             queue=applied.call.get("queue"),
+        )
+
+    async def _transact(
+        self, event: CallEvent, record: dict[str, Any], received_at: datetime, started: float
+    ) -> tuple[bool, _Applied | None]:
+        """One event's transaction on a session: (duplicate, what changed or None if the apply
+        failed and the event was journaled for replay)."""
+        async with self.sessionmaker() as session:
+            # One round trip on PostgreSQL: the journal row in, the call's row locked.
+            journal_id, row = await repo.journal_and_lock(session, record, event.full_call_id)
+            if journal_id is None:
+                await session.rollback()
+                return True, None
+            try:
+                applied = await self._apply(
+                    session, event, received_at, started, locked=True, row=row
+                )
+                await session.commit()
+                return False, applied
+            except Exception:
+                self._log_unapplied(event)
+                await session.rollback()
+                # Journal first: the row written again alone, with the id it had.
+                await repo.insert_journal(session, {**record, "id": journal_id, "applied": False})
+                await session.commit()
+                return False, None
+
+    async def _transact_hot(
+        self, event: CallEvent, record: dict[str, Any], received_at: datetime, started: float
+    ) -> tuple[bool, _Applied | None]:
+        """``_transact`` on a plain asyncpg connection from the hot pool (PostgreSQL).
+
+        Checkout, BEGIN and COMMIT skip SQLAlchemy's pool, session and greenlets (about half of
+        a session's per-transaction cost); the statements are the same ``RawStatement``s. A
+        session still comes along for what is not raw (directory and account look-ups, a
+        queue created on first use), on its own connection, committed after this one.
+        A connection found dead at the first statement (database restarted) is replaced once.
+        """
+        pool = self.hot_pool
+        assert pool is not None
+        for attempt in (1, 2):
+            conn = await self._hot_connection(pool)
+            try:
+                async with self.sessionmaker() as session:
+                    use_hot_connection(session, conn)
+                    tx = conn.transaction()
+                    try:
+                        await tx.start()
+                        journal_id, row = await repo.journal_and_lock(
+                            session, record, event.full_call_id
+                        )
+                    except HOT_CONNECTION_ERRORS:
+                        if attempt == 2:
+                            raise
+                        conn.terminate()  # nothing was written; the pool opens a new one
+                        continue
+                    if journal_id is None:
+                        await tx.rollback()
+                        return True, None
+                    try:
+                        applied: _Applied | None = await self._apply(
+                            session, event, received_at, started, locked=True, row=row
+                        )
+                        await tx.commit()
+                    except PoolTimeout:
+                        # Overloaded (a look-up found no session connection free): nothing
+                        # stays written; the provider retries the 503.
+                        await tx.rollback()
+                        raise
+                    except Exception:
+                        self._log_unapplied(event)
+                        await tx.rollback()
+                        applied = None
+                        # Journal first (autocommit: one statement), with the id it had.
+                        await repo.insert_journal(
+                            session, {**record, "id": journal_id, "applied": False}
+                        )
+                    if session.in_transaction():
+                        await session.commit()
+                    return False, applied
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")
+
+    async def _hot_connection(self, pool: Any) -> Any:
+        try:
+            return await pool.acquire(timeout=self.settings.db_pool_timeout_s)
+        except TimeoutError as exc:
+            raise Overloaded(
+                "the server is overloaded (no database connection free); retry shortly"
+            ) from exc
+
+    @staticmethod
+    def _log_unapplied(event: CallEvent) -> None:
+        # No SAVEPOINT per event (two round trips each): on failure the whole transaction is
+        # rolled back and the journal row written again alone, with the id it had, so the
+        # journal's arrival order is unchanged; start-up replay applies it.
+        log.exception(
+            "applying %s event %s failed; journaled for replay",
+            event.full_call_id,
+            event.event_id,
         )
 
     def _count(self, source: str, result: str) -> None:

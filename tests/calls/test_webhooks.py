@@ -214,8 +214,11 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         pytest.skip("the pool size and timeout apply to PostgreSQL engines")
     async with running_app(database_url, db_pool_size=1, db_pool_timeout_s=0.3) as app:
         engine: AsyncEngine = app.state["engine"]
-        # Hold every pooled connection (1 + 1 overflow), as events stuck under overload do.
+        # Hold every pooled connection (1 + 1 overflow, and the ingest pool's one), as events
+        # stuck under overload do.
         held = [await engine.connect() for _ in range(2)]
+        hot_pool = app.state["services"]["calls"].hot_pool
+        hot = await hot_pool.acquire()
         try:
             body = event(new_call_id(), "queued", queue="sales")
             started = time.perf_counter()
@@ -224,6 +227,7 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         finally:
             for conn in held:
                 await conn.close()
+            await hot_pool.release(hot)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "overloaded" and refused.json()["detail"]
         assert elapsed < 5
