@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.customer_profile [--customers 1000000] [--samples 2000]
         [--file ../shared/data/retail_train.csv.gz | --no-import]
+    .venv/bin/python -m bench.customer_profile --database screenpop_bench_1m_10m [--samples 2000]
 
-Builds a fresh database: the shared retail file imported (real order histories), then padded
-with synthetic customers (one phone, an account, orders with lines, a touch point, insights
-and next needs) up to ``--customers``. Then, for random customers, one at a time as a pop
-would: ``resolve_caller`` by E.164, ``assemble_identity``, ``assemble_profile``. Prints
-p50/p95/p99/max in milliseconds and one JSON line.
+Without ``--database``, builds a fresh database (dropped at the end): the shared retail file
+imported (real order histories), then padded with synthetic customers (one phone, an account,
+orders with lines, a touch point, insights and next needs) up to ``--customers``. Then, for
+random customers, one at a time as a pop would: ``resolve_caller`` by E.164,
+``assemble_identity``, ``assemble_profile``. Prints p50/p95/p99/max in milliseconds and one
+JSON line. ``--database NAME`` only reads an existing database on the same server (e.g. one
+built by ``bench/dataset.py``): no import, no padding, nothing written or dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from app.customers import service
 from app.customers.importer import import_orders
 from app.db import create_engine, create_sessionmaker
 from telephony.callerid import normalise
-from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.databases import PG_DSN, create_pg_database, drop_pg_database
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "retail_train.csv.gz"
 CHUNK = 100_000
@@ -155,6 +158,9 @@ async def measure(engine: AsyncEngine, samples: int) -> dict[str, Any]:
             .scalars()
             .all()
         )
+        if len(phones) < samples:  # a small table: its 1 % sample holds too few numbers
+            query = text("SELECT e164 FROM customer_phones WHERE e164 IS NOT NULL LIMIT :n")
+            phones = (await conn.execute(query, {"n": samples * 4})).scalars().all()
     numbers = random.Random(7).sample(list(phones), min(samples, len(phones)))
     timings: dict[str, list[float]] = {"match": [], "identity": [], "profile": [], "pop": []}
     kinds: dict[str, int] = {}
@@ -210,7 +216,22 @@ async def seq_scans(engine: AsyncEngine) -> list[str]:
     return found
 
 
+async def measure_existing(name: str, samples: int) -> dict[str, Any]:
+    """Read-only: plans and timings on an existing database (nothing built, padded or dropped)."""
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    engine = create_engine(f"{base}/{name}")
+    try:
+        scans = await seq_scans(engine)
+        await measure(engine, 50)
+        result = await measure(engine, samples)
+    finally:
+        await engine.dispose()
+    return {"database": name, "seq_scans": scans, **result}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.database:
+        return await measure_existing(args.database, args.samples)
     url = await create_pg_database()
     try:
         await migrate.upgrade_async(url)
@@ -246,8 +267,11 @@ if __name__ == "__main__":
     parser.add_argument("--orders", type=int, default=4, help="orders per synthetic customer")
     parser.add_argument("--lines", type=int, default=3, help="lines per synthetic order")
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument(
+        "--database", help="measure this existing database only (read-only; no build, no drop)"
+    )
     args = parser.parse_args()
-    if not args.no_import and not args.file.exists():
+    if not args.database and not args.no_import and not args.file.exists():
         sys.exit(f"{args.file} not found; pass --no-import to use synthetic customers only")
     result = asyncio.run(main(args))
     for part in ("match", "identity", "profile", "pop"):

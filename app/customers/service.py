@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository as repo
 from app.customers.numbers import number_info
+from app.customers.profile_query import ProfileRows, profile_rows
 from app.customers.schemas import CustomerCreate
 from app.db import utcnow
 from app.errors import Invalid, NotFound
@@ -343,20 +344,37 @@ async def assemble_identity(session: AsyncSession, customer_id: int) -> dict[str
     return doc
 
 
-async def assemble_profile(session: AsyncSession, customer_id: int) -> dict[str, Any]:
-    """The whole profile in four indexed queries. Raises ``NotFound`` for an unknown id.
+async def _four_queries(session: AsyncSession, customer_id: int) -> ProfileRows:
+    identity = await _identity_rows(session, customer_id)
+    return ProfileRows(
+        identity,
+        await repo.recent_order_lines(session, customer_id),
+        await repo.next_needs(session, customer_id),
+        await repo.recent_interactions(session, customer_id),
+    )
+
+
+async def assemble_profile(
+    session: AsyncSession, customer_id: int, *, single_statement: bool = True
+) -> dict[str, Any]:
+    """The whole profile: one statement on PostgreSQL, four indexed queries on SQLite (or with
+    ``single_statement=False``; the document is the same). Raises ``NotFound`` for an
+    unknown id.
 
     Keys: ``customer``, ``account`` (or None), ``purchases`` (last 10 orders, newest first,
     up to 20 items each), ``insights`` (or None until ``screenpop train`` ran),
     ``next_needs`` (best first, [] when none), ``interactions`` (last 10, newest first),
     ``treatment`` (or None) and ``as_of``.
     """
-    doc = _identity(await _identity_rows(session, customer_id))
-    doc["purchases"] = _purchases(await repo.recent_order_lines(session, customer_id))
-    doc["next_needs"] = _next_needs(
-        await repo.next_needs(session, customer_id), doc["customer"]["marketing_consent"]
-    )
-    doc["interactions"] = _interactions(await repo.recent_interactions(session, customer_id))
+    rows = await profile_rows(session, customer_id) if single_statement else None
+    if rows is None:
+        rows = await _four_queries(session, customer_id)
+    elif not rows.identity:
+        raise NotFound(f"customer {customer_id} not found")
+    doc = _identity(rows.identity)
+    doc["purchases"] = _purchases(rows.order_lines)
+    doc["next_needs"] = _next_needs(rows.next_needs, doc["customer"]["marketing_consent"])
+    doc["interactions"] = _interactions(rows.interactions)
     doc["as_of"] = utcnow().isoformat()
     return doc
 
