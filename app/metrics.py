@@ -23,6 +23,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.write_conflicts = Counter(
+            "screenpop_call_write_conflicts_total",
+            "Event writes retried because another event for the call wrote first (PostgreSQL)",
+            registry=r,
+        )
         self.pop_latency = Histogram(
             "screenpop_pop_latency_seconds",
             "Event received to pop published",

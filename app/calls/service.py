@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.calls import one_trip
 from app.calls import repository as repo
 from app.calls.directory import AgentRef, Directory, QueueRef
 from app.calls.pop import (
@@ -66,6 +67,8 @@ from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
 log = logging.getLogger(__name__)
 
 CALLS_CHANNEL = "calls"
+# Optimistic writes (read, plan, write if unchanged) before an event takes the row lock.
+OPTIMISTIC_ATTEMPTS = 3
 # A pooled asyncpg connection the database closed (restart, terminated backend) fails with
 # one of these at its next statement.
 HOT_CONNECTION_ERRORS = (
@@ -110,6 +113,19 @@ class _Applied:
     # Received -> push recorded, as stored in ``pop_deliveries.latency_ms``: ``pop.pushed``
     # carries the same number (queue statistics rebuilt after a restart read the row).
     latency_ms: float | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One event's writes, computed before any is made (``CallService._plan``)."""
+
+    applied: _Applied
+    call_id: str
+    new: bool  # insert the call (else a versioned update from ``version``)
+    version: int
+    values: dict[str, Any]  # the call's columns to insert, or to set
+    pushes: list[dict[str, Any]]  # pop_deliveries rows
+    views: list[dict[str, Any]]  # profile_views (audit) rows
 
 
 def facts_of(row: Mapping[str, Any] | None) -> CallFacts:
@@ -343,59 +359,124 @@ class CallService:
     async def _transact_hot(
         self, event: CallEvent, record: dict[str, Any], received_at: datetime, started: float
     ) -> tuple[bool, _Applied | None]:
-        """``_transact`` on a plain asyncpg connection from the hot pool (PostgreSQL).
+        """``_transact`` on a plain asyncpg connection from the hot pool (PostgreSQL), in two
+        statements: read the call, plan, write everything at once (``app.calls.one_trip``).
 
-        Checkout, BEGIN and COMMIT skip SQLAlchemy's pool, session and greenlets (about half of
-        a session's per-transaction cost); the statements are the same ``RawStatement``s. A
-        session still comes along for what is not raw (directory and account look-ups, a
-        queue created on first use), on its own connection, committed after this one.
-        A connection found dead at the first statement (database restarted) is replaced once.
+        No BEGIN/COMMIT, and checkout skips SQLAlchemy's pool and session. When another event
+        for the same call wrote between the read and the write, read and plan again; after
+        ``OPTIMISTIC_ATTEMPTS`` the event takes the row lock instead (``_transact_locked``).
+        A session still comes along for what is not raw (directory and account look-ups, a
+        queue created on first use), on its own connection, committed at the end. A
+        connection found dead at the first statement (database restarted) is replaced once.
         """
         pool = self.hot_pool
         assert pool is not None
+        call_id = event.full_call_id
         for attempt in (1, 2):
             conn = await self._hot_connection(pool)
             try:
                 async with self.sessionmaker() as session:
                     use_hot_connection(session, conn)
-                    tx = conn.transaction()
                     try:
-                        await tx.start()
-                        journal_id, row = await repo.journal_and_lock(
-                            session, record, event.full_call_id
+                        found = await one_trip.read(
+                            session, call_id, record["source"], record["event_id"]
                         )
                     except HOT_CONNECTION_ERRORS:
                         if attempt == 2:
                             raise
                         conn.terminate()  # nothing was written; the pool opens a new one
                         continue
-                    if journal_id is None:
-                        await tx.rollback()
-                        return True, None
-                    try:
-                        applied: _Applied | None = await self._apply(
-                            session, event, received_at, started, locked=True, row=row
-                        )
-                        await tx.commit()
-                    except PoolTimeout:
-                        # Overloaded (a look-up found no session connection free): nothing
-                        # stays written; the provider retries the 503.
-                        await tx.rollback()
-                        raise
-                    except Exception:
-                        self._log_unapplied(event)
-                        await tx.rollback()
-                        applied = None
-                        # Journal first (autocommit: one statement), with the id it had.
-                        await repo.insert_journal(
-                            session, {**record, "id": journal_id, "applied": False}
+                    result = await self._optimistic(
+                        session, event, record, received_at, started, found
+                    )
+                    if result is None:
+                        result = await self._transact_locked(
+                            session, conn, event, record, received_at, started
                         )
                     if session.in_transaction():
                         await session.commit()
-                    return False, applied
+                    return result
             finally:
                 await pool.release(conn)
         raise AssertionError("unreachable")
+
+    async def _optimistic(
+        self,
+        session: AsyncSession,
+        event: CallEvent,
+        record: dict[str, Any],
+        received_at: datetime,
+        started: float,
+        found: tuple[bool, repo.CallRow | None],
+    ) -> tuple[bool, _Applied | None] | None:
+        """Plan on the row as read and write it if nobody changed it; None: kept conflicting."""
+        for attempt in range(OPTIMISTIC_ATTEMPTS):
+            duplicate, row = found
+            if duplicate:
+                return True, None
+            try:
+                plan = await self._plan(session, event, received_at, started, row)
+                journal_id = await one_trip.write(
+                    session,
+                    record,
+                    new=plan.new,
+                    version=plan.version,
+                    values=plan.values,
+                    pushes=plan.pushes,
+                    views=plan.views,
+                )
+            except (PoolTimeout, *HOT_CONNECTION_ERRORS):
+                raise
+            except Exception:
+                # One statement: nothing of it stays. Journal first: keep the event for replay.
+                self._log_unapplied(event)
+                await repo.insert_journal(session, {**record, "applied": False})
+                return False, None
+            if journal_id is not None:
+                return False, plan.applied
+            if self.metrics is not None:
+                self.metrics.write_conflicts.inc()
+            if attempt + 1 < OPTIMISTIC_ATTEMPTS:
+                found = await one_trip.read(
+                    session, event.full_call_id, record["source"], record["event_id"]
+                )
+        return None
+
+    async def _transact_locked(
+        self,
+        session: AsyncSession,
+        conn: Any,
+        event: CallEvent,
+        record: dict[str, Any],
+        received_at: datetime,
+        started: float,
+    ) -> tuple[bool, _Applied | None]:
+        """One event in a transaction on the hot connection, serialised on the call's row lock."""
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            journal_id, row = await repo.journal_and_lock(session, record, event.full_call_id)
+        except BaseException:
+            await tx.rollback()
+            raise
+        if journal_id is None:
+            await tx.rollback()
+            return True, None
+        try:
+            applied = await self._apply(session, event, received_at, started, locked=True, row=row)
+            await tx.commit()
+            return False, applied
+        except PoolTimeout:
+            # Overloaded (a look-up found no session connection free): nothing stays
+            # written; the provider retries the 503.
+            await tx.rollback()
+            raise
+        except Exception:
+            self._log_unapplied(event)
+            await tx.rollback()
+            # Journal first (autocommit: one statement), with the id it had.
+            await repo.insert_journal(session, {**record, "id": journal_id, "applied": False})
+            return False, None
 
     async def _hot_connection(self, pool: Any) -> Any:
         try:
@@ -430,11 +511,34 @@ class CallService:
         locked: bool = False,
         row: repo.CallRow | None = None,
     ) -> _Applied:
-        """Apply ``event``; with ``locked`` the caller already locked the call (``row``, None
-        for a call not seen yet)."""
-        call_id = event.full_call_id
+        """Apply ``event`` inside the session's transaction: plan it, then write it. With
+        ``locked`` the caller already locked the call (``row``, None for a call not seen yet)."""
         if not locked:
-            row = await repo.lock_call(session, call_id)
+            row = await repo.lock_call(session, event.full_call_id)
+        plan = await self._plan(session, event, received_at, started, row)
+        if plan.new:
+            if not await repo.insert_call(session, plan.values):
+                # Another event for this call inserted it a moment ago: apply on top of it.
+                return await self._apply(session, event, received_at, started)
+        elif not await repo.update_call(session, plan.call_id, plan.version, plan.values):
+            raise RuntimeError(f"call {plan.call_id} changed under its lock")
+        if plan.pushes:
+            await repo.record_pushes(session, plan.pushes)
+        if plan.views:
+            await customers.insert_profile_views(session, plan.views)
+        return plan.applied
+
+    async def _plan(
+        self,
+        session: AsyncSession,
+        event: CallEvent,
+        received_at: datetime,
+        started: float,
+        row: repo.CallRow | None,
+    ) -> _Plan:
+        """What ``event`` changes, given the call's ``row`` (None: not seen yet); reads only
+        (directory, first-sight match and profile), writes nothing."""
+        call_id = event.full_call_id
         step, refs = await resolve_step(self.directory, session, event)
         before = facts_of(row)
         outcome = apply(before, step)
@@ -517,14 +621,10 @@ class CallService:
             values.setdefault("match", {"kind": "none", "candidates": []})
             values.setdefault("pop_version", 0)
             values.setdefault("offered_to", [])
-            if not await repo.insert_call(session, values):
-                # Another event for this call inserted it a moment ago: apply on top of it.
-                return await self._apply(session, event, received_at, started)
             call = values
         else:
-            if not await repo.update_call(session, call_id, row["version"], values):
-                raise RuntimeError(f"call {call_id} changed under its lock")
             call = {**row, **values, "version": row["version"] + 1}
+            values["version"] = row["version"] + 1
 
         applied = _Applied(
             call=call,
@@ -540,11 +640,19 @@ class CallService:
             ref = refs.get(username) or await self.directory.agent(session, username)
             if ref is not None and ref.known:
                 applied.pushes.append(ref)
-        applied.latency_ms = await self._record_pushes(
-            session, call, applied.pushes, received_at, reason="pop"
+        pushes, views, applied.latency_ms = self._push_rows(
+            call, applied.pushes, received_at, reason="pop"
         )
         applied.notes = self._notes(call_id, before, outcome, {r.username for r in applied.pushes})
-        return applied
+        return _Plan(
+            applied=applied,
+            call_id=call_id,
+            new=row is None,
+            version=row["version"] if row is not None else 0,
+            values=values,
+            pushes=pushes,
+            views=views,
+        )
 
     async def _first_sight(
         self, session: AsyncSession, caller: CallerId, account_ref: str | None, started: float
@@ -572,6 +680,47 @@ class CallService:
         async with self.sessionmaker() as session:
             return await customers.assemble_profile(session, customer_id)
 
+    def _push_rows(
+        self,
+        call: Mapping[str, Any],
+        targets: Iterable[AgentRef],
+        received_at: datetime,
+        *,
+        reason: str,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:
+        """Delivery rows (receipts come with acks) and one profile-view audit row per push,
+        and the latency stored in them (ms; None when nobody was pushed)."""
+        targets = list(targets)
+        if not targets:
+            return [], [], None
+        now = utcnow()
+        latency_ms = round(max(0.0, (now - received_at).total_seconds() * 1000), 3)
+        pushes = [
+            {
+                "call_id": call["id"],
+                "username": ref.username,
+                "version": int(call.get("pop_version") or 0),
+                "pushed_at": now,
+                "latency_ms": latency_ms,
+                "delivered_at": None,
+                "seen_at": None,
+            }
+            for ref in targets
+        ]
+        customer_id = call.get("customer_id")
+        views = (
+            []
+            if customer_id is None
+            else customers.profile_view_rows(
+                usernames=[ref.username for ref in targets],
+                customer_id=int(customer_id),
+                call_id=str(call["id"]),
+                reason=reason,
+                viewed_at=now,
+            )
+        )
+        return pushes, views, latency_ms
+
     async def _record_pushes(
         self,
         session: AsyncSession,
@@ -581,39 +730,12 @@ class CallService:
         *,
         reason: str,
     ) -> float | None:
-        """Delivery rows (receipts come with acks) and one profile-view audit row per push.
-
-        Returns the latency stored in the rows (ms), None when nobody was pushed.
-        """
-        targets = list(targets)
-        if not targets:
-            return None
-        now = utcnow()
-        latency_ms = round(max(0.0, (now - received_at).total_seconds() * 1000), 3)
-        await repo.record_pushes(
-            session,
-            [
-                {
-                    "call_id": call["id"],
-                    "username": ref.username,
-                    "version": int(call.get("pop_version") or 0),
-                    "pushed_at": now,
-                    "latency_ms": latency_ms,
-                    "delivered_at": None,
-                    "seen_at": None,
-                }
-                for ref in targets
-            ],
-        )
-        customer_id = call.get("customer_id")
-        if customer_id is not None:
-            await customers.log_profile_views(
-                session,
-                usernames=[ref.username for ref in targets],
-                customer_id=int(customer_id),
-                call_id=str(call["id"]),
-                reason=reason,
-            )
+        """``_push_rows`` written in the session's transaction; returns the latency."""
+        pushes, views, latency_ms = self._push_rows(call, targets, received_at, reason=reason)
+        if pushes:
+            await repo.record_pushes(session, pushes)
+        if views:
+            await customers.insert_profile_views(session, views)
         return latency_ms
 
     def _notes(

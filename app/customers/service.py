@@ -421,20 +421,43 @@ async def log_profile_views(
     reason: str,
 ) -> None:
     """``log_profile_view`` for several agents at once, in one statement."""
-    viewed_at = utcnow()
-    await repo.insert_profile_views(
+    await insert_profile_views(
         session,
-        [
-            {
-                "username": username[:64],
-                "customer_id": customer_id,
-                "call_id": call_id[:200] if call_id else None,
-                "reason": reason[:32],
-                "viewed_at": viewed_at,
-            }
-            for username in usernames
-        ],
+        profile_view_rows(
+            usernames=usernames,
+            customer_id=customer_id,
+            call_id=call_id,
+            reason=reason,
+            viewed_at=utcnow(),
+        ),
     )
+
+
+def profile_view_rows(
+    *,
+    usernames: Sequence[str],
+    customer_id: int,
+    call_id: str | None,
+    reason: str,
+    viewed_at: datetime,
+) -> list[dict[str, Any]]:
+    """The audit rows ``log_profile_views`` writes (for callers that write them in a
+    statement of their own, like the calls domain's one-round-trip event write)."""
+    return [
+        {
+            "username": username[:64],
+            "customer_id": customer_id,
+            "call_id": call_id[:200] if call_id else None,
+            "reason": reason[:32],
+            "viewed_at": viewed_at,
+        }
+        for username in usernames
+    ]
+
+
+async def insert_profile_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``profile_view_rows`` in one statement."""
+    await repo.insert_profile_views(session, rows)
 
 
 async def create_customer(

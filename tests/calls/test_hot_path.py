@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,7 +10,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.calls import one_trip
+from app.calls import service as service_module
 from tests.calls.support import event, journal_rows, new_call_id, running_app
+from tests.conftest import add_user
 
 
 @pytest.fixture
@@ -62,16 +66,23 @@ async def test_hot_connections_killed_by_the_database_are_replaced_without_an_er
     assert await journal_rows(clean_engine) == 2
 
 
+@pytest.mark.parametrize("optimistic", [True, False], ids=["one-trip", "row-lock"])
 async def test_a_failed_apply_on_the_hot_pool_is_journaled_unapplied_and_nothing_else(
-    postgresql_only: None, clean_engine: AsyncEngine, database_url: str
+    postgresql_only: None,
+    clean_engine: AsyncEngine,
+    database_url: str,
+    optimistic: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if not optimistic:
+        monkeypatch.setattr(service_module, "OPTIMISTIC_ATTEMPTS", 0)
     async with running_app(database_url) as app:
         service = app.state["services"]["calls"]
 
         async def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("the state machine blew up")
 
-        service._apply = broken
+        service._plan = broken
         body = event(new_call_id(), "queued", queue="sales")
         response = await app.post(body)
         assert response.status_code == 202
@@ -80,3 +91,89 @@ async def test_a_failed_apply_on_the_hot_pool_is_journaled_unapplied_and_nothing
             calls = (await conn.execute(text("SELECT count(*) FROM calls"))).scalar_one()
         assert [row.applied for row in journal] == [False]
         assert calls == 0
+
+
+@pytest.mark.parametrize("optimistic", [True, False], ids=["one-trip", "row-lock"])
+async def test_concurrent_offers_of_one_call_all_land(
+    postgresql_only: None,
+    clean_engine: AsyncEngine,
+    database_url: str,
+    optimistic: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ring-all: offers to six agents posted at once. With optimistic writes they conflict and
+    re-plan; through the row lock they queue. Either way every offer is applied once."""
+    if not optimistic:
+        monkeypatch.setattr(service_module, "OPTIMISTIC_ATTEMPTS", 0)
+    agents = [f"ring{i}" for i in range(6)]
+    for name in agents:
+        await add_user(clean_engine, name)
+    async with running_app(database_url) as app:
+        call_id = new_call_id()
+        assert (await app.post(event(call_id, "queued", queue="sales"))).status_code == 202
+        offers = [
+            event(call_id, "offered", queue="sales", agent=name, event_id=f"{call_id}:offer:{name}")
+            for name in agents
+        ]
+        answers = await asyncio.gather(*(app.post(body) for body in offers))
+        assert [a.status_code for a in answers] == [202] * len(agents)
+        assert all(a.json()["duplicate"] is False for a in answers)
+        async with clean_engine.connect() as conn:
+            offered_to = (
+                await conn.execute(
+                    text("SELECT offered_to FROM calls WHERE id = :id"),
+                    {"id": f"generic:{call_id}"},
+                )
+            ).scalar_one()
+            applied = (
+                await conn.execute(text("SELECT count(*) FROM call_events WHERE applied"))
+            ).scalar_one()
+            deliveries = (
+                await conn.execute(text("SELECT count(*) FROM pop_deliveries"))
+            ).scalar_one()
+        assert sorted(offered_to) == agents
+        assert applied == 1 + len(agents)
+        assert deliveries == len(agents)
+
+
+async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_duplicate(
+    postgresql_only: None, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    async with running_app(database_url) as app:
+        call_id = new_call_id()
+        body = event(call_id, "queued", queue="sales")
+        assert (await app.post(body)).status_code == 202
+        async with app.state["sessionmaker"]() as session:
+            duplicate, row = await one_trip.read(
+                session, f"generic:{call_id}", "generic", body["event_id"]
+            )
+            assert duplicate is True and row is not None and row["version"] == 1
+            fresh, _ = await one_trip.read(session, f"generic:{call_id}", "generic", "another")
+            assert fresh is False
+            record = {
+                "call_id": f"generic:{call_id}",
+                "source": "generic",
+                "event_id": "stale-one",
+                "kind": "ended",
+                "occurred_at": row["queued_at"],
+                "received_at": row["queued_at"],
+                "event": {},
+                "raw": {},
+                "applied": True,
+            }
+            # Planned on version 0, but the row is at version 1: nothing may land.
+            journal_id = await one_trip.write(
+                session,
+                record,
+                new=False,
+                version=0,
+                values={"state": "ended", "version": 1},
+                pushes=[],
+                views=[],
+            )
+            assert journal_id is None
+            await session.commit()
+    async with clean_engine.connect() as conn:
+        state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
+    assert state == "queued"
+    assert await journal_rows(clean_engine) == 1

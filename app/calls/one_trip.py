@@ -1,0 +1,204 @@
+"""PostgreSQL's event path in two statements: one read, one atomic write (no BEGIN/COMMIT).
+
+``read``: the call's row and whether the event is already journaled, in one statement.
+``write``: the call inserted or updated (versioned, unless the event is journaled meanwhile),
+the journal row, the pop deliveries and the profile-view audit rows, as data-modifying CTEs of
+ONE autocommitted statement, so all or none of it lands::
+
+    WITH c AS (UPDATE calls SET ... WHERE id = :id AND version = :read_version
+                 AND NOT EXISTS (journal row of this event) RETURNING id),
+         j AS (INSERT INTO call_events SELECT ... WHERE EXISTS (SELECT FROM c)
+                 ON CONFLICT DO NOTHING RETURNING id),
+         d AS (INSERT INTO pop_deliveries SELECT ... WHERE EXISTS (SELECT FROM j) ...),
+         v AS (INSERT INTO profile_views SELECT ... WHERE EXISTS (SELECT FROM j) ...)
+    SELECT (SELECT id FROM j), ...
+
+No journal id back means nothing was written: another event for the call got in between
+(optimistic concurrency: the caller reads again and re-plans), or this event is a duplicate
+(the next read says so). A new call is an ``INSERT ... ON CONFLICT DO NOTHING`` in ``c``.
+Statements are built once per shape (columns set, pushes, audit rows) and run through
+``RawStatement`` (compiled once, SQLAlchemy's bind and result processing, asyncpg's prepared
+statement cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, exists, func, literal, select, true, union_all, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.models import Call, CallEventRecord, PopDelivery
+from app.customers.models import ProfileView
+from app.raw_statements import RawStatement
+
+CALLS = cast(Table, Call.__table__)
+EVENTS = cast(Table, CallEventRecord.__table__)
+DELIVERIES = cast(Table, PopDelivery.__table__)
+VIEWS = cast(Table, ProfileView.__table__)
+
+JOURNAL_COLUMNS = tuple(c.name for c in EVENTS.c if c.name != "id")
+PUSH_COLUMNS = (
+    "call_id",
+    "username",
+    "version",
+    "pushed_at",
+    "latency_ms",
+    "delivered_at",
+    "seen_at",
+)
+VIEW_COLUMNS = ("username", "customer_id", "call_id", "reason", "viewed_at")
+
+
+def _journaled() -> Any:
+    """EXISTS: this event (source, event_id) is in the journal."""
+    return exists().where(
+        EVENTS.c.source == bindparam("j_source", type_=EVENTS.c.source.type),
+        EVENTS.c.event_id == bindparam("j_event_id", type_=EVENTS.c.event_id.type),
+    )
+
+
+def _read() -> Any:
+    one = select(literal(1).label("one")).subquery("one")
+    call = select(CALLS).where(CALLS.c.id == bindparam("call_id")).lateral("call")
+    return select(_journaled().label("is_duplicate"), call).select_from(one.outerjoin(call, true()))
+
+
+_READ = RawStatement(_read())
+
+
+async def read(
+    session: AsyncSession, call_id: str, source: str, event_id: str
+) -> tuple[bool, dict[str, Any] | None]:
+    """(the event is already journaled, the call's row or None) — one statement, no lock."""
+    compiled = _READ.prepare(session.get_bind().dialect)
+    assert compiled is not None
+    rows = await compiled.dicts(
+        session, {"call_id": call_id, "j_source": source, "j_event_id": event_id}
+    )
+    row = rows[0]
+    duplicate = bool(row.pop("is_duplicate"))
+    return duplicate, (row if row["id"] is not None else None)
+
+
+def _rows_of(table: Table, columns: tuple[str, ...], prefix: str, count: int, after: Any) -> Any:
+    """``count`` rows of bind parameters, each only when ``after`` (a CTE) returned a row."""
+    selects = [
+        select(
+            *[bindparam(f"{prefix}{i}_{name}", type_=table.c[name].type) for name in columns]
+        ).where(exists(select(after.c.id)))
+        for i in range(count)
+    ]
+    return selects[0] if count == 1 else union_all(*selects)
+
+
+def _write(new: bool, keys: tuple[str, ...], pushes: int, views: int) -> Any:
+    values = {k: bindparam(f"c_{k}", type_=CALLS.c[k].type) for k in keys}
+    if new:
+        source = select(*values.values()).where(~_journaled())
+        call: Any = (
+            postgresql.insert(CALLS)
+            .from_select(list(keys), source)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    else:
+        call = (
+            update(CALLS)
+            .where(
+                CALLS.c.id == bindparam("where_id"),
+                CALLS.c.version == bindparam("where_version"),
+                ~_journaled(),
+            )
+            .values(values)
+        )
+    c = call.returning(CALLS.c.id).cte("c")
+    journal_source = select(
+        *[
+            (
+                bindparam("j_source", type_=EVENTS.c.source.type)
+                if name == "source"
+                else bindparam("j_event_id", type_=EVENTS.c.event_id.type)
+                if name == "event_id"
+                else bindparam(f"j_{name}", type_=EVENTS.c[name].type)
+            )
+            for name in JOURNAL_COLUMNS
+        ]
+    ).where(exists(select(c.c.id)))
+    j = (
+        postgresql.insert(EVENTS)
+        .from_select(list(JOURNAL_COLUMNS), journal_source)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(EVENTS.c.id)
+        .cte("j")
+    )
+    out = [select(j.c.id).scalar_subquery().label("journal_id")]
+    if pushes:
+        insert = postgresql.insert(DELIVERIES).from_select(
+            list(PUSH_COLUMNS), _rows_of(DELIVERIES, PUSH_COLUMNS, "p", pushes, j)
+        )
+        d = (
+            insert.on_conflict_do_update(
+                index_elements=["call_id", "username"],
+                set_={
+                    "version": insert.excluded.version,
+                    "pushed_at": insert.excluded.pushed_at,
+                    "latency_ms": insert.excluded.latency_ms,
+                    "delivered_at": None,
+                    "seen_at": None,
+                },
+            )
+            .returning(DELIVERIES.c.username)
+            .cte("d")
+        )
+        out.append(select(func.count()).select_from(d).scalar_subquery().label("pushed"))
+    if views:
+        v = (
+            postgresql.insert(VIEWS)
+            .from_select(list(VIEW_COLUMNS), _rows_of(VIEWS, VIEW_COLUMNS, "v", views, j))
+            .returning(VIEWS.c.id)
+            .cte("v")
+        )
+        out.append(select(func.count()).select_from(v).scalar_subquery().label("viewed"))
+    return select(*out)
+
+
+# Shapes seen in practice are a few dozen (which columns an event sets, 0-n pushes).
+MAX_SHAPES = 512
+_WRITES: dict[tuple[bool, tuple[str, ...], int, int], RawStatement] = {}
+
+
+async def write(
+    session: AsyncSession,
+    record: Mapping[str, Any],
+    *,
+    new: bool,
+    version: int,
+    values: Mapping[str, Any],
+    pushes: list[dict[str, Any]],
+    views: list[dict[str, Any]],
+) -> int | None:
+    """Write one planned event atomically; its journal id, or None when nothing was written
+    (the call changed since it was read, or the event was journaled meanwhile)."""
+    keys = tuple(sorted(values))
+    shape = (new, keys, len(pushes), len(views))
+    raw = _WRITES.get(shape)
+    if raw is None:
+        raw = RawStatement(_write(*shape))
+        if len(_WRITES) < MAX_SHAPES:
+            _WRITES[shape] = raw
+    params: dict[str, Any] = {f"c_{k}": values[k] for k in keys}
+    params.update({f"j_{k}": record[k] for k in JOURNAL_COLUMNS})
+    if not new:
+        params["where_id"] = values.get("id", record["call_id"])
+        params["where_version"] = version
+    for i, push in enumerate(pushes):
+        params.update({f"p{i}_{k}": push[k] for k in PUSH_COLUMNS})
+    for i, view in enumerate(views):
+        params.update({f"v{i}_{k}": view[k] for k in VIEW_COLUMNS})
+    compiled = raw.prepare(session.get_bind().dialect)
+    assert compiled is not None
+    rows = await compiled.fetch(session, params)
+    journal_id = rows[0][0]
+    return int(journal_id) if journal_id is not None else None
