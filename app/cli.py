@@ -63,7 +63,8 @@ def serve(
         http="auto",
         log_level="warning",
         access_log=False,
-        ws_ping_interval=20,
+        ws="app.live.keepalive:StaggeredPingProtocol",
+        ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import health, pages
+from app import gc_policy, health, pages
 from app.calls import agent_ws, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
@@ -52,9 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)
+        # See app/gc_policy.py: a full collection stalls every pop in flight.
+        thresholds = gc_policy.tune_for_serving()
         try:
             yield state
         finally:
+            gc_policy.restore(thresholds)
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)

@@ -367,7 +367,8 @@ class CallService:
         ``OPTIMISTIC_ATTEMPTS`` the event takes the row lock instead (``_transact_locked``).
         A session still comes along for what is not raw (directory and account look-ups, a
         queue created on first use), on its own connection, committed at the end. A
-        connection found dead at the first statement (database restarted) is replaced once.
+        connection found dead at the first statement (database restarted) expires the pool's
+        connections and the event is tried once more.
         """
         pool = self.hot_pool
         assert pool is not None
@@ -384,7 +385,10 @@ class CallService:
                     except HOT_CONNECTION_ERRORS:
                         if attempt == 2:
                             raise
-                        conn.terminate()  # nothing was written; the pool opens a new one
+                        # Nothing was written. The database likely restarted: every pooled
+                        # connection is gone, not just this one; the pool opens new ones.
+                        conn.terminate()
+                        await pool.expire_connections()
                         continue
                     result = await self._optimistic(
                         session, event, record, received_at, started, found

@@ -16,8 +16,9 @@ Close codes used here:
   ``on_resync``; the client reconnects and gets the replay.
 - 1001 "going away": the hub is closing (server shutdown).
 
-Keepalive pings are uvicorn's job (``screenpop serve`` sets ``ws_ping_interval``); each
-connection's ping timer starts when it connects, so pings are naturally staggered.
+Keepalive pings are uvicorn's (``screenpop serve`` sets ``ws_ping_interval``), staggered by
+``app.live.keepalive.StaggeredPingProtocol`` so a floor that reconnects at once does not ping
+in one burst.
 """
 
 from __future__ import annotations
