@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -125,60 +124,3 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-# --- the hot pool: plain asyncpg for the ingest transaction ------------------------------------
-
-# Keyword arguments SQLAlchemy's asyncpg dialect accepts but asyncpg.connect does not.
-_SQLALCHEMY_ONLY_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func")
-
-
-async def create_hot_pool(engine: AsyncEngine, *, size: int, timeout_s: float) -> Any | None:
-    """An asyncpg pool beside the engine for the ingest transaction (PostgreSQL only).
-
-    The connection arguments are the engine's own (``create_connect_args``) and JSON columns
-    get the same codecs as SQLAlchemy's (so ``RawStatement`` bind and result processing is
-    unchanged); connections carry no session state, so release skips asyncpg's reset query.
-    None for SQLite, which keeps the session path.
-    """
-    dialect = engine.dialect
-    if dialect.name != "postgresql":
-        return None
-    args, kwargs = dialect.create_connect_args(engine.url)
-    for key in _SQLALCHEMY_ONLY_ARGS:
-        kwargs.pop(key, None)
-
-    async def init(conn: Any) -> None:
-        def decode_json(value: bytes) -> Any:
-            return orjson.loads(value)
-
-        def decode_jsonb(value: bytes) -> Any:
-            return orjson.loads(value[1:])  # jsonb's binary format: a version byte, then text
-
-        def encode_jsonb(value: str) -> bytes:
-            return b"\x01" + value.encode()
-
-        await conn.set_type_codec(
-            "json", encoder=str.encode, decoder=decode_json, schema="pg_catalog", format="binary"
-        )
-        await conn.set_type_codec(
-            "jsonb",
-            encoder=encode_jsonb,
-            decoder=decode_jsonb,
-            schema="pg_catalog",
-            format="binary",
-        )
-
-    async def no_reset(_conn: Any) -> None:
-        return None  # a failed transaction is rolled back by asyncpg before this runs
-
-    pool = await asyncpg.create_pool(
-        *args,
-        min_size=0,
-        max_size=size,
-        init=init,
-        reset=no_reset,
-        timeout=timeout_s,
-        **kwargs,
-    )
-    return pool

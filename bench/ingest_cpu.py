@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import event
 
 from app.calls.service import CallService
-from app.db import create_engine, create_hot_pool, create_sessionmaker
+from app.db import create_engine, create_sessionmaker
+from app.hot_pool import create_hot_pool
 from app.settings import Settings
 from bench import dataset
 from bench.load import plan_calls
@@ -120,7 +121,7 @@ async def main() -> None:
     engine = create_engine(url)
     hot_pool = None
     if not args.session_path:
-        hot_pool = await create_hot_pool(engine, size=4, timeout_s=5)
+        hot_pool = create_hot_pool(engine, size=4, timeout_s=5)
     service = CallService(settings, create_sessionmaker(engine), CountingHub(), hot_pool=hot_pool)
     # Warm up: connections, the directory, SQLAlchemy's compiled cache.
     warm = _events(planned[:50])

@@ -6,12 +6,13 @@ adapters never see the web framework.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
+
+import orjson
 
 from telephony.errors import (
     MalformedEvent,
@@ -124,7 +125,7 @@ def require_media_type(request: WebhookRequest, *allowed: str) -> str:
 def load_json_object(body: bytes) -> dict[str, Any]:
     """Decode a JSON object body or raise ``MalformedEvent('body', …)``."""
     try:
-        value = json.loads(body)
+        value = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEvent("body", f"not valid JSON ({exc})") from exc
     if not isinstance(value, dict):

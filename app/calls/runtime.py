@@ -14,7 +14,7 @@ from typing import Any
 
 from app.calls.replay import replay_unapplied
 from app.calls.service import CallService
-from app.db import create_hot_pool
+from app.hot_pool import create_hot_pool
 from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
     settings = state["settings"]
-    hot_pool = await create_hot_pool(
+    hot_pool = create_hot_pool(
         state["engine"], size=settings.db_pool_size, timeout_s=settings.db_pool_timeout_s
     )
     service = CallService(

@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -59,6 +60,7 @@ from app.calls.state_machine import (
 from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound, Overloaded
+from app.hot_pool import HotPool, PoolExhausted
 from app.raw_statements import use_hot_connection
 from app.settings import Settings
 from app.users.service import Principal
@@ -67,6 +69,8 @@ from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
 log = logging.getLogger(__name__)
 
 CALLS_CHANNEL = "calls"
+# Sessions kept for the hot path's look-ups between events (at most this many).
+MAX_IDLE_SESSIONS = 32
 # Optimistic writes (read, plan, write if unchanged) before an event takes the row lock.
 OPTIMISTIC_ATTEMPTS = 3
 # A pooled asyncpg connection the database closed (restart, terminated backend) fails with
@@ -193,7 +197,8 @@ def _event_record(event: CallEvent, received_at: datetime) -> dict[str, Any]:
         "kind": event.kind,
         "occurred_at": event.occurred_at,
         "received_at": received_at,
-        "event": event.model_dump(mode="json", exclude={"raw"}),
+        # Serialised once by pydantic-core; the JSON column's serialiser (orjson) embeds it.
+        "event": orjson.Fragment(event.model_dump_json(exclude={"raw"})),
         "raw": event.raw,
         "applied": True,
     }
@@ -261,12 +266,13 @@ class CallService:
         sessionmaker: async_sessionmaker[AsyncSession],
         hub: Any,
         metrics: Any | None = None,
-        hot_pool: Any | None = None,
+        hot_pool: HotPool | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
-        # PostgreSQL: an asyncpg pool for the ingest transaction (``app.db.create_hot_pool``).
+        # PostgreSQL: plain asyncpg connections for the event path (``app.hot_pool``).
         self.hot_pool = hot_pool
+        self._idle_sessions: list[AsyncSession] = []
         self.hub = hub
         self.metrics = metrics
         self.directory = Directory()
@@ -295,6 +301,8 @@ class CallService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.receipts.close()
+        while self._idle_sessions:
+            await self._idle_sessions.pop().close()
 
     async def drain(self) -> None:
         """Wait for background work started so far and write queued receipts (tests, replays)."""
@@ -375,33 +383,42 @@ class CallService:
         call_id = event.full_call_id
         for attempt in (1, 2):
             conn = await self._hot_connection(pool)
+            # A session kept from an earlier event: closing one per event costs a task (its
+            # close is shielded from cancellation), and most events never use it.
+            session: AsyncSession | None = (
+                self._idle_sessions.pop() if self._idle_sessions else self.sessionmaker()
+            )
+            assert session is not None
+            use_hot_connection(session, conn)
             try:
-                async with self.sessionmaker() as session:
-                    use_hot_connection(session, conn)
-                    try:
-                        found = await one_trip.read(
-                            session, call_id, record["source"], record["event_id"]
-                        )
-                    except HOT_CONNECTION_ERRORS:
-                        if attempt == 2:
-                            raise
-                        # Nothing was written. The database likely restarted: every pooled
-                        # connection is gone, not just this one; the pool opens new ones.
-                        conn.terminate()
-                        await pool.expire_connections()
-                        continue
-                    result = await self._optimistic(
-                        session, event, record, received_at, started, found
+                try:
+                    found = await one_trip.read(
+                        session, call_id, record["source"], record["event_id"]
                     )
-                    if result is None:
-                        result = await self._transact_locked(
-                            session, conn, event, record, received_at, started
-                        )
-                    if session.in_transaction():
-                        await session.commit()
-                    return result
+                except HOT_CONNECTION_ERRORS:
+                    if attempt == 2:
+                        raise
+                    # Nothing was written. The database likely restarted: every pooled
+                    # connection is gone, not just this one; the pool opens new ones.
+                    conn.terminate()
+                    pool.expire()
+                    continue
+                result = await self._optimistic(session, event, record, received_at, started, found)
+                if result is None:
+                    result = await self._transact_locked(
+                        session, conn, event, record, received_at, started
+                    )
+                if session.in_transaction():
+                    await session.commit()
+                session.expunge_all()
+                if len(self._idle_sessions) < MAX_IDLE_SESSIONS:
+                    self._idle_sessions.append(session)
+                    session = None
+                return result
             finally:
-                await pool.release(conn)
+                if session is not None:
+                    await session.close()
+                pool.release(conn)
         raise AssertionError("unreachable")
 
     async def _optimistic(
@@ -482,10 +499,10 @@ class CallService:
             await repo.insert_journal(session, {**record, "id": journal_id, "applied": False})
             return False, None
 
-    async def _hot_connection(self, pool: Any) -> Any:
+    async def _hot_connection(self, pool: HotPool) -> Any:
         try:
-            return await pool.acquire(timeout=self.settings.db_pool_timeout_s)
-        except TimeoutError as exc:
+            return await pool.acquire()
+        except PoolExhausted as exc:
             raise Overloaded(
                 "the server is overloaded (no database connection free); retry shortly"
             ) from exc

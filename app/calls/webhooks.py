@@ -80,11 +80,12 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
         return _error(404, "unknown_provider", exc.detail)
     body = await read_body(request, settings.max_body_bytes)
     query = request.scope.get("query_string", b"").decode("latin-1")
-    url = settings.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+    path = request.scope["path"]  # not request.url: parsing a whole URL per event costs ~5 %
+    url = settings.public_url.rstrip("/") + path + (f"?{query}" if query else "")
     webhook = WebhookRequest(
         method=request.method,
         url=url,
-        path=request.url.path,
+        path=path,
         query=dict(request.query_params),
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,

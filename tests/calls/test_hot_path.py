@@ -55,9 +55,7 @@ async def test_hot_connections_killed_by_the_database_are_replaced_without_an_er
         first = [event(new_call_id(), "queued", queue="sales") for _ in range(4)]
         answers = await asyncio.gather(*(app.post(body) for body in first))
         assert [a.status_code for a in answers] == [202] * 4
-        pids = [
-            conn.get_server_pid() for conn in [holder._con for holder in hot_pool._holders] if conn
-        ]
+        pids = [conn.get_server_pid() for conn in hot_pool.idle]
         assert len(pids) >= 2, "the pool should hold several connections to kill"
         async with clean_engine.connect() as admin:
             for pid in pids:
