@@ -13,6 +13,7 @@ from app import gc_policy, health, pages
 from app.calls import agent_ws, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
+from app.calls.fast_events import FastEvents
 from app.customers import router as customers_router
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="screenpop", lifespan=lifespan)
     install_error_handlers(app)
+    # Added first, so it runs inside RequestIdMiddleware: request ids and the access log apply.
+    app.add_middleware(FastEvents)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(users_router.router)

@@ -12,7 +12,9 @@ connection comes free within ``SCREENPOP_DB_POOL_TIMEOUT_S`` (overload) the answ
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,6 +25,7 @@ from app.db import utcnow
 from app.deps import get_state
 from app.errors import Overloaded, PayloadTooLarge
 from app.settings import Settings
+from app.state import State
 from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
 from telephony.events import CallEvent
@@ -79,15 +82,36 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
     except UnknownProvider as exc:
         return _error(404, "unknown_provider", exc.detail)
     body = await read_body(request, settings.max_body_bytes)
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    path = request.scope["path"]  # not request.url: parsing a whole URL per event costs ~5 %
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    outcome = parse_events(state, adapter, provider, request.scope, headers, body)
+    if isinstance(outcome, TelephonyError):
+        return _error(outcome.status_code, outcome.code, outcome.detail)
+    return outcome
+
+
+def parse_events(
+    state: State,
+    adapter: Any,
+    provider: str,
+    scope: Mapping[str, Any],
+    headers: dict[str, str],
+    body: bytes,
+) -> list[CallEvent] | TelephonyError:
+    """Verify and parse one webhook request (shared with ``app.calls.fast_events``).
+
+    The URL checked against signatures is ``SCREENPOP_PUBLIC_URL`` + path + raw query (what
+    Twilio signs); the scope's path is used as is (parsing a whole URL per event cost ~5 %).
+    """
+    settings = state["settings"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = scope["path"]
     url = settings.public_url.rstrip("/") + path + (f"?{query}" if query else "")
     webhook = WebhookRequest(
-        method=request.method,
+        method=scope["method"],
         url=url,
         path=path,
-        query=dict(request.query_params),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(parse_qsl(query, keep_blank_values=True)),
+        headers=headers,
         body=body,
         received_at=utcnow(),
     )
@@ -95,15 +119,19 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
         adapter.verify(
             webhook, provider_secret(settings, provider), dev=settings.dev, now=webhook.received_at
         )
-        return adapter.parse(webhook, default_region=settings.default_region)
+        events: list[CallEvent] = adapter.parse(webhook, default_region=settings.default_region)
+        return events
     except TelephonyError as exc:
-        metrics = state["metrics"]
-        metrics.events.labels(source=provider, result=exc.code).inc()
-        return _error(exc.status_code, exc.code, exc.detail)
+        state["metrics"].events.labels(source=provider, result=exc.code).inc()
+        return exc
 
 
 async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
-    service = _calls(request)
+    return await ingest_events(_calls(request), events)
+
+
+async def ingest_events(service: CallService, events: list[CallEvent]) -> list[IngestResult]:
+    """Ingest a request's events; a pool timeout (overload) is a 503, never a 500."""
     received_at = utcnow()
     try:
         return [await service.ingest(event, received_at=received_at) for event in events]
@@ -127,16 +155,18 @@ async def _queue_name(request: Request, results: list[IngestResult]) -> str:
     return DEFAULT_QUEUE
 
 
-def _summary(results: list[IngestResult], status: int = 202) -> JSONResponse:
+def summary(results: list[IngestResult]) -> dict[str, Any]:
+    """The 202 body: ``{"call_id", "duplicate", "events"}``."""
     first = results[0] if results else None
-    return JSONResponse(
-        {
-            "call_id": first.call_id if first else None,
-            "duplicate": bool(results) and all(r.duplicate for r in results),
-            "events": len(results),
-        },
-        status_code=status,
-    )
+    return {
+        "call_id": first.call_id if first else None,
+        "duplicate": bool(results) and all(r.duplicate for r in results),
+        "events": len(results),
+    }
+
+
+def _summary(results: list[IngestResult], status: int = 202) -> JSONResponse:
+    return JSONResponse(summary(results), status_code=status)
 
 
 @router.api_route("/telephony/twilio/voice", methods=["GET", "POST"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -236,3 +237,50 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         retried = await app.post(body)
         assert retried.status_code == 202 and retried.json()["duplicate"] is False
     assert await journal_rows(clean_engine) == 1
+
+
+async def test_the_events_endpoint_keeps_request_ids_and_refuses_what_the_route_refuses(
+    clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """Served by ``FastEvents`` ahead of FastAPI: same answers, request ids still on them."""
+    async with running_app(database_url) as app:
+        body = event(new_call_id(), "queued", queue="sales")
+        raw, headers = signed(body)
+        headers["x-request-id"] = "trace-me-42"
+        accepted = await app.http.post(GENERIC, content=raw, headers=headers)
+        assert accepted.status_code == 202
+        assert accepted.headers["x-request-id"] == "trace-me-42"
+        assert accepted.headers["content-type"] == "application/json"
+        assert int(accepted.headers["content-length"]) == len(accepted.content)
+        # A provider name longer than the route allows is FastAPI's 422, as before.
+        long_name = await app.http.post(
+            "/telephony/" + "x" * 40 + "/events", content=raw, headers=headers
+        )
+        assert long_name.status_code == 422 and long_name.json()["error"] == "invalid"
+    assert await journal_rows(clean_engine) == 1
+
+
+async def test_fast_events_hands_every_other_request_to_the_app() -> None:
+    from app.calls.fast_events import FastEvents
+
+    seen: list[tuple[str, str]] = []
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["method"], scope["path"]))
+
+    fast = FastEvents(downstream)
+    for method, path in [
+        ("GET", "/telephony/generic/events"),
+        ("POST", "/telephony/generic/other"),
+        ("POST", "/telephony/a/b/events"),
+        ("POST", "/telephony//events"),
+        ("POST", "/api/calls"),
+    ]:
+        await fast({"type": "http", "method": method, "path": path}, None, None)  # type: ignore[arg-type]
+    assert [p for _, p in seen] == [
+        "/telephony/generic/events",
+        "/telephony/generic/other",
+        "/telephony/a/b/events",
+        "/telephony//events",
+        "/api/calls",
+    ]
