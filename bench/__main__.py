@@ -314,6 +314,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if dropped:
             say(f"  dropped old bench databases: {', '.join(dropped)}")
     dsn = dataset.asyncpg_dsn(build.name)
+    await dataset.clear_live_data(dsn)
     await dataset.ensure_agents(dsn, args.agents)
     callers = await dataset.callers(dsn)
     say(f"  callers: {len(callers[0]):,} with orders, {len(callers[1]):,} without")

@@ -547,6 +547,20 @@ def queue_of_agent(i: int) -> int:
     return i % QUEUES
 
 
+# What earlier runs left behind: each run starts on a quiet floor (no calls today), so the
+# server's start-up rebuild and its heap are the same from run to run.
+LIVE_TABLES = ("pop_deliveries", "profile_views", "call_events", "calls", "agent_presence")
+
+
+async def clear_live_data(dsn: str) -> None:
+    """Remove calls, the journal, pop receipts, audit rows and presence of earlier runs."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(LIVE_TABLES)}")
+    finally:
+        await conn.close()
+
+
 async def ensure_agents(dsn: str, n_agents: int) -> None:
     """N agent users (one password hash shared by all: argon2 is slow on purpose) and queues."""
     conn = await asyncpg.connect(dsn)

@@ -78,6 +78,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     say(f"issue 4 benchmark: shared retail data, {args.agents} agents; {load_note()}")
     name, reused = await ensure_shared()
     dsn = dataset.asyncpg_dsn(name)
+    await dataset.clear_live_data(dsn)
     await dataset.ensure_agents(dsn, args.agents)
     callers = await dataset.callers(dsn)
     customers = len(callers[0]) + len(callers[1])
