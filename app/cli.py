@@ -47,6 +47,11 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if workers > 1 and not settings.redis_url:
+        # Each worker is its own process: an agent's websocket is on one, the event may land
+        # on another, and only Redis carries the pop across.
+        console.print("[red]--workers > 1 needs SCREENPOP_REDIS_URL[/red] (pops cross workers)")
+        raise typer.Exit(2)
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:
