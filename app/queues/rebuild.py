@@ -9,56 +9,49 @@ step connects them to the call (``answered_by``), exactly when the live path cre
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import state_machine as call_machine
-from app.calls.models import Call
 from app.queues import repository
 from app.queues.service import Roster
 from app.queues.stats import CallView, QueueStats
 
 
-def _name(document: dict[str, Any] | None, part: str, key: str) -> str | None:
-    section = (document or {}).get(part)
-    value = section.get(key) if isinstance(section, dict) else None
+def _text(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def view_of_call(call: Call) -> CallView:
+def view_of_row(row: repository.CallRow) -> CallView:
     """The statistics' view of a call row: the same fields a ``call.change`` message carries."""
-    match: dict[str, Any] = call.match or {}
     return CallView(
-        call_id=call.id,
-        queue=call.queue,
-        state=call.state,
-        queued_at=call.queued_at,
-        answered_at=call.answered_at,
-        ended_at=call.ended_at,
-        agent=call.agent,
-        offered_to=tuple(call.offered_to or ()),
-        caller={"raw": call.caller_raw, "e164": call.caller_e164, "withheld": call.caller_withheld},
+        call_id=row.id,
+        queue=row.queue,
+        state=row.state,
+        queued_at=row.queued_at,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        agent=row.agent,
+        offered_to=tuple(row.offered_to or ()),
+        caller={"raw": row.caller_raw, "e164": row.caller_e164, "withheld": row.caller_withheld},
         # As the calls domain fills the message: from the pop document built at first sight.
-        customer_name=_name(call.pop, "customer", "name"),
-        value_tier=_name(call.pop, "insights", "value_tier"),
-        match_kind=match.get("kind"),
+        customer_name=_text(row.customer_name),
+        value_tier=_text(row.value_tier),
+        match_kind=row.match_kind,
     )
 
 
-def step_of(
-    roster: Roster, kind: str, occurred_at: datetime, event: dict[str, Any]
-) -> call_machine.Step:
+def step_of(roster: Roster, entry: repository.JournalRow) -> call_machine.Step:
     """A journaled event as the state machine's step, agents resolved to usernames."""
-    attributes = event.get("attributes") or {}
-    agent = event.get("agent")
-    transfer_to = attributes.get("transfer_to")
+    agent, transfer_to = entry.agent, entry.transfer_to
     return call_machine.Step(
-        kind=kind,
-        occurred_at=occurred_at,
+        kind=entry.kind,
+        occurred_at=entry.occurred_at,
         agent=roster.username_for(str(agent)) if agent else None,
-        withdrawn=bool(attributes.get("offer_withdrawn")),
+        withdrawn=bool(entry.offer_withdrawn),
         transfer_to=roster.username_for(str(transfer_to)) if transfer_to else None,
     )
 
@@ -72,21 +65,23 @@ async def rebuild(
     start = stats.day_start()
     for presence in await repository.presences(session):
         stats.load_agent(presence.username, presence.state, presence.since, presence.call_id)
-    for call in await repository.calls_since(session, start):
-        stats.load_call(view_of_call(call), now)
+    # Each query is streamed: memory follows the figures, not the number of rows read.
+    async with aclosing(repository.calls_since(session, start)) as calls:
+        async for call in calls:
+            stats.load_call(view_of_row(call), now)
     facts: dict[str, call_machine.CallFacts] = defaultdict(call_machine.CallFacts)
-    for call_id, kind, occurred_at, event in await repository.journal_since(session, start):
-        try:
-            outcome = call_machine.apply(
-                facts[call_id], step_of(roster, kind, occurred_at, event or {})
-            )
-        except ValueError:
-            continue  # a kind the machine does not know changed nothing live either
-        facts[call_id] = outcome.facts
-        if outcome.answered_by:
-            stats.credit_answer(call_id, outcome.answered_by, occurred_at)
-    for call_id, username, queue, latency_ms in await repository.pops_since(session, start):
-        if latency_ms is not None:
-            stats.record_pop(call_id, username, queue, float(latency_ms))
+    async with aclosing(repository.journal_since(session, start)) as journal:
+        async for entry in journal:
+            try:
+                outcome = call_machine.apply(facts[entry.call_id], step_of(roster, entry))
+            except ValueError:
+                continue  # a kind the machine does not know changed nothing live either
+            facts[entry.call_id] = outcome.facts
+            if outcome.answered_by:
+                stats.credit_answer(entry.call_id, outcome.answered_by, entry.occurred_at)
+    async with aclosing(repository.pops_since(session, start)) as pops:
+        async for call_id, username, queue, latency_ms in pops:
+            if latency_ms is not None:
+                stats.record_pop(call_id, username, queue, float(latency_ms))
     stats.dirty_agents.clear()
     return stats

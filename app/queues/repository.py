@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import Executable, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,43 +44,117 @@ async def presences(session: AsyncSession) -> Sequence[AgentPresence]:
     return (await session.execute(select(AgentPresence))).scalars().all()
 
 
-async def calls_since(session: AsyncSession, start: datetime) -> Sequence[Call]:
-    """Calls first seen since ``start`` and every call still in progress (both indexed)."""
-    rows = await session.execute(
-        select(Call).where(or_(Call.first_seen_at >= start, Call.state.in_(ACTIVE_STATES)))
-    )
-    return rows.scalars().all()
+# Rows fetched from the server per round trip while the rebuild streams a day's calls/journal.
+STREAM_BATCH = 2000
 
 
-async def journal_since(
-    session: AsyncSession, start: datetime
-) -> Sequence[tuple[str, str, datetime, dict[str, Any]]]:
-    """Journaled events received since a day before ``start``, in the order they were applied:
-    (call id, kind, occurred at, normalised event)."""
-    rows = await session.execute(
+class CallRow(NamedTuple):
+    """What the statistics read of a call: its columns, and three values of its JSON documents
+    extracted by the database (the pop document itself, several KB, never leaves it)."""
+
+    id: str
+    queue: str | None
+    state: str
+    queued_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    agent: str | None
+    offered_to: list[str] | None
+    caller_raw: str
+    caller_e164: str | None
+    caller_withheld: bool
+    # As stored in the JSON (decoded): pop.customer.name, pop.insights.value_tier, match.kind.
+    customer_name: Any
+    value_tier: Any
+    match_kind: Any
+
+
+class JournalRow(NamedTuple):
+    """A journaled event as the rebuild replays it: the three values it reads of ``event``."""
+
+    call_id: str
+    kind: str
+    occurred_at: datetime
+    agent: Any  # event.agent
+    transfer_to: Any  # event.attributes.transfer_to
+    offer_withdrawn: Any  # event.attributes.offer_withdrawn
+
+
+async def _stream(session: AsyncSession, stmt: Executable) -> AsyncGenerator[Any, None]:
+    """The statement's rows fetched in batches (a server-side cursor), never all at once.
+
+    Plain columns only: run on the session's connection (its transaction), skipping the ORM
+    (and its autoflush: the rebuild's session has nothing pending).
+    """
+    connection = await session.connection()
+    result = await connection.stream(stmt.execution_options(yield_per=STREAM_BATCH))
+    try:
+        # A batch at a time: iterating an async result row by row costs a greenlet switch a row.
+        async for rows in result.partitions():
+            for row in rows:
+                yield row
+    finally:
+        await result.close()
+
+
+async def calls_since(session: AsyncSession, start: datetime) -> AsyncGenerator[CallRow, None]:
+    """Calls first seen since ``start`` and every call still in progress (both indexed).
+
+    A JSON path (``#>`` on PostgreSQL, ``json_extract`` on SQLite) reads the pop document's
+    two fields, decoded as JSON so a value comes back as the whole document would give it.
+    """
+    stmt = select(
+        Call.id,
+        Call.queue,
+        Call.state,
+        Call.queued_at,
+        Call.answered_at,
+        Call.ended_at,
+        Call.agent,
+        Call.offered_to,
+        Call.caller_raw,
+        Call.caller_e164,
+        Call.caller_withheld,
+        Call.pop[("customer", "name")],
+        Call.pop[("insights", "value_tier")],
+        Call.match[("kind",)],
+    ).where(or_(Call.first_seen_at >= start, Call.state.in_(ACTIVE_STATES)))
+    async for row in _stream(session, stmt):
+        yield CallRow._make(row)
+
+
+async def journal_since(session: AsyncSession, start: datetime) -> AsyncGenerator[JournalRow, None]:
+    """Journaled events received since a day before ``start``, in the order they were applied,
+    with the values of the normalised event the replay reads (not the event itself)."""
+    event = CallEventRecord.event
+    stmt = (
         select(
             CallEventRecord.call_id,
             CallEventRecord.kind,
             CallEventRecord.occurred_at,
-            CallEventRecord.event,
+            event[("agent",)],
+            event[("attributes", "transfer_to")],
+            event[("attributes", "offer_withdrawn")],
         )
         # received_at is indexed; the day before covers calls that began before midnight.
         .where(CallEventRecord.received_at >= start - timedelta(days=1))
         .order_by(CallEventRecord.id)
     )
-    return rows.tuples().all()
+    async for row in _stream(session, stmt):
+        yield JournalRow._make(row)
 
 
 async def pops_since(
     session: AsyncSession, start: datetime
-) -> Sequence[tuple[str, str, str | None, float | None]]:
+) -> AsyncGenerator[tuple[str, str, str | None, float | None], None]:
     """Pop receipts pushed since ``start``: (call id, agent, queue, latency ms)."""
-    rows = await session.execute(
+    stmt = (
         select(PopDelivery.call_id, PopDelivery.username, Call.queue, PopDelivery.latency_ms)
         .join(Call, Call.id == PopDelivery.call_id)
         .where(PopDelivery.pushed_at >= start, PopDelivery.latency_ms.is_not(None))
     )
-    return rows.tuples().all()
+    async for call_id, username, queue, latency_ms in _stream(session, stmt):
+        yield call_id, username, queue, latency_ms
 
 
 async def upsert_presences(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
