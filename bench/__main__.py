@@ -342,6 +342,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                   floor_p50_ms=floor.p50_ms, floor_p99_ms=floor.p99_ms)  # fmt: skip
     redis_url = args.redis_url if args.instances > 1 else None
     say(f"screenpop x{args.instances}{' with Redis' if redis_url else ''}:")
+    analyzer = asyncio.create_task(dataset.keep_analyzed(dsn))  # autovacuum is off here
     with Cluster(dataset.sqlalchemy_url(build.name), args.instances, redis_url) as cluster:
         missing = await ingest_ready(cluster.servers[0].url)
         if missing:
@@ -374,6 +375,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 result["max_rate_p99_under_50ms"] = held
         finally:
             await close_agents(agents, readers)
+    analyzer.cancel()  # (an early return leaves it to the event loop's shutdown)
     return result
 
 

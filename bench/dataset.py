@@ -561,6 +561,22 @@ async def clear_live_data(dsn: str) -> None:
         await conn.close()
 
 
+async def keep_analyzed(dsn: str, every_s: float = 10.0) -> None:
+    """ANALYZE the live tables every ``every_s`` until cancelled.
+
+    This machine's PostgreSQL runs with ``autovacuum = off``; without statistics the planner
+    keeps treating the tables each run filled from empty as empty (sequential scans for the
+    receipts' join, say), which no production database with autovacuum on would do.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            await conn.execute(f"ANALYZE {', '.join(LIVE_TABLES)}")
+            await asyncio.sleep(every_s)
+    finally:
+        await conn.close()
+
+
 async def ensure_agents(dsn: str, n_agents: int) -> None:
     """N agent users (one password hash shared by all: argon2 is slow on purpose) and queues."""
     conn = await asyncpg.connect(dsn)

@@ -12,6 +12,7 @@ sent: the target is every one of them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from typing import Any
 
@@ -96,6 +97,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "floor_p99_ms": floor.p99_ms,
         "runs": [],
     }
+    analyzer = asyncio.create_task(dataset.keep_analyzed(dsn))  # autovacuum is off here
     with Cluster(dataset.sqlalchemy_url(name), 1, None) as cluster:
         missing = await ingest_ready(cluster.servers[0].url)
         if missing:
@@ -119,4 +121,5 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )  # fmt: skip
         finally:
             await close_agents(agents, readers)
+    analyzer.cancel()  # (an early return leaves it to the event loop's shutdown)
     return result
