@@ -137,6 +137,21 @@ _JOURNAL_AND_LOCK = _journal_and_lock()
 _RAW_JOURNAL_AND_LOCK = RawStatement(_JOURNAL_AND_LOCK)
 _RAW_JOURNAL = RawStatement(_JOURNAL["postgresql"])
 _RAW_LOCK_CALL = RawStatement(_LOCK_CALL)
+_RAW_GET_CALL = RawStatement(_GET_CALL)
+# The pop replaced if still at the version read; SET columns come from the parameters.
+_UPDATE_POP = (
+    update(CALLS)
+    .where(
+        CALLS.c.id == bindparam("where_id"),
+        CALLS.c.pop_version == bindparam("where_pop_version"),
+    )
+    .values(version=CALLS.c.version + 1)
+)
+_WHERE = frozenset({"where_id", "where_pop_version"})
+_RAW_UPDATE_POP = RawStatement(_UPDATE_POP)
+_RAW_POP_HOLDERS = RawStatement(
+    select(DELIVERIES.c.username).where(DELIVERIES.c.call_id == bindparam("call_id"))
+)
 _RAW_NEW_CALL = RawStatement(_NEW_CALL["postgresql"])
 _RAW_UPDATE_CALL = RawStatement(_UPDATE_CALL)
 _RAW_PUSHES = RawStatement(_PUSHES["postgresql"])
@@ -232,6 +247,11 @@ async def lock_call(session: AsyncSession, call_id: str) -> CallRow | None:
 
 
 async def get_call(session: AsyncSession, call_id: str) -> CallRow | None:
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_GET_CALL.prepare(session.get_bind().dialect)
+        if compiled is not None:
+            rows = await compiled.dicts(session, {"call_id": call_id})
+            return rows[0] if rows else None
     row = (await session.execute(_GET_CALL, {"call_id": call_id})).mappings().first()
     return dict(row) if row is not None else None
 
@@ -266,11 +286,14 @@ async def update_pop(
     session: AsyncSession, call_id: str, pop_version: int, values: Mapping[str, Any]
 ) -> bool:
     """Replace the pop (and what goes with it) if it is still at ``pop_version``."""
-    result = await session.execute(
-        update(CALLS)
-        .where(CALLS.c.id == call_id, CALLS.c.pop_version == pop_version)
-        .values(**values, pop_version=pop_version + 1, version=CALLS.c.version + 1)
-    )
+    params = {**values, "where_id": call_id, "where_pop_version": pop_version}
+    params["pop_version"] = pop_version + 1
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_UPDATE_POP.prepare(session.get_bind().dialect, frozenset(params) - _WHERE)
+        if compiled is not None:
+            return await compiled.execute(session, params) == "UPDATE 1"
+        require_raw(session, "pop update")
+    result = await session.execute(_UPDATE_POP, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
@@ -348,6 +371,10 @@ async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]
 
 
 async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:
+    if _dialect(session) == "postgresql":
+        compiled = _RAW_POP_HOLDERS.prepare(session.get_bind().dialect)
+        if compiled is not None:
+            return [r[0] for r in await compiled.fetch(session, {"call_id": call_id})]
     rows = await session.execute(
         select(DELIVERIES.c.username).where(DELIVERIES.c.call_id == call_id)
     )

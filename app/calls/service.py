@@ -22,9 +22,10 @@ caller is matched, the pop goes out with identity + balance and the rest follows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -697,9 +698,31 @@ class CallService:
         identity = await customers.assemble_identity(session, match.customer_id)
         return match, document_from_profile(identity, complete=False), True
 
-    async def _assemble(self, customer_id: int) -> dict[str, Any]:
-        async with self.sessionmaker() as session:
-            return await customers.assemble_profile(session, customer_id)
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A session for background work; with a hot pool its raw statements run on a hot
+        connection, each committing on its own (no BEGIN/COMMIT, no SQLAlchemy pool)."""
+        pool = self.hot_pool
+        if pool is None:
+            async with self.sessionmaker() as plain:
+                yield plain
+            return
+        conn = await self._hot_connection(pool)
+        session = self._idle_sessions.pop() if self._idle_sessions else self.sessionmaker()
+        use_hot_connection(session, conn)
+        reusable = False
+        try:
+            yield session
+            if session.in_transaction():
+                await session.commit()
+            reusable = True
+        finally:
+            pool.release(conn)
+            if reusable and len(self._idle_sessions) < MAX_IDLE_SESSIONS:
+                session.expunge_all()
+                self._idle_sessions.append(session)
+            else:
+                await session.close()
 
     def _push_rows(
         self,
@@ -855,9 +878,13 @@ class CallService:
     async def _finish_pop(self, call_id: str, customer_id: int) -> None:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
-            profile = await self._assemble(customer_id)
+            async with self._session() as session:
+                profile = await customers.assemble_profile(session, customer_id)
             for _ in range(POP_UPDATE_ATTEMPTS):
-                async with self.sessionmaker() as session:
+                # On PostgreSQL: raw statements on a hot connection, each its own commit (the
+                # update is the only write); an overloaded server must not pay a session's
+                # worth of CPU per late pop, or late pops make it later still.
+                async with self._session() as session:
                     row = await repo.get_call(session, call_id)
                     doc = (row or {}).get("pop") or {}
                     if row is None or row["customer_id"] != customer_id or doc.get("complete"):
