@@ -26,7 +26,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, literal, select, true, union_all, update
+import orjson
+from sqlalchemy import (
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,17 +75,41 @@ def _journaled() -> Any:
 
 def _read() -> Any:
     one = select(literal(1).label("one")).subquery("one")
-    call = select(CALLS).where(CALLS.c.id == bindparam("call_id")).lateral("call")
+    # The pop document (hundreds of small objects once decoded) comes back as text; most
+    # events only need the two fields the calls channel carries, read here in SQL.
+    pop = CALLS.c.pop
+    columns = [c for c in CALLS.c if c.name != "pop"]
+    call = (
+        select(
+            *columns,
+            sql_cast(pop, Text).label("pop_text"),
+            pop["customer"]["name"].as_string().label("pop_customer_name"),
+            pop["insights"]["value_tier"].as_string().label("pop_value_tier"),
+        )
+        .where(CALLS.c.id == bindparam("call_id"))
+        .lateral("call")
+    )
     return select(_journaled().label("is_duplicate"), call).select_from(one.outerjoin(call, true()))
 
 
 _READ = RawStatement(_read())
 
 
+def with_pop(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its ``pop`` document decoded (a row from ``read`` carries it as text)."""
+    if "pop" not in row:
+        text = row.pop("pop_text", None)
+        row["pop"] = orjson.loads(text) if text is not None else None
+    return row
+
+
 async def read(
     session: AsyncSession, call_id: str, source: str, event_id: str
 ) -> tuple[bool, dict[str, Any] | None]:
-    """(the event is already journaled, the call's row or None) — one statement, no lock."""
+    """(the event is already journaled, the call's row or None) — one statement, no lock.
+
+    The row has no ``pop``: ``pop_text`` holds it undecoded (``with_pop`` decodes it), and
+    ``pop_customer_name`` / ``pop_value_tier`` the fields ``app.calls.pop`` reads from it."""
     compiled = _READ.prepare(session.get_bind().dialect)
     assert compiled is not None
     rows = await compiled.dicts(

@@ -114,10 +114,14 @@ def state_message(
 
 
 def customer_name(call: Mapping[str, Any]) -> str | None:
+    if "pop" not in call:  # a row read without its document (app.calls.one_trip.read)
+        return call.get("pop_customer_name")
     customer = (call.get("pop") or {}).get("customer")
     return customer.get("name") if isinstance(customer, dict) else None
 
 
 def value_tier(call: Mapping[str, Any]) -> str | None:
+    if "pop" not in call:
+        return call.get("pop_value_tier")
     insights = (call.get("pop") or {}).get("insights")
     return insights.get("value_tier") if isinstance(insights, dict) else None

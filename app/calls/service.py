@@ -618,6 +618,8 @@ class CallService:
             )
 
         if outcome.transferred_to and after.state in AGENT_LIVE_STATES:
+            if row is not None:
+                one_trip.with_pop(row)
             doc = dict(
                 values.get("pop") or (row["pop"] if row else None) or empty_document(complete=True)
             )
@@ -662,6 +664,8 @@ class CallService:
             ref = refs.get(username) or await self.directory.agent(session, username)
             if ref is not None and ref.known:
                 applied.pushes.append(ref)
+        if applied.pushes:
+            one_trip.with_pop(call)  # the pop goes out: decode the stored document now
         pushes, views, applied.latency_ms = self._push_rows(
             call, applied.pushes, received_at, reason="pop"
         )

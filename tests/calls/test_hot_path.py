@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -178,3 +179,28 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
         state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
     assert state == "queued"
     assert await journal_rows(clean_engine) == 1
+
+
+async def test_the_read_leaves_the_pop_undecoded_but_names_the_customer(
+    postgresql_only: None, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    from app.calls import repository as repo
+    from app.calls.pop import customer_name, value_tier
+
+    async with running_app(database_url) as app:
+        call_id = new_call_id()
+        body = event(call_id, "queued", queue="sales")
+        assert (await app.post(body)).status_code == 202
+        doc = {"customer": {"name": 'Zoë O\'Brien \\ "Ltd"'}, "insights": {"value_tier": "gold"}}
+        async with clean_engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE calls SET pop = CAST(:doc AS jsonb)"), {"doc": json.dumps(doc)}
+            )
+        async with app.state["sessionmaker"]() as session:
+            _, row = await one_trip.read(session, f"generic:{call_id}", "generic", "x")
+            full = await repo.get_call(session, f"generic:{call_id}")
+        assert row is not None and full is not None
+        assert "pop" not in row
+        assert customer_name(row) == customer_name(full) == doc["customer"]["name"]
+        assert value_tier(row) == value_tier(full) == "gold"
+        assert one_trip.with_pop(row)["pop"] == full["pop"] == doc
