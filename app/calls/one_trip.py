@@ -43,13 +43,10 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls.models import Call, CallEventRecord, PopDelivery
+from app.calls.repository import CALLS, DELIVERIES, EVENTS
 from app.customers.models import ProfileView
 from app.raw_statements import RawStatement
 
-CALLS = cast(Table, Call.__table__)
-EVENTS = cast(Table, CallEventRecord.__table__)
-DELIVERIES = cast(Table, PopDelivery.__table__)
 VIEWS = cast(Table, ProfileView.__table__)
 
 JOURNAL_COLUMNS = tuple(c.name for c in EVENTS.c if c.name != "id")
