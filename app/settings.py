@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = 12 * 3600
     pop_budget_ms: int = 50
     # Agents' ack / seen receipts are written in batches, within this long of arriving.
-    receipt_flush_ms: int = Field(default=50, ge=1)
+    receipt_flush_ms: int = Field(default=250, ge=1)
     default_region: str = "GB"
     public_url: str = "http://127.0.0.1:8000"
     dev: bool = False
