@@ -738,7 +738,9 @@ class CallService:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:
         """Delivery rows (receipts come with acks) and one profile-view audit row per push,
         and the latency stored in them (ms; None when nobody was pushed)."""
-        targets = list(targets)
+        # In username order: the receipts batch locks delivery rows in key order too, so the
+        # two never take the same rows' locks in opposite orders (a deadlock).
+        targets = sorted(targets, key=lambda ref: ref.username)
         if not targets:
             return [], [], None
         now = utcnow()
