@@ -166,8 +166,9 @@ def use_hot_connection(session: AsyncSession, connection: Any) -> None:
     session.info[HOT_KEY] = connection
 
 
-def on_hot_connection(session: AsyncSession) -> bool:
-    return session.info.get(HOT_KEY) is not None
+def hot_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection ``use_hot_connection`` gave this session, or None."""
+    return session.info.get(HOT_KEY)
 
 
 class NotRaw(RuntimeError):
@@ -176,7 +177,7 @@ class NotRaw(RuntimeError):
 
 def require_raw(session: AsyncSession, what: str) -> None:
     """Refuse the session fallback for a write while the transaction is on the hot pool."""
-    if on_hot_connection(session):
+    if hot_connection(session) is not None:
         raise NotRaw(f"{what}: cannot run raw inside the hot transaction")
 
 
@@ -243,3 +244,13 @@ async def raw_rows(
     if compiled is None:
         return None
     return await compiled.rows(session, params)
+
+
+async def fetch_rows(
+    session: AsyncSession, raw: RawStatement, params: Mapping[str, Any]
+) -> Sequence[Any]:
+    """``raw_rows``, else the same statement through SQLAlchemy (SQLite)."""
+    rows = await raw_rows(session, raw, params)
+    if rows is not None:
+        return rows
+    return (await session.execute(raw.stmt, params)).all()

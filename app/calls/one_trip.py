@@ -43,7 +43,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls.repository import CALLS, DELIVERIES, EVENTS
+from app.calls.repository import CALLS, DELIVERIES, EVENTS, upsert_deliveries
 from app.customers.models import ProfileView
 from app.raw_statements import RawStatement
 
@@ -172,20 +172,7 @@ def _write(new: bool, keys: tuple[str, ...], pushes: int, views: int) -> Any:
         insert = postgresql.insert(DELIVERIES).from_select(
             list(PUSH_COLUMNS), _rows_of(DELIVERIES, PUSH_COLUMNS, "p", pushes, j)
         )
-        d = (
-            insert.on_conflict_do_update(
-                index_elements=["call_id", "username"],
-                set_={
-                    "version": insert.excluded.version,
-                    "pushed_at": insert.excluded.pushed_at,
-                    "latency_ms": insert.excluded.latency_ms,
-                    "delivered_at": None,
-                    "seen_at": None,
-                },
-            )
-            .returning(DELIVERIES.c.username)
-            .cte("d")
-        )
+        d = upsert_deliveries(insert).returning(DELIVERIES.c.username).cte("d")
         out.append(select(func.count()).select_from(d).scalar_subquery().label("pushed"))
     if views:
         v = (
@@ -225,7 +212,7 @@ async def write(
     params: dict[str, Any] = {f"c_{k}": values[k] for k in keys}
     params.update({f"j_{k}": record[k] for k in JOURNAL_COLUMNS})
     if not new:
-        params["where_id"] = values.get("id", record["call_id"])
+        params["where_id"] = record["call_id"]
         params["where_version"] = version
     for i, push in enumerate(pushes):
         params.update({f"p{i}_{k}": push[k] for k in PUSH_COLUMNS})

@@ -83,8 +83,8 @@ _UPDATE_CALL = update(CALLS).where(
 )
 
 
-def _pushes(insert: Any) -> Any:
-    stmt = insert(DELIVERIES)
+def upsert_deliveries(stmt: Any) -> Any:
+    """An INSERT into ``pop_deliveries`` made an upsert: a new push resets the receipts."""
     return stmt.on_conflict_do_update(
         index_elements=["call_id", "username"],
         set_={
@@ -97,7 +97,10 @@ def _pushes(insert: Any) -> Any:
     )
 
 
-_PUSHES = {"postgresql": _pushes(postgresql.insert), "sqlite": _pushes(sqlite.insert)}
+_PUSHES = {
+    "postgresql": upsert_deliveries(postgresql.insert(DELIVERIES)),
+    "sqlite": upsert_deliveries(sqlite.insert(DELIVERIES)),
+}
 
 
 async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> int | None:

@@ -62,7 +62,7 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound, Overloaded
 from app.hot_pool import HotPool, PoolExhausted
-from app.raw_statements import use_hot_connection
+from app.raw_statements import hot_connection, use_hot_connection
 from app.settings import Settings
 from app.users.service import Principal
 from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
@@ -258,6 +258,10 @@ async def queue_of(
     return None
 
 
+class _StaleConnection(Exception):
+    """The event's first statement found its hot connection dead: nothing was written."""
+
+
 class CallService:
     """Ingest, replay, pop delivery and wrap-up; one per process (``state["services"]``)."""
 
@@ -379,47 +383,31 @@ class CallService:
         connection found dead at the first statement (database restarted) expires the pool's
         connections and the event is tried once more.
         """
-        pool = self.hot_pool
-        assert pool is not None
+        assert self.hot_pool is not None
         call_id = event.full_call_id
         for attempt in (1, 2):
-            conn = await self._hot_connection(pool)
-            # A session kept from an earlier event: closing one per event costs a task (its
-            # close is shielded from cancellation), and most events never use it.
-            session: AsyncSession | None = (
-                self._idle_sessions.pop() if self._idle_sessions else self.sessionmaker()
-            )
-            assert session is not None
-            use_hot_connection(session, conn)
             try:
-                try:
-                    found = await one_trip.read(
-                        session, call_id, record["source"], record["event_id"]
+                async with self._session() as session:
+                    try:
+                        found = await one_trip.read(
+                            session, call_id, record["source"], record["event_id"]
+                        )
+                    except HOT_CONNECTION_ERRORS as exc:
+                        if attempt == 2:
+                            raise
+                        raise _StaleConnection from exc  # nothing was written
+                    result = await self._optimistic(
+                        session, event, record, received_at, started, found
                     )
-                except HOT_CONNECTION_ERRORS:
-                    if attempt == 2:
-                        raise
-                    # Nothing was written. The database likely restarted: every pooled
-                    # connection is gone, not just this one; the pool opens new ones.
-                    conn.terminate()
-                    pool.expire()
-                    continue
-                result = await self._optimistic(session, event, record, received_at, started, found)
-                if result is None:
-                    result = await self._transact_locked(
-                        session, conn, event, record, received_at, started
-                    )
-                if session.in_transaction():
-                    await session.commit()
-                session.expunge_all()
-                if len(self._idle_sessions) < MAX_IDLE_SESSIONS:
-                    self._idle_sessions.append(session)
-                    session = None
-                return result
-            finally:
-                if session is not None:
-                    await session.close()
-                pool.release(conn)
+                    if result is None:
+                        result = await self._transact_locked(
+                            session, event, record, received_at, started
+                        )
+                    return result
+            except _StaleConnection:
+                # The database likely restarted: every pooled connection is gone, not just
+                # this one; the pool opens new ones.
+                self.hot_pool.expire()
         raise AssertionError("unreachable")
 
     async def _optimistic(
@@ -467,14 +455,13 @@ class CallService:
     async def _transact_locked(
         self,
         session: AsyncSession,
-        conn: Any,
         event: CallEvent,
         record: dict[str, Any],
         received_at: datetime,
         started: float,
     ) -> tuple[bool, _Applied | None]:
         """One event in a transaction on the hot connection, serialised on the call's row lock."""
-        tx = conn.transaction()
+        tx = hot_connection(session).transaction()
         await tx.start()
         try:
             journal_id, row = await repo.journal_and_lock(session, record, event.full_call_id)
@@ -647,8 +634,8 @@ class CallService:
             values.setdefault("offered_to", [])
             call = values
         else:
-            call = {**row, **values, "version": row["version"] + 1}
             values["version"] = row["version"] + 1
+            call = {**row, **values}
 
         applied = _Applied(
             call=call,
@@ -704,14 +691,18 @@ class CallService:
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        """A session for background work; with a hot pool its raw statements run on a hot
-        connection, each committing on its own (no BEGIN/COMMIT, no SQLAlchemy pool)."""
+        """A session for the event path and background work; with a hot pool its raw
+        statements run on a hot connection, each committing on its own unless the caller
+        begins a transaction on it (no SQLAlchemy pool). What is not raw goes through the
+        session's own connection, committed at the end."""
         pool = self.hot_pool
         if pool is None:
             async with self.sessionmaker() as plain:
                 yield plain
             return
         conn = await self._hot_connection(pool)
+        # A session kept from an earlier event: closing one per event costs a task (its close
+        # is shielded from cancellation), and most events never use it.
         session = self._idle_sessions.pop() if self._idle_sessions else self.sessionmaker()
         use_hot_connection(session, conn)
         reusable = False
@@ -720,6 +711,9 @@ class CallService:
             if session.in_transaction():
                 await session.commit()
             reusable = True
+        except (_StaleConnection, *HOT_CONNECTION_ERRORS):
+            conn.terminate()  # not back into the pool
+            raise
         finally:
             pool.release(conn)
             if reusable and len(self._idle_sessions) < MAX_IDLE_SESSIONS:

@@ -187,18 +187,10 @@ async def twilio_voice(
 
 
 @router.post("/telephony/twilio/status", status_code=204)
-async def twilio_status(request: Request) -> Response:
-    """Twilio status callbacks (the caller's leg and agents' legs)."""
-    events = await _receive(request, "twilio")
-    if isinstance(events, JSONResponse):
-        return events
-    await _ingest(request, events)
-    return Response(status_code=204)
-
-
 @router.post("/telephony/twilio/taskrouter", status_code=204)
-async def twilio_taskrouter(request: Request) -> Response:
-    """TaskRouter event callbacks; ``reservation.created`` is the offer to an agent."""
+async def twilio_callbacks(request: Request) -> Response:
+    """Twilio status callbacks (the caller's leg and agents' legs) and TaskRouter event
+    callbacks (``reservation.created`` is the offer to an agent)."""
     events = await _receive(request, "twilio")
     if isinstance(events, JSONResponse):
         return events

@@ -27,7 +27,7 @@ from app.customers.models import (
     ProfileView,
 )
 from app.insights.models import CustomerInsight, NextNeed
-from app.raw_statements import RawStatement, is_postgresql, raw_rows
+from app.raw_statements import RawStatement, fetch_rows, is_postgresql
 
 # A number shared by more customers than this is a switchboard: the chooser shows the best few.
 MAX_CANDIDATES = 20
@@ -114,8 +114,7 @@ _CUSTOMER_EXISTS = select(Customer.id).where(Customer.id == bindparam("customer_
 async def candidates_by_e164(session: AsyncSession, e164: str) -> Sequence[Any]:
     """Customers with a stored phone equal to ``e164`` (index ``ix_customer_phones_e164``)."""
     params = {"e164": e164}
-    rows = await raw_rows(session, _RAW_BY_E164, params)
-    return rows if rows is not None else (await session.execute(_BY_E164, params)).all()
+    return await fetch_rows(session, _RAW_BY_E164, params)
 
 
 async def candidates_by_last_digits(
@@ -123,16 +122,9 @@ async def candidates_by_last_digits(
 ) -> Sequence[Any]:
     """Customers with a stored number ending in ``digits`` (``ix_customer_phones_last_digits``)."""
     if choice_e164 is None:
-        stmt, raw, params = (
-            _BY_LAST_DIGITS_NO_CHOICE,
-            _RAW_BY_LAST_DIGITS_NO_CHOICE,
-            {"digits": digits},
-        )
-    else:
-        stmt, raw = _BY_LAST_DIGITS, _RAW_BY_LAST_DIGITS
-        params = {"digits": digits, "choice_e164": choice_e164}
-    rows = await raw_rows(session, raw, params)
-    return rows if rows is not None else (await session.execute(stmt, params)).all()
+        return await fetch_rows(session, _RAW_BY_LAST_DIGITS_NO_CHOICE, {"digits": digits})
+    params = {"digits": digits, "choice_e164": choice_e164}
+    return await fetch_rows(session, _RAW_BY_LAST_DIGITS, params)
 
 
 async def candidates_by_ids(
@@ -225,8 +217,7 @@ async def identity_rows(session: AsyncSession, customer_id: int) -> Sequence[Any
     Zero rows when the customer does not exist.
     """
     params = {"customer_id": customer_id}
-    rows = await raw_rows(session, _RAW_IDENTITY, params)
-    return rows if rows is not None else (await session.execute(_IDENTITY, params)).all()
+    return await fetch_rows(session, _RAW_IDENTITY, params)
 
 
 _ITEM_COUNT = select(func.count()).where(OrderLine.order_id == Order.id).scalar_subquery()
@@ -271,8 +262,7 @@ async def recent_order_lines(session: AsyncSession, customer_id: int) -> Sequenc
     columns); ``item_count`` is the order's full number of lines.
     """
     params = {"customer_id": customer_id}
-    rows = await raw_rows(session, _RAW_RECENT_ORDER_LINES, params)
-    return rows if rows is not None else (await session.execute(_RECENT_ORDER_LINES, params)).all()
+    return await fetch_rows(session, _RAW_RECENT_ORDER_LINES, params)
 
 
 _NEXT_NEEDS = (
@@ -294,8 +284,7 @@ _RAW_NEXT_NEEDS = RawStatement(_NEXT_NEEDS)
 
 async def next_needs(session: AsyncSession, customer_id: int) -> Sequence[Any]:
     params = {"customer_id": customer_id}
-    rows = await raw_rows(session, _RAW_NEXT_NEEDS, params)
-    return rows if rows is not None else (await session.execute(_NEXT_NEEDS, params)).all()
+    return await fetch_rows(session, _RAW_NEXT_NEEDS, params)
 
 
 _RECENT_INTERACTIONS = (
@@ -320,8 +309,7 @@ _RAW_RECENT_INTERACTIONS = RawStatement(_RECENT_INTERACTIONS)
 
 async def recent_interactions(session: AsyncSession, customer_id: int) -> Sequence[Any]:
     params = {"customer_id": customer_id}
-    rows = await raw_rows(session, _RAW_RECENT_INTERACTIONS, params)
-    return rows if rows is not None else (await session.execute(_RECENT_INTERACTIONS, params)).all()
+    return await fetch_rows(session, _RAW_RECENT_INTERACTIONS, params)
 
 
 _PROFILE_VIEWS = cast(Table, ProfileView.__table__).insert()
