@@ -284,3 +284,18 @@ async def test_fast_events_hands_every_other_request_to_the_app() -> None:
         "/telephony//events",
         "/api/calls",
     ]
+
+
+@pytest.mark.parametrize("path", ["/telephony/twilio/status", "/telephony/twilio/taskrouter"])
+async def test_twilio_callback_routes_check_the_signature(
+    clean_engine: AsyncEngine, database_url: str, path: str
+) -> None:
+    async with running_app(database_url, twilio_auth_token="twilio-token-for-tests") as app:
+        response = await app.http.post(
+            path,
+            content=b"CallSid=CA1&CallStatus=ringing",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 401
+        assert response.json()["error"] == "bad_signature"
+    assert await journal_rows(clean_engine) == 0
