@@ -26,12 +26,16 @@ def postgresql_only(backend: str) -> None:
 async def test_a_warm_event_takes_no_session_connection(
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
+    await add_user(clean_engine, "hot-ann", extension="7401")
+    await add_user(clean_engine, "hot-bob", extension="7402")
     async with running_app(database_url) as app:
         engine: AsyncEngine = app.state["engine"]
         assert app.state["services"]["calls"].hot_pool is not None
         call_id = new_call_id()
-        # The first event warms the directory (the queue is created through the session).
+        # The first events warm the directory (the queue is created through the session).
         assert (await app.post(event(call_id, "queued", queue="sales"))).status_code == 202
+        offer = event(call_id, "offered", queue="sales", agent="7401")
+        assert (await app.post(offer)).status_code == 202
         checkouts: list[Any] = []
 
         def count(*_args: Any) -> None:
@@ -39,12 +43,15 @@ async def test_a_warm_event_takes_no_session_connection(
 
         sa_event.listen(engine.sync_engine.pool, "checkout", count)
         try:
-            second = await app.post(event(call_id, "ended", queue="sales"))
+            # Another agent, named by extension: answered from the directory's user table.
+            second = await app.post(event(call_id, "offered", queue="sales", agent="7402"))
+            third = await app.post(event(call_id, "ended", queue="sales"))
         finally:
             sa_event.remove(engine.sync_engine.pool, "checkout", count)
         assert second.status_code == 202 and second.json()["duplicate"] is False
+        assert third.status_code == 202 and third.json()["duplicate"] is False
         assert checkouts == []
-    assert await journal_rows(clean_engine) == 2
+    assert await journal_rows(clean_engine) == 4
 
 
 async def test_hot_connections_killed_by_the_database_are_replaced_without_an_error(

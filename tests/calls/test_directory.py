@@ -1,0 +1,83 @@
+"""Agents named by events, answered from one table of every user (both backends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.directory import AgentRef, Directory, agent_table
+from app.users import service as users
+
+
+class _Row:
+    def __init__(self, username: str, role: str, extension: str | None, worker_id: str | None):
+        self.username, self.role, self.extension, self.worker_id = (
+            username,
+            role,
+            extension,
+            worker_id,
+        )
+
+
+def test_a_username_wins_over_an_equal_extension_or_worker_id() -> None:
+    table = agent_table(
+        [
+            _Row("ann", "agent", "bob", None),  # ann's extension is "bob"
+            _Row("bob", "supervisor", "2001", "WK-1"),
+        ]
+    )
+    assert table["bob"] == AgentRef("bob", "supervisor", True)
+    assert table["2001"] == table["WK-1"] == AgentRef("bob", "supervisor", True)
+    assert table["ann"] == AgentRef("ann", "agent", True)
+
+
+async def _add(session: AsyncSession, username: str, **fields: Any) -> None:
+    await users.upsert_user(
+        session, username=username, role="agent", password="pw-xxxxxxxx", **fields
+    )
+    await session.flush()
+
+
+async def test_many_lookups_read_the_users_once(session: AsyncSession) -> None:
+    await _add(session, "dir-ann", extension="7101")
+    await _add(session, "dir-bob", worker_id="WKdir")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        statements.append(sql)
+
+    engine = session.get_bind()
+    sa_event.listen(engine, "before_cursor_execute", count)
+    directory = Directory()
+    try:
+        for _ in range(3):
+            assert await directory.agent(session, "7101") == AgentRef("dir-ann", "agent", True)
+            assert await directory.agent(session, "WKdir") == AgentRef("dir-bob", "agent", True)
+            assert await directory.agent(session, "dir-ann") == AgentRef("dir-ann", "agent", True)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements
+
+
+async def test_a_user_added_after_the_table_was_read_is_found(session: AsyncSession) -> None:
+    directory = Directory()
+    await _add(session, "dir-early", extension="7201")
+    assert await directory.agent(session, "7201") == AgentRef("dir-early", "agent", True)
+    await _add(session, "dir-late", extension="7202")
+    assert await directory.agent(session, "7202") == AgentRef("dir-late", "agent", True)
+    # Nobody: kept raw, not an agent of ours.
+    assert await directory.agent(session, "7299") == AgentRef("7299", "agent", False)
+
+
+async def test_a_stale_table_is_read_again(session: AsyncSession) -> None:
+    directory = Directory(ttl_s=0.0)
+    await _add(session, "dir-move", extension="7301")
+    assert await directory.agent(session, "7301") == AgentRef("dir-move", "agent", True)
+    await users.upsert_user(
+        session, username="dir-move", role="agent", password=None, extension="7302"
+    )
+    await session.flush()
+    assert await directory.agent(session, "7302") == AgentRef("dir-move", "agent", True)
+    assert await directory.agent(session, "7301") == AgentRef("7301", "agent", False)
