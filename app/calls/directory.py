@@ -1,14 +1,13 @@
 """Who and where: agents by username/extension/worker id, queues by name or dialed number.
 
-Looked up on every event, so answers are cached per process for a few seconds; a user or
-queue added meanwhile is seen within ``ttl_s``.
-
-Agents are answered from a table of every user (username, extension and worker id -> the
-user), read in one statement when it is older than ``ttl_s``: with 2,000 agents each one is
-offered a call every half minute or so, so a cache per identifier missed on almost every
-offer and each miss cost the event a session, a transaction and a query (~1.3 ms of the
-2,000-agent pop's 4.7 ms p50). An identifier not in the table (a user created since it was
-read, or nobody) is looked up on its own and that answer cached for ``ttl_s``.
+Looked up on every event, from tables of every user, every queue and every dialed number,
+read (two statements) when they are older than ``ttl_s``: a user, queue or number added or
+changed meanwhile is seen within ``ttl_s``. With 2,000 agents each one is offered a call
+every half minute or so, so the cache per identifier this replaced missed on almost every
+offer, and each miss cost the event a session, a transaction and a query (~1.3 ms of the
+2,000-agent pop's 4.7 ms p50). A name not in the tables (a user or queue created since they
+were read, or nobody) is looked up on its own and that answer cached for ``ttl_s``; an event
+naming a queue nobody created creates it.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import repository as repo
 from app.queues import service as queues
+from app.queues.models import Queue, QueueNumber
 from app.raw_statements import RawStatement, fetch_rows
 from app.users.models import User
 
@@ -47,9 +47,23 @@ class QueueRef:
     pop_mode: str
 
 
+@dataclass(frozen=True, slots=True)
+class Tables:
+    agents: dict[str, AgentRef]
+    queues: dict[str, QueueRef]
+    numbers: dict[str, QueueRef]
+
+
 _USERS = User.__table__
+_QUEUES = Queue.__table__
+_NUMBERS = QueueNumber.__table__
 _ALL_AGENTS = RawStatement(
     select(_USERS.c.username, _USERS.c.role, _USERS.c.extension, _USERS.c.worker_id)
+)
+_ALL_QUEUES = RawStatement(
+    select(_QUEUES.c.name, _QUEUES.c.pop_mode, _NUMBERS.c.number).select_from(
+        _QUEUES.outerjoin(_NUMBERS, _NUMBERS.c.queue_id == _QUEUES.c.id)
+    )
 )
 
 
@@ -67,14 +81,27 @@ def agent_table(rows: Iterable[Any]) -> dict[str, AgentRef]:
     return table
 
 
+def queue_tables(rows: Iterable[Any]) -> tuple[dict[str, QueueRef], dict[str, QueueRef]]:
+    """(queues by name, queues by dialed number) from (name, pop_mode, number) rows."""
+    by_name: dict[str, QueueRef] = {}
+    by_number: dict[str, QueueRef] = {}
+    for row in rows:
+        ref = by_name.get(row.name)
+        if ref is None:
+            ref = by_name[row.name] = QueueRef(row.name, row.pop_mode or DEFAULT_POP_MODE)
+        if row.number is not None:
+            by_number[row.number] = ref
+    return by_name, by_number
+
+
 class Directory:
     """Per-process, short-lived cache of agent and queue lookups."""
 
     def __init__(self, ttl_s: float = 10.0) -> None:
         self.ttl_s = ttl_s
-        self._table: dict[str, AgentRef] | None = None
-        self._table_at = 0.0
-        self._table_loading = False
+        self._tables: Tables | None = None
+        self._tables_at = 0.0
+        self._loading = False
         self._agents: dict[str, tuple[float, AgentRef]] = {}
         self._queues: dict[str, tuple[float, QueueRef]] = {}
         self._numbers: dict[str, tuple[float, QueueRef | None]] = {}
@@ -82,25 +109,27 @@ class Directory:
     def _fresh(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self.ttl_s
 
-    async def _agent_table(self, session: AsyncSession) -> dict[str, AgentRef]:
-        """Every user by identifier; read again once older than ``ttl_s`` (meanwhile, events
-        that arrive while one of them reads it use the previous table)."""
-        table = self._table
-        if table is not None and (self._table_loading or self._fresh(self._table_at)):
-            return table
-        self._table_loading = True
+    async def _read_tables(self, session: AsyncSession) -> Tables:
+        """The tables; read again once older than ``ttl_s`` (events that arrive while one of
+        them reads them use the previous ones)."""
+        tables = self._tables
+        if tables is not None and (self._loading or self._fresh(self._tables_at)):
+            return tables
+        self._loading = True
         try:
-            table = agent_table(await fetch_rows(session, _ALL_AGENTS, {}))
+            agents = agent_table(await fetch_rows(session, _ALL_AGENTS, {}))
+            by_name, by_number = queue_tables(await fetch_rows(session, _ALL_QUEUES, {}))
         finally:
-            self._table_loading = False
-        self._table, self._table_at = table, time.monotonic()
-        return table
+            self._loading = False
+        self._tables = tables = Tables(agents, by_name, by_number)
+        self._tables_at = time.monotonic()
+        return tables
 
     async def agent(self, session: AsyncSession, ident: str | None) -> AgentRef | None:
         """The agent an event names; unknown identifiers come back raw with ``known`` False."""
         if not ident:
             return None
-        ref = (await self._agent_table(session)).get(ident)
+        ref = (await self._read_tables(session)).agents.get(ident)
         if ref is not None:
             return ref
         hit = self._agents.get(ident)
@@ -113,6 +142,9 @@ class Directory:
 
     async def queue(self, session: AsyncSession, name: str) -> QueueRef:
         """The named queue, created with defaults if nobody created it yet."""
+        ref = (await self._read_tables(session)).queues.get(name)
+        if ref is not None:
+            return ref
         hit = self._queues.get(name)
         if hit is not None and self._fresh(hit[0]):
             return hit[1]
@@ -128,12 +160,15 @@ class Directory:
 
     async def queue_for_number(self, session: AsyncSession, dialed: str) -> QueueRef | None:
         """The queue that owns a dialed number (DID), if any."""
+        ref = (await self._read_tables(session)).numbers.get(dialed)
+        if ref is not None:
+            return ref
         hit = self._numbers.get(dialed)
         if hit is not None and self._fresh(hit[0]):
             return hit[1]
         queue = await queues.queue_for_number(session, dialed)
-        ref = QueueRef(queue.name, queue.pop_mode or DEFAULT_POP_MODE) if queue else None
-        self._numbers[dialed] = (time.monotonic(), ref)
-        if ref is not None:
-            self._queues[ref.name] = (time.monotonic(), ref)
-        return ref
+        found = QueueRef(queue.name, queue.pop_mode or DEFAULT_POP_MODE) if queue else None
+        self._numbers[dialed] = (time.monotonic(), found)
+        if found is not None:
+            self._queues[found.name] = (time.monotonic(), found)
+        return found

@@ -13,6 +13,9 @@ ONE autocommitted statement, so all or none of it lands::
          v AS (INSERT INTO profile_views SELECT ... WHERE EXISTS (SELECT FROM j) ...)
     SELECT (SELECT id FROM j), ...
 
+The write also returns the call's row as written, in ``read``'s shape: the call's next event
+in this process plans on it instead of reading (``app.calls.call_rows``).
+
 No journal id back means nothing was written: another event for the call got in between
 (optimistic concurrency: the caller reads again and re-plans), or this event is a duplicate
 (the next read says so). A new call is an ``INSERT ... ON CONFLICT DO NOTHING`` in ``c``.
@@ -70,22 +73,22 @@ def _journaled() -> Any:
     )
 
 
+def _row_columns(table: Any) -> list[Any]:
+    """The call's columns as ``read`` returns them: the pop document as text (hundreds of
+    small objects once decoded; most events only need the two fields the calls channel
+    carries, read here in SQL). ``table`` is ``calls`` or a CTE returning from it."""
+    pop = table.c.pop
+    return [
+        *[c for c in table.c if c.name != "pop"],
+        sql_cast(pop, Text).label("pop_text"),
+        pop["customer"]["name"].as_string().label("pop_customer_name"),
+        pop["insights"]["value_tier"].as_string().label("pop_value_tier"),
+    ]
+
+
 def _read() -> Any:
     one = select(literal(1).label("one")).subquery("one")
-    # The pop document (hundreds of small objects once decoded) comes back as text; most
-    # events only need the two fields the calls channel carries, read here in SQL.
-    pop = CALLS.c.pop
-    columns = [c for c in CALLS.c if c.name != "pop"]
-    call = (
-        select(
-            *columns,
-            sql_cast(pop, Text).label("pop_text"),
-            pop["customer"]["name"].as_string().label("pop_customer_name"),
-            pop["insights"]["value_tier"].as_string().label("pop_value_tier"),
-        )
-        .where(CALLS.c.id == bindparam("call_id"))
-        .lateral("call")
-    )
+    call = select(*_row_columns(CALLS)).where(CALLS.c.id == bindparam("call_id")).lateral("call")
     return select(_journaled().label("is_duplicate"), call).select_from(one.outerjoin(call, true()))
 
 
@@ -147,7 +150,7 @@ def _write(new: bool, keys: tuple[str, ...], pushes: int, views: int) -> Any:
             )
             .values(values)
         )
-    c = call.returning(CALLS.c.id).cte("c")
+    c = call.returning(*_row_columns(CALLS)).cte("c")
     journal_source = select(
         *[
             (
@@ -182,7 +185,12 @@ def _write(new: bool, keys: tuple[str, ...], pushes: int, views: int) -> Any:
             .cte("v")
         )
         out.append(select(func.count()).select_from(v).scalar_subquery().label("viewed"))
-    return select(*out)
+    # The row as written, in ``read``'s shape: the next event of the call can plan on it
+    # without reading it (``CallRows``).
+    one = select(literal(1).label("one")).subquery("one")
+    return select(*out, *[c.c[col.name] for col in _row_columns(CALLS)]).select_from(
+        one.outerjoin(c, true())
+    )
 
 
 # Shapes seen in practice are a few dozen (which columns an event sets, 0-n pushes).
@@ -199,9 +207,10 @@ async def write(
     values: Mapping[str, Any],
     pushes: list[dict[str, Any]],
     views: list[dict[str, Any]],
-) -> int | None:
-    """Write one planned event atomically; its journal id, or None when nothing was written
-    (the call changed since it was read, or the event was journaled meanwhile)."""
+) -> tuple[int, dict[str, Any]] | None:
+    """Write one planned event atomically: (its journal id, the call's row as written, in
+    ``read``'s shape), or None when nothing was written (the call changed since it was read,
+    or the event was journaled meanwhile)."""
     keys = tuple(sorted(values))
     shape = (new, keys, len(pushes), len(views))
     raw = _WRITES.get(shape)
@@ -220,6 +229,10 @@ async def write(
         params.update({f"v{i}_{k}": view[k] for k in VIEW_COLUMNS})
     compiled = raw.prepare(session.get_bind().dialect)
     assert compiled is not None
-    rows = await compiled.fetch(session, params)
-    journal_id = rows[0][0]
-    return int(journal_id) if journal_id is not None else None
+    row = (await compiled.dicts(session, params))[0]
+    journal_id = row.pop("journal_id")
+    if journal_id is None:
+        return None
+    row.pop("pushed", None)
+    row.pop("viewed", None)
+    return int(journal_id), row

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from app.calls.replay import replay_unapplied
-from app.calls.service import CallService
+from app.calls.service import CALLS_CHANNEL, CallService
 from app.hot_pool import create_hot_pool
 from app.state import State
 from telephony.asterisk import AmiConnector
@@ -34,6 +34,8 @@ async def start(state: State) -> None:
     )
     services = state["services"]
     services["calls"] = service
+    if hot_pool is not None:
+        state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks
     connectors: list[Any] = []
@@ -77,6 +79,7 @@ async def stop(state: State) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     service: CallService | None = services.get("calls")
     if service is not None:
+        state["hub"].remove_listener(CALLS_CHANNEL, service.on_call_change)
         await service.close()
         if service.hot_pool is not None:
             await service.hot_pool.close()

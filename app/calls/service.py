@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import one_trip
 from app.calls import repository as repo
+from app.calls.call_rows import CallRows
 from app.calls.directory import AgentRef, Directory, QueueRef
 from app.calls.pop import (
     caller_of,
@@ -281,12 +282,21 @@ class CallService:
         self.hub = hub
         self.metrics = metrics
         self.directory = Directory()
+        # The row each call's last event wrote here, so its next event skips the read.
+        self.rows = CallRows()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[str] = set()
         # Agents' ack / seen receipts, written in batches (see app.calls.receipts).
         self.receipts = ReceiptWriter(
             sessionmaker, flush_interval_s=settings.receipt_flush_ms / 1000, metrics=metrics
         )
+
+    async def on_call_change(self, channel: str, message: dict[str, Any]) -> None:
+        """Hub listener on ``calls``: a newer version of a call (another instance's event)
+        makes the row kept here for it stale."""
+        version = message.get("version")
+        if message.get("type") == "call.change" and isinstance(version, int):
+            self.rows.changed(str(message.get("call_id")), version)
 
     # --- background tasks ------------------------------------------------------------------
 
@@ -378,26 +388,32 @@ class CallService:
         No BEGIN/COMMIT, and checkout skips SQLAlchemy's pool and session. When another event
         for the same call wrote between the read and the write, read and plan again; after
         ``OPTIMISTIC_ATTEMPTS`` the event takes the row lock instead (``_transact_locked``).
-        A session still comes along for what is not raw (directory and account look-ups, a
-        queue created on first use), on its own connection, committed at the end. A
-        connection found dead at the first statement (database restarted) expires the pool's
-        connections and the event is tried once more.
+        The row the call's previous event wrote in this process stands in for the read when
+        it is kept (``app.calls.call_rows``): one statement per event. A session still comes
+        along for what is not raw (directory and account look-ups, a queue created on first
+        use), on its own connection, committed at the end. A connection found dead at the
+        first statement (database restarted) expires the pool's connections and the event is
+        tried once more.
         """
         assert self.hot_pool is not None
         call_id = event.full_call_id
         for attempt in (1, 2):
             try:
                 async with self._session() as session:
-                    try:
-                        found = await one_trip.read(
-                            session, call_id, record["source"], record["event_id"]
-                        )
-                    except HOT_CONNECTION_ERRORS as exc:
-                        if attempt == 2:
-                            raise
-                        raise _StaleConnection from exc  # nothing was written
+                    kept = self.rows.take(call_id) if attempt == 1 else None
+                    if kept is not None:
+                        found: tuple[bool, repo.CallRow | None] = (False, kept)
+                    else:
+                        try:
+                            found = await one_trip.read(
+                                session, call_id, record["source"], record["event_id"]
+                            )
+                        except HOT_CONNECTION_ERRORS as exc:
+                            if attempt == 2:
+                                raise
+                            raise _StaleConnection from exc  # nothing was written
                     result = await self._optimistic(
-                        session, event, record, received_at, started, found
+                        session, event, record, received_at, started, found, unread=kept is not None
                     )
                     if result is None:
                         result = await self._transact_locked(
@@ -418,15 +434,18 @@ class CallService:
         received_at: datetime,
         started: float,
         found: tuple[bool, repo.CallRow | None],
+        *,
+        unread: bool = False,
     ) -> tuple[bool, _Applied | None] | None:
-        """Plan on the row as read and write it if nobody changed it; None: kept conflicting."""
+        """Plan on the row as read (``unread``: as this process last wrote it) and write it if
+        nobody changed it; None: kept conflicting."""
         for attempt in range(OPTIMISTIC_ATTEMPTS):
             duplicate, row = found
             if duplicate:
                 return True, None
             try:
                 plan = await self._plan(session, event, received_at, started, row)
-                journal_id = await one_trip.write(
+                written = await one_trip.write(
                     session,
                     record,
                     new=plan.new,
@@ -435,14 +454,22 @@ class CallService:
                     pushes=plan.pushes,
                     views=plan.views,
                 )
-            except (PoolTimeout, *HOT_CONNECTION_ERRORS):
+            except HOT_CONNECTION_ERRORS as exc:
+                if unread and attempt == 0:
+                    # The event's first statement: a connection the database dropped is found
+                    # here. Read and try again (if this write did land after all, the read
+                    # says duplicate and the agents get the pop from the replay on reconnect).
+                    raise _StaleConnection from exc
+                raise
+            except PoolTimeout:
                 raise
             except Exception:
                 # One statement: nothing of it stays. Journal first: keep the event for replay.
                 self._log_unapplied(event)
                 await repo.insert_journal(session, {**record, "applied": False})
                 return False, None
-            if journal_id is not None:
+            if written is not None:
+                self.rows.put(event.full_call_id, written[1])
                 return False, plan.applied
             if self.metrics is not None:
                 self.metrics.write_conflicts.inc()
@@ -809,6 +836,10 @@ class CallService:
                 message = pop_message(call, role=ref.role, settings=self.settings)
                 await self.hub.publish(agent_channel(ref.username), message)
             pushed_ms = (time.perf_counter() - started) * 1000
+            if applied.pushes:
+                # Let the agents' websocket senders write the pop before the rest of the
+                # messages and the HTTP answer.
+                await asyncio.sleep(0)
             for username, note in applied.notes:
                 await self.hub.publish(agent_channel(username), note)
             await self.hub.publish(CALLS_CHANNEL, self._change_message(applied))
@@ -848,6 +879,7 @@ class CallService:
         return {
             "type": "call.change",
             "call_id": call["id"],
+            "version": call["version"],
             "event_kind": applied.event_kind,
             "occurred_at": applied.occurred_at.isoformat(),
             "received_at": applied.received_at.isoformat(),

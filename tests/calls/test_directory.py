@@ -1,13 +1,17 @@
-"""Agents named by events, answered from one table of every user (both backends)."""
+"""Agents and queues named by events, answered from tables of every user, queue and dialed
+number, read again when stale (both backends)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls.directory import AgentRef, Directory, agent_table
+from app.calls.directory import AgentRef, Directory, QueueRef, agent_table
+from app.queues import service as queues
+from app.queues.models import Queue
 from app.users import service as users
 
 
@@ -40,9 +44,10 @@ async def _add(session: AsyncSession, username: str, **fields: Any) -> None:
     await session.flush()
 
 
-async def test_many_lookups_read_the_users_once(session: AsyncSession) -> None:
+async def test_many_lookups_read_the_tables_once(session: AsyncSession) -> None:
     await _add(session, "dir-ann", extension="7101")
     await _add(session, "dir-bob", worker_id="WKdir")
+    await queues.upsert_queue(session, name="dir-q", numbers=["+442079460001"], pop_mode="answer")
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
@@ -56,9 +61,12 @@ async def test_many_lookups_read_the_users_once(session: AsyncSession) -> None:
             assert await directory.agent(session, "7101") == AgentRef("dir-ann", "agent", True)
             assert await directory.agent(session, "WKdir") == AgentRef("dir-bob", "agent", True)
             assert await directory.agent(session, "dir-ann") == AgentRef("dir-ann", "agent", True)
+            assert await directory.queue(session, "dir-q") == QueueRef("dir-q", "answer")
+            number = await directory.queue_for_number(session, "+442079460001")
+            assert number == QueueRef("dir-q", "answer")
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 1, statements
+    assert len(statements) == 2, statements  # users; queues with their numbers
 
 
 async def test_a_user_added_after_the_table_was_read_is_found(session: AsyncSession) -> None:
@@ -81,3 +89,13 @@ async def test_a_stale_table_is_read_again(session: AsyncSession) -> None:
     await session.flush()
     assert await directory.agent(session, "7302") == AgentRef("dir-move", "agent", True)
     assert await directory.agent(session, "7301") == AgentRef("7301", "agent", False)
+
+
+async def test_a_queue_nobody_created_is_created_and_unknown_numbers_reach_none(
+    session: AsyncSession,
+) -> None:
+    directory = Directory()
+    assert await directory.queue_for_number(session, "+442079460099") is None
+    assert await directory.queue(session, "dir-new") == QueueRef("dir-new", "offer")
+    created = await session.scalar(select(Queue.pop_mode).where(Queue.name == "dir-new"))
+    assert created == "offer"
