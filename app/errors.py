@@ -62,6 +62,12 @@ class Overloaded(DomainError):
     status, error = 503, "overloaded"
 
 
+class Unavailable(DomainError):
+    """The database could not confirm what was written: 503, so the caller sends it again."""
+
+    status, error = 503, "unavailable"
+
+
 def error_response(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 

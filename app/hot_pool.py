@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -155,8 +155,15 @@ async def _init_codecs(conn: Any) -> None:
     )
 
 
-def create_hot_pool(engine: AsyncEngine, *, size: int, timeout_s: float) -> HotPool | None:
-    """The hot pool for ``engine``'s database; None for SQLite (it keeps the session path)."""
+def create_hot_pool(
+    engine: AsyncEngine,
+    *,
+    size: int,
+    timeout_s: float,
+    server_settings: Mapping[str, str] | None = None,
+) -> HotPool | None:
+    """The hot pool for ``engine``'s database; None for SQLite (it keeps the session path).
+    ``server_settings`` are set on each connection (``synchronous_commit``, say)."""
     dialect = engine.dialect
     if dialect.name != "postgresql":
         return None
@@ -164,6 +171,8 @@ def create_hot_pool(engine: AsyncEngine, *, size: int, timeout_s: float) -> HotP
     for key in _SQLALCHEMY_ONLY_ARGS:
         kwargs.pop(key, None)
     kwargs.setdefault("timeout", timeout_s)
+    if server_settings:
+        kwargs["server_settings"] = {**kwargs.get("server_settings", {}), **server_settings}
 
     async def connect() -> Any:
         conn = await asyncpg.connect(*args, **kwargs)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     ws_ping_interval_s: float = Field(default=20.0, ge=0)
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0
+    # PostgreSQL: event writes commit without waiting for the disk (the pop goes out at
+    # once) and the PBX's answer waits until they are on disk, flushed for many at a time
+    # (app/calls/group_commit.py). False: each write waits for its own flush.
+    group_commit: bool = True
     # Insights: a declined offer is not suggested to that customer again for this many days;
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90

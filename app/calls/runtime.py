@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from app.calls import group_commit
 from app.calls.replay import replay_unapplied
 from app.calls.service import CALLS_CHANNEL, CallService
 from app.hot_pool import create_hot_pool
@@ -27,10 +28,22 @@ async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
     settings = state["settings"]
     hot_pool = create_hot_pool(
-        state["engine"], size=settings.db_pool_size, timeout_s=settings.db_pool_timeout_s
+        state["engine"],
+        size=settings.db_pool_size,
+        timeout_s=settings.db_pool_timeout_s,
+        server_settings=group_commit.SERVER_SETTINGS if settings.group_commit else None,
     )
     service = CallService(
-        settings, state["sessionmaker"], state["hub"], state["metrics"], hot_pool=hot_pool
+        settings,
+        state["sessionmaker"],
+        state["hub"],
+        state["metrics"],
+        hot_pool=hot_pool,
+        group_commit=(
+            group_commit.GroupCommit(hot_pool)
+            if hot_pool is not None and settings.group_commit
+            else None
+        ),
     )
     services = state["services"]
     services["calls"] = service

@@ -41,6 +41,7 @@ from app.calls import one_trip
 from app.calls import repository as repo
 from app.calls.call_rows import CallRows
 from app.calls.directory import AgentRef, Directory, QueueRef
+from app.calls.group_commit import GroupCommit
 from app.calls.pop import (
     caller_of,
     customer_name,
@@ -273,11 +274,14 @@ class CallService:
         hub: Any,
         metrics: Any | None = None,
         hot_pool: HotPool | None = None,
+        group_commit: GroupCommit | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         # PostgreSQL: plain asyncpg connections for the event path (``app.hot_pool``).
         self.hot_pool = hot_pool
+        # The hot pool commits asynchronously: events wait here before they are answered.
+        self.group_commit = group_commit
         self._idle_sessions: list[AsyncSession] = []
         self.hub = hub
         self.metrics = metrics
@@ -316,6 +320,8 @@ class CallService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.receipts.close()
+        if self.group_commit is not None:
+            await self.group_commit.close()
         while self._idle_sessions:
             await self._idle_sessions.pop().close()
 
@@ -341,18 +347,28 @@ class CallService:
             duplicate, applied = await self._transact(event, record, received_at, started)
         if duplicate:
             self._count(event.source, "duplicate")
+            # The first copy may be a moment from the disk yet (its answer may have been lost).
+            await self._durable()
             return IngestResult(call_id, duplicate=True)
         if applied is None:
             self._count(event.source, "unapplied")
+            await self._durable()
             return IngestResult(call_id, duplicate=False, applied=False)
         self._count(event.source, "applied")
         await self._publish(applied, started)
+        # Agents have the pop; the PBX's answer waits for the disk.
+        await self._durable()
         return IngestResult(
             call_id,
             duplicate=False,
             state=applied.call["state"],
             queue=applied.call.get("queue"),
         )
+
+    async def _durable(self) -> None:
+        """With group commit, wait until this event's write is on disk."""
+        if self.group_commit is not None:
+            await self.group_commit.wait()
 
     async def _transact(
         self, event: CallEvent, record: dict[str, Any], received_at: datetime, started: float
