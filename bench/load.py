@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 import websockets
 
+from app import gc_policy
 from telephony.generic import sign_generic
 
 ABANDON_SHARE = 0.04
@@ -141,7 +142,12 @@ async def connect_agents(
 
     for start in range(0, len(agents), batch):
         await asyncio.gather(*(one(a) for a in agents[start : start + batch]))
-    return [asyncio.create_task(_reader(a)) for a in agents]
+    readers = [asyncio.create_task(_reader(a)) for a in agents]
+    # The generator is an instrument: 2,000 client websockets are ~400k objects, and a full
+    # collection of them (50-110 ms, seen with gc.callbacks) would stamp every frame read
+    # meanwhile late. The server's policy, for the same reason (app/gc_policy.py).
+    gc_policy.tune_for_serving()
+    return readers
 
 
 async def close_agents(agents: Sequence[Agent], readers: Sequence[asyncio.Task[None]]) -> None:
