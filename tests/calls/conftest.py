@@ -20,6 +20,13 @@ SHARED_PHONE = "+447700900202"
 UNKNOWN_PHONE = "+447700900999"
 
 
+@pytest.fixture
+def postgresql_only(backend: str) -> None:
+    """PostgreSQL's event path only (the hot pool, kept rows): SQLite keeps the session path."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's event path only; SQLite keeps the session path")
+
+
 @dataclass
 class World:
     ada: int

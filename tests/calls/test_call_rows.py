@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,12 +31,6 @@ def test_rows_are_taken_once_bounded_and_dropped_when_a_newer_version_is_reporte
     assert rows.take("c") is None
     assert rows.take("a") == _row(2)
     assert rows.take("a") is None  # taken: two events of one call never share a copy
-
-
-@pytest.fixture
-def postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("the kept rows serve PostgreSQL's event path; SQLite reads every time")
 
 
 async def test_the_row_kept_is_the_row_a_read_returns(

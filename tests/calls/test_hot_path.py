@@ -17,12 +17,6 @@ from tests.calls.support import event, journal_rows, new_call_id, running_app
 from tests.conftest import add_user
 
 
-@pytest.fixture
-def postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("the hot pool exists on PostgreSQL only; SQLite keeps the session path")
-
-
 async def test_a_warm_event_takes_no_session_connection(
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
