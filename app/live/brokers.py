@@ -180,6 +180,11 @@ class RedisBroker:
     async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
         self._seq += 1
         seq = self._seq
+        if self._closing:
+            # Shutting down (the last websockets' presence messages, say): Redis is being let
+            # go of, so this instance's own subscribers only, without a warning per message.
+            await self._fallback(seq, channel, frame, message)
+            return
         payload = b"%b %d\n%b" % (self._origin_b, seq, frame)
         if self._connected:
             # The normal path: our own subscriber brings it back to our hub, like everyone's.

@@ -244,3 +244,31 @@ async def test_unreachable_redis_at_start_serves_locally(prefix: str) -> None:
         await eventually(lambda: seen == ["2"])
     finally:
         await hub.close()
+
+
+async def test_a_closed_broker_delivers_locally_and_lets_redis_go(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At shutdown the hub closes the broker, then the websockets: their last presence
+    messages come after it. They go to this instance's subscribers only: no new Redis
+    connection, no warning each (there were hundreds in a 2,000-agent shutdown)."""
+    hub = redis_hub(redis_url, prefix)
+    watcher = aioredis.from_url(redis_url)
+    pubsub = watcher.pubsub()
+    await pubsub.subscribe(f"{prefix}:presence")
+    assert (await pubsub.get_message(timeout=3))["type"] == "subscribe"  # type: ignore[index]
+    await hub.start()
+    try:
+        sub = hub.subscribe(["presence"])
+        await hub.broker.close()
+        with caplog.at_level("WARNING", logger="app.live.brokers"):
+            for n in range(3):
+                await hub.publish("presence", {"type": "agent.connection", "n": str(n)})
+        assert [(await next_item(sub))["n"] for _ in range(3)] == ["0", "1", "2"]
+        assert not [r for r in caplog.records if r.name == "app.live.brokers"]
+        seen = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        assert seen is None, seen
+    finally:
+        await hub.close()
+        await pubsub.aclose()
+        await watcher.aclose()
