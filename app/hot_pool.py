@@ -30,6 +30,17 @@ _SQLALCHEMY_ONLY_ARGS = ("prepared_statement_cache_size", "prepared_statement_na
 _SLOT = object()
 
 
+# A pooled connection the database closed (restart, terminated backend) fails with one of
+# these at its next statement.
+HOT_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
 class PoolExhausted(Exception):
     """No connection came free within the pool's timeout."""
 

@@ -22,7 +22,7 @@ import contextlib
 from typing import Any
 
 from app.errors import Overloaded, Unavailable
-from app.hot_pool import HotPool, PoolExhausted
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
 
 # One round trip (simple query protocol); the transaction id makes PostgreSQL write a commit
 # record, and synchronous_commit = on makes it wait until the WAL is flushed up to it.
@@ -74,17 +74,25 @@ class GroupCommit:
                     batch.set_result(None)
 
     async def _flush(self) -> None:
-        conn: Any = await self.pool.acquire()
-        try:
-            await conn.execute(FLUSH_SQL)
-            self.flushes += 1
-        except BaseException:
-            # In an unknown state (a cancelled or failed transaction): not back into the pool.
-            with contextlib.suppress(Exception):
+        for attempt in (1, 2):
+            conn: Any = await self.pool.acquire()
+            try:
+                await conn.execute(FLUSH_SQL)
+                self.flushes += 1
+                return
+            except HOT_CONNECTION_ERRORS:
                 conn.terminate()
-            raise
-        finally:
-            self.pool.release(conn)
+                if attempt == 2:
+                    raise
+                # The database dropped its connections (a restart): a flush is safe to repeat.
+                self.pool.expire()
+            except BaseException:
+                # In an unknown state (a cancelled or failed transaction): not back into the pool.
+                with contextlib.suppress(Exception):
+                    conn.terminate()
+                raise
+            finally:
+                self.pool.release(conn)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -63,7 +62,7 @@ from app.calls.state_machine import (
 from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound, Overloaded
-from app.hot_pool import HotPool, PoolExhausted
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
 from app.raw_statements import hot_connection, use_hot_connection
 from app.settings import Settings
 from app.users.service import Principal
@@ -76,15 +75,6 @@ CALLS_CHANNEL = "calls"
 MAX_IDLE_SESSIONS = 32
 # Optimistic writes (read, plan, write if unchanged) before an event takes the row lock.
 OPTIMISTIC_ATTEMPTS = 3
-# A pooled asyncpg connection the database closed (restart, terminated backend) fails with
-# one of these at its next statement.
-HOT_CONNECTION_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-)
 # How many times a pop update is retried when the pop changed under it.
 POP_UPDATE_ATTEMPTS = 3
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.calls import group_commit
@@ -79,6 +80,20 @@ async def test_a_failed_flush_is_unavailable_and_the_next_one_works(
     monkeypatch.undo()
     await commits.wait()
     assert commits.flushes == 1
+
+
+async def test_a_flush_after_the_database_dropped_its_connections_succeeds(
+    pool: HotPool, pg_engine: AsyncEngine
+) -> None:
+    commits = GroupCommit(pool)
+    await commits.wait()  # a pooled connection now
+    pids = [conn.get_server_pid() for conn in pool.idle]
+    assert pids
+    async with pg_engine.connect() as admin:
+        for pid in pids:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await commits.wait()
+    assert commits.flushes == 2
 
 
 async def test_no_connection_free_is_overloaded(pool: HotPool) -> None:
