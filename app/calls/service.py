@@ -477,12 +477,13 @@ class CallService:
             if written is not None:
                 self.rows.put(event.full_call_id, written[1])
                 return False, plan.applied
-            if self.metrics is not None:
-                self.metrics.write_conflicts.inc()
             if attempt + 1 < OPTIMISTIC_ATTEMPTS:
                 found = await one_trip.read(
                     session, event.full_call_id, record["source"], record["event_id"]
                 )
+            if self.metrics is not None and not found[0]:
+                # Another event got in first (a copy of this one is a duplicate, not that).
+                self.metrics.write_conflicts.inc()
         return None
 
     async def _transact_locked(

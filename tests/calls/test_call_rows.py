@@ -96,7 +96,8 @@ async def test_a_kept_row_changed_behind_our_back_is_read_again(
             )
         registry = service.metrics.registry
         conflicts = registry.get_sample_value("screenpop_call_write_conflicts_total")
-        offer = await app.post(event(call_id, "offered", queue="sales", agent="rows-cy"))
+        offer_body = event(call_id, "offered", queue="sales", agent="rows-cy")
+        offer = await app.post(offer_body)
         assert offer.status_code == 202 and offer.json()["duplicate"] is False
         assert registry.get_sample_value("screenpop_call_write_conflicts_total") == conflicts + 1
         async with clean_engine.connect() as conn:
@@ -105,6 +106,10 @@ async def test_a_kept_row_changed_behind_our_back_is_read_again(
                     text("SELECT state, version, dialed FROM calls WHERE id = :id"), {"id": full_id}
                 )
             ).one()
+        # A copy of the offer on top of the row it kept: a duplicate, not a conflict.
+        again = await app.post(offer_body)
+        assert again.status_code == 202 and again.json()["duplicate"] is True
+        assert registry.get_sample_value("screenpop_call_write_conflicts_total") == conflicts + 1
         # The other writer's change survives; the offer applied on top of it.
         assert (row.state, row.version, row.dialed) == ("ringing", 3, "+442079460123")
     assert await journal_rows(clean_engine) == 2
