@@ -10,7 +10,7 @@ of the call, a pop update, the agent chose a match) makes the write change nothi
 then reads the row and plans again (``CallService._optimistic``). Rows are dropped when a
 ``call.change`` from another instance reports a newer version, so instances sharing the load
 through Redis rarely try a stale one. A row is taken out when an event uses it: two events of
-one call at once never plan on the same copy.
+one call at once never plan on the same copy. A call that ended or was abandoned is not kept.
 """
 
 from __future__ import annotations

@@ -80,17 +80,15 @@ class GroupCommit:
                 await conn.execute(FLUSH_SQL)
                 self.flushes += 1
                 return
-            except HOT_CONNECTION_ERRORS:
-                conn.terminate()
-                if attempt == 2:
+            except BaseException as exc:
+                # In an unknown state (dropped, cancelled, a failed transaction): not back into
+                # the pool.
+                with contextlib.suppress(Exception):
+                    conn.terminate()
+                if attempt == 2 or not isinstance(exc, HOT_CONNECTION_ERRORS):
                     raise
                 # The database dropped its connections (a restart): a flush is safe to repeat.
                 self.pool.expire()
-            except BaseException:
-                # In an unknown state (a cancelled or failed transaction): not back into the pool.
-                with contextlib.suppress(Exception):
-                    conn.terminate()
-                raise
             finally:
                 self.pool.release(conn)
 

@@ -207,10 +207,10 @@ async def write(
     values: Mapping[str, Any],
     pushes: list[dict[str, Any]],
     views: list[dict[str, Any]],
-) -> tuple[int, dict[str, Any]] | None:
-    """Write one planned event atomically: (its journal id, the call's row as written, in
-    ``read``'s shape), or None when nothing was written (the call changed since it was read,
-    or the event was journaled meanwhile)."""
+) -> dict[str, Any] | None:
+    """Write one planned event atomically: the call's row as written, in ``read``'s shape; or
+    None when nothing was written (the call changed since it was read, or the event was
+    journaled meanwhile)."""
     keys = tuple(sorted(values))
     shape = (new, keys, len(pushes), len(views))
     raw = _WRITES.get(shape)
@@ -230,9 +230,8 @@ async def write(
     compiled = raw.prepare(session.get_bind().dialect)
     assert compiled is not None
     row = (await compiled.dicts(session, params))[0]
-    journal_id = row.pop("journal_id")
-    if journal_id is None:
+    if row.pop("journal_id") is None:
         return None
     row.pop("pushed", None)
     row.pop("viewed", None)
-    return int(journal_id), row
+    return row

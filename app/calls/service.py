@@ -337,23 +337,23 @@ class CallService:
             duplicate, applied = await self._transact(event, record, received_at, started)
         if duplicate:
             self._count(event.source, "duplicate")
-            # The first copy may be a moment from the disk yet (its answer may have been lost).
-            await self._durable()
-            return IngestResult(call_id, duplicate=True)
-        if applied is None:
+            result = IngestResult(call_id, duplicate=True)
+        elif applied is None:
             self._count(event.source, "unapplied")
-            await self._durable()
-            return IngestResult(call_id, duplicate=False, applied=False)
-        self._count(event.source, "applied")
-        await self._publish(applied, started)
-        # Agents have the pop; the PBX's answer waits for the disk.
+            result = IngestResult(call_id, duplicate=False, applied=False)
+        else:
+            self._count(event.source, "applied")
+            await self._publish(applied, started)
+            result = IngestResult(
+                call_id,
+                duplicate=False,
+                state=applied.call["state"],
+                queue=applied.call.get("queue"),
+            )
+        # Agents have the pop; the PBX's answer waits for the disk (a duplicate's too: the
+        # first copy may be a moment from it yet, its answer lost).
         await self._durable()
-        return IngestResult(
-            call_id,
-            duplicate=False,
-            state=applied.call["state"],
-            queue=applied.call.get("queue"),
-        )
+        return result
 
     async def _durable(self) -> None:
         """With group commit, wait until this event's write is on disk."""
@@ -475,7 +475,8 @@ class CallService:
                 await repo.insert_journal(session, {**record, "applied": False})
                 return False, None
             if written is not None:
-                self.rows.put(event.full_call_id, written[1])
+                if written["state"] not in FINAL_STATES:
+                    self.rows.put(event.full_call_id, written)
                 return False, plan.applied
             if attempt + 1 < OPTIMISTIC_ATTEMPTS:
                 found = await one_trip.read(

@@ -145,6 +145,8 @@ async def test_a_kept_call_after_the_database_dropped_its_connections(
         after = await app.post(event(call_id, "ended", queue="sales"))
         assert after.status_code == 202, after.text
         assert after.json()["duplicate"] is False
+        # A call that ended is not kept (its next event, if any, reads).
+        assert app.state["services"]["calls"].rows.take(f"generic:{call_id}") is None
     async with clean_engine.connect() as conn:
         state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
     assert state == "abandoned"  # ended while queued

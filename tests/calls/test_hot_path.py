@@ -165,7 +165,7 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
                 "applied": True,
             }
             # Planned on version 0, but the row is at version 1: nothing may land.
-            journal_id = await one_trip.write(
+            written = await one_trip.write(
                 session,
                 record,
                 new=False,
@@ -174,7 +174,7 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
                 pushes=[],
                 views=[],
             )
-            assert journal_id is None
+            assert written is None
             await session.commit()
     async with clean_engine.connect() as conn:
         state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
