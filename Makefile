@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check app telephony tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app telephony
+	$(BIN)/mypy app telephony bench
 
 test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -1,8 +1,9 @@
 """The screen-pop benchmark: ``make bench`` or ``.venv/bin/python -m bench [options]``.
 
-1. Builds (or reuses) a PostgreSQL database of --customers customers and --lines order lines
-   shaped like the shared retail data, with fictional numbers (bench/dataset.py, bench/phones.py),
-   and --agents agent users spread over ten queues.
+1. Starts the bench's own PostgreSQL server, sized for the data (bench/pg_server.py; --pg URL
+   uses another), and builds (or reuses) on it a database of --customers customers and --lines
+   order lines shaped like the shared retail data, with fictional numbers (bench/dataset.py,
+   bench/phones.py), and --agents agent users spread over ten queues.
 2. Measures the floor on this machine: a bare prepared lookup (also on a 10k-customer database,
    to show the index scales), and event-in -> lookup -> frame-out through a bare uvicorn app.
 3. Starts screenpop (real uvicorn, ``python -m app.cli serve --no-migrate``; one instance, or
@@ -48,6 +49,7 @@ from bench.load import (
     plan_calls,
     run_events,
 )
+from bench.pg_server import DEFAULT_SHARED_BUFFERS_MB, BenchServer
 from bench.pyspy import summarise_raw
 from tests.support.server import ROOT, ServerProcess
 
@@ -69,6 +71,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=30, help="seconds of load at --rate")
     p.add_argument("--instances", type=int, default=1, choices=(1, 2))
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    p.add_argument(
+        "--pg",
+        default=os.environ.get("SCREENPOP_BENCH_PG", "own"),
+        help="'own' (default): the bench's own PostgreSQL server, sized for the data "
+        "(bench/pg_server.py); or a server URL such as postgresql://postgres@127.0.0.1:5432",
+    )
+    p.add_argument("--pg-shared-buffers-mb", type=int, default=DEFAULT_SHARED_BUFFERS_MB)
     p.add_argument("--step-duration", type=float, default=15, help="seconds per max-rate step")
     p.add_argument("--no-steps", action="store_true", help="skip the max-rate search")
     p.add_argument("--profile", type=Path, help="py-spy the server during the main run into DIR")
@@ -384,14 +393,21 @@ def cli(argv: Sequence[str] | None = None) -> None:
     if args.agents is None:
         args.agents = 200 if args.customers_from_shared else 2000
     os.chdir(ROOT)
-    if args.customers_from_shared:
-        from bench import shared_mode
+    server = BenchServer(args.pg_shared_buffers_mb) if args.pg == "own" else None
+    dataset.SERVER = server.start() if server else args.pg.rstrip("/")
+    say(f"PostgreSQL: {server.describe() if server else dataset.SERVER}")
+    try:
+        if args.customers_from_shared:
+            from bench import shared_mode
 
-        result = uvloop.run(shared_mode.main(args))
-    else:
-        started = time.perf_counter()
-        result = uvloop.run(main(args))
-        say(f"bench took {time.perf_counter() - started:.0f} s")
+            result = uvloop.run(shared_mode.main(args))
+        else:
+            started = time.perf_counter()
+            result = uvloop.run(main(args))
+            say(f"bench took {time.perf_counter() - started:.0f} s")
+    finally:
+        if server:
+            server.stop()
     print(json.dumps(result), flush=True)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from app.users.security import hash_password
 from bench import phones
 from bench.shape import load_shape
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The server the bench databases live on (``python -m bench`` points it at its own server).
+SERVER = os.environ.get("SCREENPOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BUILD_VERSION = "screenpop-bench-v1"
 BULK_TABLES = (
     "customers",
@@ -62,11 +64,11 @@ def database_name(customers: int, lines: int) -> str:
 
 
 def sqlalchemy_url(name: str) -> str:
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    return asyncpg_dsn(name).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def asyncpg_dsn(name: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+    return f"{SERVER}/{name}"
 
 
 @dataclass
@@ -102,7 +104,7 @@ def _chunks(n: int, make: Callable[[int, int], list[str]]) -> Iterator[bytes]:
 
 
 async def _database_state(name: str) -> str | None:
-    conn = await asyncpg.connect(ADMIN_DSN)
+    conn = await asyncpg.connect(asyncpg_dsn("postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
@@ -116,7 +118,7 @@ async def _database_state(name: str) -> str | None:
 
 
 async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
+    conn = await asyncpg.connect(asyncpg_dsn("postgres"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -144,7 +146,7 @@ async def ensure_database(
     if state is not None:
         await drop_database(name)
     started = time.perf_counter()
-    admin = await asyncpg.connect(ADMIN_DSN)
+    admin = await asyncpg.connect(asyncpg_dsn("postgres"))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -224,7 +226,8 @@ async def _restore(conn: asyncpg.Connection, saved: _Saved) -> None:
 
 def _stochastic_round(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     floor = np.floor(values)
-    return (floor + (rng.random(values.size) < (values - floor))).astype(np.int64)
+    rounded: np.ndarray = (floor + (rng.random(values.size) < (values - floor))).astype(np.int64)
+    return rounded
 
 
 def _ts(epoch: np.ndarray) -> list[str]:
@@ -649,7 +652,7 @@ async def callers(dsn: str, limit: int = 200_000) -> tuple[list[str], list[str]]
 
 async def drop_all_but(keep: set[str]) -> list[str]:
     """Drop bench databases not in ``keep`` (disk is limited); returns the names dropped."""
-    conn = await asyncpg.connect(ADMIN_DSN)
+    conn = await asyncpg.connect(asyncpg_dsn("postgres"))
     try:
         names = [
             r["datname"]

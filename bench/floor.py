@@ -54,21 +54,27 @@ class Figures:
 
 
 async def prewarm(dsn: str) -> None:
-    """Read every table and index of the database once (into the OS cache; PostgreSQL's own
-    buffers keep what fits), as a database that has been serving for a while would be."""
+    """Read every table and index of the database once, as a database that has been serving
+    for a while would hold them: into PostgreSQL's shared buffers when the database fits
+    there, else into the OS cache (PostgreSQL's buffers keep what fits)."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        fits = await conn.fetchval(
+            """SELECT pg_database_size(current_database())
+                      < 0.9 * pg_size_bytes(current_setting('shared_buffers'))"""
+        )
         await conn.execute(
-            """SELECT pg_prewarm(c.oid::regclass, 'read') FROM pg_class c
-               WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')"""
+            """SELECT pg_prewarm(c.oid::regclass, $1) FROM pg_class c
+               WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')""",
+            "buffer" if fits else "read",
         )
     finally:
         await conn.close()
 
 
 async def lookup_floor(
-    targets: Sequence[tuple[str, Sequence[str]]], n: int = 4000, seed: int = 1
+    targets: Sequence[tuple[str, Sequence[str]]], n: int = 8000, seed: int = 1
 ) -> list[Figures]:
     """Prepared lookups of random callers on each (dsn, callers), interleaved one by one so a
     noisy neighbour on the machine hurts every database alike; after a warm-up of 1,000."""

@@ -93,7 +93,11 @@ async def main(seconds: float, concurrency: int) -> dict[str, Any]:
         await migrate.upgrade_async(url)
         await demo.seed(Settings(database_url=url))
         async with engine.connect() as conn:
-            callers = list((await conn.execute(select(CustomerPhone.e164).limit(300))).scalars())
+            callers = [
+                e164
+                for e164 in (await conn.execute(select(CustomerPhone.e164).limit(300))).scalars()
+                if e164 is not None
+            ]
         env = {
             "SCREENPOP_DATABASE_URL": url,
             "SCREENPOP_WEBHOOK_SECRET": SECRET,

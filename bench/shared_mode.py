@@ -42,7 +42,7 @@ CALL_RATES = (50, 200)
 
 async def ensure_shared() -> tuple[str, bool]:
     """The database with the shared file imported; (name, reused)."""
-    admin = await asyncpg.connect(dataset.ADMIN_DSN)
+    admin = await asyncpg.connect(dataset.asyncpg_dsn("postgres"))
     try:
         comment = await admin.fetchval(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",

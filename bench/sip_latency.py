@@ -20,7 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -41,6 +43,16 @@ from tests.support.databases import drop_database, new_database
 from tests.support.server import ServerProcess
 
 JWT_SECRET = "bench-jwt-secret-that-is-long-enough-for-hs256"
+
+
+def _pop_of(call_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m.get("type") == "pop" and m["call"]["id"] == call_id
+
+
+def _abandoned(call_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: (
+        m.get("type") == "call.state" and m["call_id"] == call_id and m["state"] == "abandoned"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,20 +109,13 @@ def _run(url: str, calls: int, warmup: int, workdir: Path) -> dict[str, object]:
         for index in range(warmup + calls):
             call = caller.invite(DID)
             call_id = f"kamailio:{call.call_id}"
-            arrived, _ = socket.next(
-                lambda m, cid=call_id: m.get("type") == "pop" and m["call"]["id"] == cid,
-                f"pop for {call_id}",
-            )
+            arrived, _ = socket.next(_pop_of(call_id), f"pop for {call_id}")
             if index >= warmup:
                 latencies.append((arrived - call.sent_at) * 1000)
             caller.wait_status(call, range(180, 190))
             caller.cancel(call)
             caller.wait_status(call, range(400, 700))
-            socket.next(
-                lambda m, cid=call_id: m.get("type") == "call.state" and m["call_id"] == cid
-                and m["state"] == "abandoned",
-                f"abandoned for {call_id}",
-            )  # fmt: skip
+            socket.next(_abandoned(call_id), f"abandoned for {call_id}")
             phone.wait_event("CALL_CLOSED")
     finally:
         if socket is not None:
