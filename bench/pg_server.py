@@ -2,7 +2,7 @@
 
 Debian's packaged server keeps 128 MB of shared buffers; the 1M-customer database is 3 GB. On it
 a lookup at 1M customers reads about nine of its thirty pages through the kernel, and the
-lookup's p99 came out 1.2-1.9x that at 10k customers, whose database sits in shared buffers.
+lookup's p99 came out 1.1-1.9x that at 10k customers, whose database sits in shared buffers.
 With the same 1M database on a server whose shared buffers hold it, in 2 MB huge pages (the
 CPU's TLB covers gigabytes of buffers instead of megabytes), the two take the same time. That
 is the usual tuning of a production PostgreSQL (shared buffers sized to the working set, huge
