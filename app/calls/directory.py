@@ -3,12 +3,12 @@
 Looked up on every event, from tables of every user, every queue and every dialed number,
 checked when they are older than ``ttl_s`` and read again (two statements) when they changed
 (``app.fingerprint``): a user, queue or number added or changed meanwhile is seen within
-``ttl_s``. With 2,000 agents each one is offered a call
-every half minute or so, so the cache per identifier this replaced missed on almost every
-offer, and each miss cost the event a session, a transaction and a query (~1.3 ms of the
-2,000-agent pop's 4.7 ms p50). A name not in the tables (a user or queue created since they
-were read, or nobody) is looked up on its own and that answer cached for ``ttl_s``; an event
-naming a queue nobody created creates it.
+``ttl_s``. With 2,000 agents each one is offered a call every half minute or so, so the cache
+per identifier this replaced missed on almost every offer, and each miss cost the event a
+session, a transaction and a query (~1.3 ms of the 2,000-agent pop's 4.7 ms p50). A name
+not in the tables (a user or queue created since they were read, or nobody) is looked up on
+its own and that answer cached for ``ttl_s``; an event naming a queue nobody created creates
+it.
 """
 
 from __future__ import annotations

@@ -86,10 +86,16 @@ def _row_columns(table: Any) -> list[Any]:
     ]
 
 
+def _one_row() -> Any:
+    """A one-row subquery to outer-join onto: the answer has a row even with no call row."""
+    return select(literal(1).label("one")).subquery("one")
+
+
 def _read() -> Any:
-    one = select(literal(1).label("one")).subquery("one")
     call = select(*_row_columns(CALLS)).where(CALLS.c.id == bindparam("call_id")).lateral("call")
-    return select(_journaled().label("is_duplicate"), call).select_from(one.outerjoin(call, true()))
+    return select(_journaled().label("is_duplicate"), call).select_from(
+        _one_row().outerjoin(call, true())
+    )
 
 
 _READ = RawStatement(_read())
@@ -187,9 +193,8 @@ def _write(new: bool, keys: tuple[str, ...], pushes: int, views: int) -> Any:
         out.append(select(func.count()).select_from(v).scalar_subquery().label("viewed"))
     # The row as written, in ``read``'s shape: the next event of the call can plan on it
     # without reading it (``CallRows``).
-    one = select(literal(1).label("one")).subquery("one")
     return select(*out, *[c.c[col.name] for col in _row_columns(CALLS)]).select_from(
-        one.outerjoin(c, true())
+        _one_row().outerjoin(c, true())
     )
 
 

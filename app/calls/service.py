@@ -350,15 +350,11 @@ class CallService:
                 state=applied.call["state"],
                 queue=applied.call.get("queue"),
             )
-        # Agents have the pop; the PBX's answer waits for the disk (a duplicate's too: the
-        # first copy may be a moment from it yet, its answer lost).
-        await self._durable()
-        return result
-
-    async def _durable(self) -> None:
-        """With group commit, wait until this event's write is on disk."""
+        # Agents have the pop; with group commit the PBX's answer waits for the disk (a
+        # duplicate's too: the first copy may be a moment from it yet, its answer lost).
         if self.group_commit is not None:
             await self.group_commit.wait()
+        return result
 
     async def _transact(
         self, event: CallEvent, record: dict[str, Any], received_at: datetime, started: float

@@ -3,7 +3,7 @@ number, read again when stale (both backends)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -16,14 +16,11 @@ from app.queues.models import Queue
 from app.users import service as users
 
 
-class _Row:
-    def __init__(self, username: str, role: str, extension: str | None, worker_id: str | None):
-        self.username, self.role, self.extension, self.worker_id = (
-            username,
-            role,
-            extension,
-            worker_id,
-        )
+class _Row(NamedTuple):
+    username: str
+    role: str
+    extension: str | None
+    worker_id: str | None
 
 
 def test_a_username_wins_over_an_equal_extension_or_worker_id() -> None:
