@@ -23,6 +23,7 @@ from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
 from telephony.freeswitch import EslConnector
+from telephony.stream import StreamConnector
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ async def start(state: State) -> None:
     state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks
-    connectors: list[Any] = []
+    connectors: list[StreamConnector] = []
     services["calls_connectors"] = connectors
 
     try:
