@@ -1,12 +1,30 @@
-"""The normalised call event every adapter produces."""
+"""The normalised call event every adapter produces, and the limits every event must fit.
+
+A ``CallEvent`` is refused as it is built (``MalformedEvent``, naming the field and the limit)
+when a text is longer than the column the app stores it in, when any text - nested attributes
+and the provider's raw payload included - holds a NUL character (PostgreSQL text and JSONB
+cannot), or when a field has the wrong type. Adapters and connectors build events only through
+this model, so nothing that reaches the app can be cut short or fail in the database.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from telephony.errors import MalformedEvent
 
 EventKind = Literal[
     "queued", "offered", "answered", "held", "resumed", "transferred", "ended", "abandoned"
@@ -24,6 +42,27 @@ TRANSFER_TO = "transfer_to"
 """``attributes[TRANSFER_TO]`` on a ``transferred`` event: the agent/extension receiving it."""
 ACCOUNT_REF = "account_ref"
 """``attributes[ACCOUNT_REF]``: an account number the caller keyed in the IVR, if any."""
+NOTES = "notes"
+"""``attributes[NOTES]`` on a ``transferred`` event: the transferring side's notes so far."""
+
+# Limits, in characters. The app's columns are declared with these sizes (app/calls/models.py,
+# app/queues/models.py, app/users/models.py), so an event that fits them fits the database.
+SOURCE_MAX = 32
+EVENT_ID_MAX = 200
+CALL_ID_MAX = 200
+"""The whole call id, ``"<source>:<provider call id>"`` (``calls.id``)."""
+KIND_MAX = 16
+CALLER_RAW_MAX = 128
+CALLER_E164_MAX = 20
+CALLER_NAME_MAX = 200
+DIALED_MAX = 64
+QUEUE_MAX = 64
+AGENT_MAX = 64
+"""An agent's username; an agent nobody has is kept under the name the event gives."""
+ACCOUNT_REF_MAX = 64
+NOTES_MAX = 2000
+NUL = "\x00"
+_ESCAPED_NUL = b"\\u0000"
 
 
 class CallerId(BaseModel):
@@ -35,6 +74,11 @@ class CallerId(BaseModel):
     e164: str | None
     withheld: bool
     valid: bool
+
+    def check(self) -> None:
+        """Raise ``MalformedEvent`` unless the number fits its columns."""
+        check_text("caller", self.raw, CALLER_RAW_MAX)
+        check_text("caller.e164", self.e164, CALLER_E164_MAX)
 
 
 class CallEvent(BaseModel):
@@ -55,6 +99,32 @@ class CallEvent(BaseModel):
     attributes: dict[str, Any] = {}
     raw: dict[str, Any]
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _storable(cls, data: Any, handler: ModelWrapValidatorHandler[CallEvent]) -> CallEvent:
+        # MalformedEvent is not a ValueError: pydantic lets it through to the adapter's caller.
+        try:
+            event = handler(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "event"
+            raise MalformedEvent(where, first["msg"]) from None
+        event.check()
+        return event
+
+    def check(self) -> None:
+        """Raise ``MalformedEvent`` (field and limit) unless every part fits the database."""
+        check_text("source", self.source, SOURCE_MAX)
+        check_text("event_id", self.event_id, EVENT_ID_MAX)
+        check_text("call_id", self.call_id, CALL_ID_MAX - len(self.source) - 1)
+        self.caller.check()
+        check_text("caller_name", self.caller_name, CALLER_NAME_MAX)
+        check_text("dialed", self.dialed, DIALED_MAX)
+        check_text("queue", self.queue, QUEUE_MAX)
+        check_text("agent", self.agent, AGENT_MAX)
+        check_attributes(self.attributes)
+        check_json("raw", self.raw, path="")
+
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -72,6 +142,78 @@ class CallEvent(BaseModel):
     def offer_withdrawn(self) -> bool:
         """True when this event withdraws the offer of the call to ``agent``."""
         return bool(self.attributes.get(OFFER_WITHDRAWN))
+
+
+def check_text(field: str, value: str | None, limit: int) -> None:
+    """Refuse a text longer than ``limit`` characters or holding a NUL character."""
+    if value is None:
+        return
+    if len(value) > limit:
+        raise MalformedEvent(field, f"is {len(value)} characters long; the limit is {limit}")
+    if NUL in value:
+        raise MalformedEvent(field, "contains a NUL character (\\u0000), which cannot be stored")
+
+
+def _scalar_text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedEvent(field, f"must be a string, not {type(value).__name__}")
+    return str(value)
+
+
+def check_attributes(attributes: Mapping[str, Any]) -> None:
+    """The attributes the app reads fit their limits and types; nothing anywhere holds a NUL."""
+    for key, limit in ((ACCOUNT_REF, ACCOUNT_REF_MAX), (TRANSFER_TO, AGENT_MAX)):
+        name = f"attributes.{key}"
+        check_text(name, _scalar_text(name, attributes.get(key)), limit)
+    notes = attributes.get(NOTES)
+    if notes is not None and not isinstance(notes, str):
+        raise MalformedEvent(f"attributes.{NOTES}", f"must be a string, not {type(notes).__name__}")
+    check_text(f"attributes.{NOTES}", notes, NOTES_MAX)
+    withdrawn = attributes.get(OFFER_WITHDRAWN)
+    if withdrawn is not None and not isinstance(withdrawn, bool):
+        raise MalformedEvent(f"attributes.{OFFER_WITHDRAWN}", "must be true or false")
+    check_json("attributes", attributes, path="attributes")
+
+
+def check_json(field: str, value: Any, *, path: str) -> None:
+    """Refuse a JSON document that cannot be stored: not serialisable, or a NUL in any text.
+
+    One serialisation finds whether there is a NUL at all; only then is the document walked
+    to name where (``path`` prefixes the names, e.g. ``attributes.note``).
+    """
+    try:
+        dumped = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise MalformedEvent(field, f"cannot be stored as JSON ({exc})") from None
+    if _ESCAPED_NUL in dumped:
+        where = _nul_path(value, path)
+        if where is not None:
+            raise MalformedEvent(
+                where or "body", "contains a NUL character (\\u0000), which cannot be stored"
+            )
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where the first NUL character in ``value`` is, or None."""
+    if isinstance(value, str):
+        return path if NUL in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            text = str(key).replace(NUL, "\\u0000")
+            name = f"{path}.{text}" if path else text
+            if NUL in str(key):
+                return name
+            found = _nul_path(item, name)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def derive_event_id(source: str, *parts: object) -> str:
