@@ -18,7 +18,6 @@ import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
-    ModelWrapValidatorHandler,
     ValidationError,
     field_validator,
     model_validator,
@@ -75,11 +74,6 @@ class CallerId(BaseModel):
     withheld: bool
     valid: bool
 
-    def check(self) -> None:
-        """Raise ``MalformedEvent`` unless the number fits its columns."""
-        check_text("caller", self.raw, CALLER_RAW_MAX)
-        check_text("caller.e164", self.e164, CALLER_E164_MAX)
-
 
 class CallEvent(BaseModel):
     """One thing that happened to one call, in provider-neutral terms."""
@@ -99,31 +93,11 @@ class CallEvent(BaseModel):
     attributes: dict[str, Any] = {}
     raw: dict[str, Any]
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _storable(cls, data: Any, handler: ModelWrapValidatorHandler[CallEvent]) -> CallEvent:
-        # MalformedEvent is not a ValueError: pydantic lets it through to the adapter's caller.
-        try:
-            event = handler(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "event"
-            raise MalformedEvent(where, first["msg"]) from None
-        event.check()
-        return event
-
-    def check(self) -> None:
-        """Raise ``MalformedEvent`` (field and limit) unless every part fits the database."""
-        check_text("source", self.source, SOURCE_MAX)
-        check_text("event_id", self.event_id, EVENT_ID_MAX)
-        check_text("call_id", self.call_id, CALL_ID_MAX - len(self.source) - 1)
-        self.caller.check()
-        check_text("caller_name", self.caller_name, CALLER_NAME_MAX)
-        check_text("dialed", self.dialed, DIALED_MAX)
-        check_text("queue", self.queue, QUEUE_MAX)
-        check_text("agent", self.agent, AGENT_MAX)
-        check_attributes(self.attributes)
-        check_json("raw", self.raw, path="")
+    @model_validator(mode="after")
+    def _fits(self) -> CallEvent:
+        # MalformedEvent is no ValueError: pydantic lets it through to whoever builds the event.
+        check_event(self)
+        return self
 
     @field_validator("occurred_at")
     @classmethod
@@ -144,6 +118,27 @@ class CallEvent(BaseModel):
         return bool(self.attributes.get(OFFER_WITHDRAWN))
 
 
+def check_event(event: CallEvent) -> None:
+    """Raise ``MalformedEvent`` (field and limit) unless every part fits the database."""
+    caller = event.caller
+    for field, value, limit in (
+        ("source", event.source, SOURCE_MAX),
+        ("event_id", event.event_id, EVENT_ID_MAX),
+        ("call_id", event.call_id, CALL_ID_MAX - len(event.source) - 1),
+        ("caller", caller.raw, CALLER_RAW_MAX),
+        ("caller.e164", caller.e164, CALLER_E164_MAX),
+        ("caller_name", event.caller_name, CALLER_NAME_MAX),
+        ("dialed", event.dialed, DIALED_MAX),
+        ("queue", event.queue, QUEUE_MAX),
+        ("agent", event.agent, AGENT_MAX),
+    ):
+        if value is not None and (len(value) > limit or NUL in value):
+            check_text(field, value, limit)
+    if event.attributes:
+        _check_attributes(event.attributes)
+    _check_json(event.attributes, event.raw)
+
+
 def check_text(field: str, value: str | None, limit: int) -> None:
     """Refuse a text longer than ``limit`` characters or holding a NUL character."""
     if value is None:
@@ -154,41 +149,47 @@ def check_text(field: str, value: str | None, limit: int) -> None:
         raise MalformedEvent(field, "contains a NUL character (\\u0000), which cannot be stored")
 
 
-def _scalar_text(field: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedEvent(field, f"must be a string, not {type(value).__name__}")
-    return str(value)
+def malformed(exc: ValidationError) -> MalformedEvent:
+    """A pydantic refusal of a ``CallEvent`` (a field of the wrong type) as ``MalformedEvent``."""
+    first = exc.errors()[0]
+    return MalformedEvent(".".join(str(part) for part in first["loc"]) or "event", first["msg"])
 
 
-def check_attributes(attributes: Mapping[str, Any]) -> None:
-    """The attributes the app reads fit their limits and types; nothing anywhere holds a NUL."""
-    for key, limit in ((ACCOUNT_REF, ACCOUNT_REF_MAX), (TRANSFER_TO, AGENT_MAX)):
+def _check_attributes(attributes: Mapping[str, Any]) -> None:
+    """The attributes the app reads have the right type and fit their limits."""
+    for key, limit in (
+        (ACCOUNT_REF, ACCOUNT_REF_MAX),
+        (TRANSFER_TO, AGENT_MAX),
+        (NOTES, NOTES_MAX),
+    ):
+        value = attributes.get(key)
+        if value is None:
+            continue
         name = f"attributes.{key}"
-        check_text(name, _scalar_text(name, attributes.get(key)), limit)
-    notes = attributes.get(NOTES)
-    if notes is not None and not isinstance(notes, str):
-        raise MalformedEvent(f"attributes.{NOTES}", f"must be a string, not {type(notes).__name__}")
-    check_text(f"attributes.{NOTES}", notes, NOTES_MAX)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, str | int)
+            or (key == NOTES and not isinstance(value, str))
+        ):
+            raise MalformedEvent(name, f"must be a string, not {type(value).__name__}")
+        check_text(name, str(value), limit)
     withdrawn = attributes.get(OFFER_WITHDRAWN)
     if withdrawn is not None and not isinstance(withdrawn, bool):
         raise MalformedEvent(f"attributes.{OFFER_WITHDRAWN}", "must be true or false")
-    check_json("attributes", attributes, path="attributes")
 
 
-def check_json(field: str, value: Any, *, path: str) -> None:
-    """Refuse a JSON document that cannot be stored: not serialisable, or a NUL in any text.
-
-    One serialisation finds whether there is a NUL at all; only then is the document walked
-    to name where (``path`` prefixes the names, e.g. ``attributes.note``).
-    """
+def _check_json(attributes: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
+    """Refuse attributes or a raw payload that cannot be stored as JSON: not serialisable, or
+    a NUL in any text or key. One serialisation finds whether there is a NUL at all; only then
+    are they walked to name where (``attributes.…``, or the payload's own field names)."""
     try:
-        dumped = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        dumped = orjson.dumps((attributes, raw), option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
-        raise MalformedEvent(field, f"cannot be stored as JSON ({exc})") from None
+        raise MalformedEvent("body", f"cannot be stored as JSON ({exc})") from None
     if _ESCAPED_NUL in dumped:
-        where = _nul_path(value, path)
+        where = _nul_path(attributes, "attributes")
+        if where is None:
+            where = _nul_path(raw, "")
         if where is not None:
             raise MalformedEvent(
                 where or "body", "contains a NUL character (\\u0000), which cannot be stored"

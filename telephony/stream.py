@@ -14,8 +14,10 @@ import random
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError
+
 from telephony.errors import MalformedEvent
-from telephony.events import CallEvent
+from telephony.events import CallEvent, malformed
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +135,9 @@ class StreamConnector:
         (a PBX message is never retried, so dropping it beats stopping the stream)."""
         try:
             return convert()
-        except MalformedEvent as exc:
-            logger.warning("%s: event refused: %s", self.scheme, exc.detail)
+        except (MalformedEvent, ValidationError) as exc:
+            refusal = malformed(exc) if isinstance(exc, ValidationError) else exc
+            logger.warning("%s: event refused: %s", self.scheme, refusal.detail)
             return []
 
     async def _deliver(self, events: list[CallEvent]) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive
 
@@ -33,7 +34,7 @@ from app.settings import Settings
 from app.state import State
 from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
-from telephony.events import QUEUE_MAX, CallEvent
+from telephony.events import QUEUE_MAX, CallEvent, malformed
 from telephony.registry import SECRET_SETTINGS, UnknownProvider, get_adapter
 from telephony.twilio import twiml_enqueue
 
@@ -133,9 +134,10 @@ def parse_events(
         )
         events: list[CallEvent] = adapter.parse(webhook, default_region=settings.default_region)
         return events
-    except TelephonyError as exc:
-        state["metrics"].events.labels(source=provider, result=exc.code).inc()
-        return exc
+    except (TelephonyError, ValidationError) as exc:
+        refusal = malformed(exc) if isinstance(exc, ValidationError) else exc
+        state["metrics"].events.labels(source=provider, result=refusal.code).inc()
+        return refusal
 
 
 async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
