@@ -149,8 +149,15 @@ def check_text(field: str, value: str | None, limit: int) -> None:
         raise MalformedEvent(field, "contains a NUL character (\\u0000), which cannot be stored")
 
 
-def malformed(exc: ValidationError) -> MalformedEvent:
-    """A pydantic refusal of a ``CallEvent`` (a field of the wrong type) as ``MalformedEvent``."""
+REFUSED = (MalformedEvent, ValidationError)
+"""What building a ``CallEvent`` raises for input that does not fit (``except REFUSED``)."""
+
+
+def malformed(exc: MalformedEvent | ValidationError) -> MalformedEvent:
+    """Either refusal as ``MalformedEvent``; pydantic's (a field of the wrong type) names the
+    field of its first error."""
+    if isinstance(exc, MalformedEvent):
+        return exc
     first = exc.errors()[0]
     return MalformedEvent(".".join(str(part) for part in first["loc"]) or "event", first["msg"])
 

@@ -14,10 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
-from pydantic import ValidationError
-
-from telephony.errors import MalformedEvent
-from telephony.events import CallEvent, malformed
+from telephony.events import REFUSED, CallEvent, malformed
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +132,8 @@ class StreamConnector:
         (a PBX message is never retried, so dropping it beats stopping the stream)."""
         try:
             return convert()
-        except (MalformedEvent, ValidationError) as exc:
-            refusal = malformed(exc) if isinstance(exc, ValidationError) else exc
-            logger.warning("%s: event refused: %s", self.scheme, refusal.detail)
+        except REFUSED as exc:
+            logger.warning("%s: event refused: %s", self.scheme, malformed(exc).detail)
             return []
 
     async def _deliver(self, events: list[CallEvent]) -> None:

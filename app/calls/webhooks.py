@@ -135,7 +135,7 @@ def parse_events(
         events: list[CallEvent] = adapter.parse(webhook, default_region=settings.default_region)
         return events
     except (TelephonyError, ValidationError) as exc:
-        refusal = malformed(exc) if isinstance(exc, ValidationError) else exc
+        refusal = exc if isinstance(exc, TelephonyError) else malformed(exc)
         state["metrics"].events.labels(source=provider, result=refusal.code).inc()
         return refusal
 

@@ -11,11 +11,21 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call, CallEventRecord
-from tests.calls.support import GENERIC, bearer, event, journal_rows, running_app, signed
+from app.calls.replay import replay_journal
+from app.db import create_sessionmaker
+from tests.calls.support import (
+    GENERIC,
+    bearer,
+    event,
+    journal_rows,
+    new_call_id,
+    running_app,
+    signed,
+)
 from tests.telephony.telephony_helpers import fixture_json
 
 # (case, change to a valid generic body, the field the 422 must name, text the detail holds)
@@ -184,3 +194,25 @@ async def test_openapi_documents_the_events_endpoint(
     status = document["paths"]["/telephony/twilio/status"]["post"]
     assert "X-Twilio-Signature" in {p["name"] for p in status["parameters"]}
     assert "422" in status["responses"]
+
+
+async def test_replay_skips_a_journaled_event_that_no_longer_fits(
+    clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """A row an older version journaled with a 5,000-character agent: the replay rebuilds the
+    call from the events that fit instead of stopping."""
+    cid = new_call_id()
+    async with running_app(database_url) as app:
+        for kind, fields in (("queued", {}), ("answered", {"agent": "alice"})):
+            assert (await app.post(event(cid, kind, queue="sales", **fields))).status_code == 202
+    async with AsyncSession(clean_engine) as session:
+        answered = (
+            await session.execute(select(CallEventRecord).where(CallEventRecord.kind == "answered"))
+        ).scalar_one()
+        answered.event = {**answered.event, "agent": "a" * 5000}
+        await session.execute(delete(Call))
+        await session.commit()
+    assert await replay_journal(create_sessionmaker(clean_engine)) == 1
+    async with AsyncSession(clean_engine) as session:
+        call = (await session.execute(select(Call))).scalar_one()
+    assert (call.id, call.state, call.agent) == (f"generic:{cid}", "queued", None)
