@@ -216,3 +216,25 @@ async def test_replay_skips_a_journaled_event_that_no_longer_fits(
     async with AsyncSession(clean_engine) as session:
         call = (await session.execute(select(Call))).scalar_one()
     assert (call.id, call.state, call.agent) == (f"generic:{cid}", "queued", None)
+
+
+async def test_the_call_api_refuses_what_it_could_not_store(
+    clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """A NUL in a call id or a wrap-up, a customer id past int32: 422 naming it, not a 500."""
+    async with running_app(database_url) as app:
+        supervisor, alice = bearer("sam", "supervisor"), bearer("alice")
+        cases = [
+            ("GET", "/api/calls/%00x", supervisor, None, "call_id"),
+            ("GET", "/api/calls/" + "c" * 201, supervisor, None, "call_id"),
+            ("POST", "/api/calls/generic:c-1/wrapup", alice,
+             {"disposition": "sale\u0000"}, "disposition"),
+            ("POST", "/api/calls/generic:c-1/wrapup", alice,
+             {"disposition": "sale", "notes": "a\u0000b"}, "notes"),
+            ("POST", "/api/calls/generic:c-1/match", alice, {"customer_id": 2**31}, "customer_id"),
+        ]  # fmt: skip
+        for method, path, headers, body, field in cases:
+            response = await app.http.request(method, path, headers=headers, json=body)
+            assert response.status_code == 422, (path, body, response.text)
+            assert response.json()["error"] == "invalid"
+            assert field in response.json()["detail"], (path, response.text)
