@@ -83,7 +83,7 @@ class PgStore:
         self.dialect = dialect
         self.group_commit = group_commit
         self.metrics = metrics
-        # Statements run on the hot connections (``create_hot_pool(query_log=...)``).
+        # Told of the statements events run on the hot connections, while it has listeners.
         self.query_log = query_log
         self.acquire_timeout_s = acquire_timeout_s
         # The row each call's last event wrote here, so its next event skips the read.
@@ -226,9 +226,16 @@ class PgStore:
             raise Overloaded(
                 "the server is overloaded (no database connection free); retry shortly"
             ) from exc
+        # Statements are reported only while someone listens (asyncpg times and records
+        # every statement of a connection that has a query logger).
+        logged = self.query_log is not None and bool(self.query_log.listeners)
+        if logged:
+            conn.add_query_logger(self.query_log)
         try:
             yield conn
         finally:
+            if logged and not conn.is_closed():
+                conn.remove_query_logger(self.query_log)
             # A connection the database dropped is closed by asyncpg and replaced on demand.
             await self.pool.release(conn)
 
