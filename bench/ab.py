@@ -34,7 +34,7 @@ import uvloop
 
 from app.users.security import issue_token
 from bench import dataset, phones
-from bench.ab_tree import RevisionTree, TreeServer, describe_worktree
+from bench.ab_tree import RevisionTree, TreeServer, describe_worktree, migration_heads
 from bench.floor import Figures, prewarm
 from bench.load import (
     EVENTS_PER_CALL,
@@ -118,6 +118,7 @@ class Comparison:
     ratio: float  # new / old
     verdict: str  # "ok", "worse" or "no data"
     old_spread: float  # max / min of the old side's runs: the noise to read the ratio against
+    round_ratios: tuple[float, ...]  # new / old within each round (the two runs back to back)
 
 
 def verdict(ratio: float, threshold: float) -> str:
@@ -142,11 +143,28 @@ def compare(runs: Sequence[Run], threshold: float) -> list[Comparison]:
     for metric in METRICS:
         per_side = {s: [getattr(r, metric) for r in runs if r.side == s] for s in SIDES}
         old, new = (_median(per_side[s]) for s in SIDES)
-        ratio = new / old if old > 0 else math.nan
         out.append(
-            Comparison(metric, old, new, ratio, verdict(ratio, threshold), _spread(per_side["old"]))
-        )
+            Comparison(
+                metric, old, new, _ratio(new, old), verdict(_ratio(new, old), threshold),
+                _spread(per_side["old"]), _round_ratios(runs, metric),
+            )
+        )  # fmt: skip
     return out
+
+
+def _ratio(new: float, old: float) -> float:
+    return new / old if old > 0 else math.nan
+
+
+def _round_ratios(runs: Sequence[Run], metric: str) -> tuple[float, ...]:
+    by_round: dict[int, dict[str, float]] = {}
+    for r in runs:
+        by_round.setdefault(r.round, {})[r.side] = getattr(r, metric)
+    return tuple(
+        _ratio(sides["new"], sides["old"])
+        for _, sides in sorted(by_round.items())
+        if len(sides) == len(SIDES)
+    )
 
 
 def overall(comparisons: Sequence[Comparison], runs: Sequence[Run]) -> str:
@@ -163,11 +181,12 @@ def report(runs: Sequence[Run], comparisons: Sequence[Comparison], threshold: fl
             f"{r.cpu_ms_per_event:>13.3f} {r.pops:>6} {r.errors:>7} {r.lost:>5}  {r.load_1min:.2f}"
         )
     lines.append(f"  median of the runs; ratio new/old; 'ok' means at most {1 + threshold:.2f}")
-    lines.append("  figure              old        new   ratio  verdict  (old runs' max/min)")
+    lines.append("  figure              old        new   ratio  verdict  old max/min  each round")
     for c in comparisons:
+        each = " ".join(f"{r:.2f}" for r in c.round_ratios)
         lines.append(
             f"  {c.metric:<16} {c.old:>9.3f}  {c.new:>9.3f}  {c.ratio:>6.3f}  {c.verdict:<7}  "
-            f"({c.old_spread:.2f})"
+            f"{c.old_spread:>11.2f}  {each}"
         )
     if any(c.old_spread > 1 + threshold for c in comparisons):
         lines.append(
@@ -178,8 +197,12 @@ def report(runs: Sequence[Run], comparisons: Sequence[Comparison], threshold: fl
 
 
 def _finite(value: Any) -> Any:
-    """NaN -> None, so the JSON line is valid JSON."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    """NaN -> None (so the JSON line is valid JSON); ratios to 4 places."""
+    if isinstance(value, tuple | list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    return value
 
 
 def result_json(
@@ -299,6 +322,9 @@ async def run_rounds(
                 say(f"  round {round_} {side}: server pid {server.proc and server.proc.pid} "
                     f"from {tree} ({load_note()})")  # fmt: skip
                 run = await measure(server, sc, db, keys, round_, side)
+                if server.proc and server.proc.poll() is not None:
+                    raise RuntimeError(f"the {side} server exited (code {server.proc.returncode}) "
+                                       f"during round {round_}; see {server.log_path}")  # fmt: skip
             finally:
                 server.stop()
             say(f"    p50 {run.p50_ms} ms  p99 {run.p99_ms} ms  CPU {run.cpu_ms_per_event} ms "
@@ -319,6 +345,15 @@ def load_note() -> str:
     return f"load average {one:.2f} / {five:.2f}"
 
 
+def schema_note(old: RevisionTree) -> None:
+    """Say so when the two trees' migrations end at different revisions: the database is
+    migrated to this tree's head and the old server runs on it as it is (``--no-migrate``)."""
+    heads = migration_heads(old.python, old.path), migration_heads(Path(sys.executable), ROOT)
+    if heads[0] != heads[1]:
+        say(f"note: the old tree's migrations end at {heads[0]}, this tree's at {heads[1]}: "
+            "the old server runs on this tree's schema as it is")  # fmt: skip
+
+
 def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -326,12 +361,24 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 def cli(args: argparse.Namespace) -> None:
     """Run the A/B of ``args.ab`` against this tree; print the table, then the JSON line."""
     signal.signal(signal.SIGTERM, _interrupt)  # clean up on kill as on Ctrl-C
+    try:
+        _run(args)
+    except KeyboardInterrupt:
+        say("A/B interrupted: servers stopped, the checkout removed")
+        raise SystemExit(130) from None
+
+
+def _run(args: argparse.Namespace) -> None:
     sc = scenario(args)
     new = describe_worktree(ROOT)
     started = time.perf_counter()
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        say(f"note: the machine is busy ({load_note()} on {os.cpu_count()} cores): "
+            "the figures will be noisy")  # fmt: skip
     with RevisionTree(ROOT, args.ab) as old:
         say(f"A/B: old {args.ab} = {old.sha[:10]} (checked out in {old.path}), new {new} "
             f"({ROOT}); {args.rounds} rounds; {asdict(sc)}")  # fmt: skip
+        schema_note(old)
         server = BenchServer(args.pg_shared_buffers_mb) if args.pg == "own" else None
         dataset.SERVER = server.start() if server else args.pg.rstrip("/")
         say(f"PostgreSQL: {server.describe() if server else dataset.SERVER}")

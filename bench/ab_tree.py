@@ -165,6 +165,21 @@ class RevisionTree:
             )
 
 
+HEADS_SCRIPT = """
+from alembic.script import ScriptDirectory
+print(" ".join(sorted(ScriptDirectory("migrations").get_heads())))
+"""
+
+
+def migration_heads(python: Path, tree: Path) -> str:
+    """The Alembic head revision(s) of ``tree``'s migrations, read by its own interpreter."""
+    done = subprocess.run(
+        [str(python), "-c", HEADS_SCRIPT], cwd=tree, env=server_env({}), capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return done.stdout.strip() if done.returncode == 0 else f"? ({done.stderr.strip()[-200:]})"
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process so far, from ``/proc/<pid>/stat``."""
     stat = Path(f"/proc/{pid}/stat").read_text()

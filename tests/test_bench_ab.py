@@ -15,7 +15,14 @@ import pytest
 
 from bench import ab
 from bench.__main__ import parse_args
-from bench.ab_tree import RevisionError, RevisionTree, describe_worktree, proc_cpu_seconds
+from bench.ab_tree import (
+    RevisionError,
+    RevisionTree,
+    describe_worktree,
+    migration_heads,
+    proc_cpu_seconds,
+)
+from tests.support.server import ROOT
 
 
 def test_ab_arguments_and_scenarios() -> None:
@@ -48,16 +55,16 @@ def test_runs_alternate_old_then_new_in_each_round() -> None:
     ]  # fmt: skip
 
 
-def run(side: str, p50: float, p99: float, cpu: float, errors: int = 0) -> ab.Run:
-    return ab.Run(1, side, p50, p99, cpu, pops=100, events=400, errors=errors, lost=0,
+def run(side: str, p50: float, p99: float, cpu: float, errors: int = 0, round_: int = 1) -> ab.Run:
+    return ab.Run(round_, side, p50, p99, cpu, pops=100, events=400, errors=errors, lost=0,
                   load_1min=1.0)  # fmt: skip
 
 
 def test_verdict_compares_medians_against_the_threshold() -> None:
     runs = [
-        run("old", 2.0, 10.0, 1.0), run("new", 2.2, 11.0, 1.2),
-        run("old", 2.0, 30.0, 1.0), run("new", 2.2, 10.5, 1.1),
-        run("old", 4.0, 9.0, 1.0), run("new", 9.0, 12.0, 1.0),
+        run("old", 2.0, 10.0, 1.0, round_=1), run("new", 2.2, 11.0, 1.2, round_=1),
+        run("old", 2.0, 30.0, 1.0, round_=2), run("new", 2.2, 10.5, 1.1, round_=2),
+        run("old", 4.0, 9.0, 1.0, round_=3), run("new", 9.0, 12.0, 1.0, round_=3),
     ]  # fmt: skip
     by_metric = {c.metric: c for c in ab.compare(runs, threshold=0.10)}
     p50, p99, cpu = by_metric["p50_ms"], by_metric["p99_ms"], by_metric["cpu_ms_per_event"]
@@ -65,6 +72,7 @@ def test_verdict_compares_medians_against_the_threshold() -> None:
     assert p50.ratio == pytest.approx(1.1) and p50.verdict == "ok"  # exactly 10 %: no worse
     assert (p99.old, p99.new, p99.ratio, p99.verdict) == (10.0, 11.0, 1.1, "ok")
     assert p99.old_spread == pytest.approx(30 / 9)
+    assert p99.round_ratios == pytest.approx((1.1, 10.5 / 30, 12 / 9))
     assert cpu.ratio == pytest.approx(1.1) and cpu.verdict == "ok"
     assert ab.overall(list(by_metric.values()), runs) == "pass"
     assert ab.verdict(1.1001, 0.10) == "worse"
@@ -192,3 +200,9 @@ def test_unknown_revision_and_foreign_imports_are_refused(repo: Path, tmp_path: 
         tree.__enter__()
     assert not tree.path.exists()
     assert str(tree.path) not in worktrees(repo)
+
+
+def test_migration_heads_are_read_by_the_trees_interpreter() -> None:
+    heads = migration_heads(Path(sys.executable), ROOT)
+    revisions = {p.name.split("_")[3] for p in (ROOT / "migrations" / "versions").glob("2*.py")}
+    assert heads and set(heads.split()) <= revisions
