@@ -55,8 +55,8 @@ def resolve(repo: Path, rev: str) -> str:
 
 
 def describe_worktree(repo: Path) -> str:
-    """HEAD's short id, with ``+changes`` when tracked files differ from it."""
-    head = git(repo, "rev-parse", "--short", "HEAD")
+    """HEAD's commit id, with ``+changes`` when tracked files differ from it."""
+    head = git(repo, "rev-parse", "HEAD")
     dirty = git(repo, "status", "--porcelain", "--untracked-files=no")
     return f"{head}+changes" if dirty else head
 

@@ -161,13 +161,13 @@ def test_checkout_of_a_revision_is_made_and_removed(repo: Path, tmp_path: Path) 
     assert not old.path.exists()
     assert str(old.path) not in worktrees(repo)
     assert (repo / "app" / "__init__.py").read_text() == "VERSION = 'new'\n"
-    assert describe_worktree(repo) == git(repo, "rev-parse", "--short", "HEAD")
+    assert describe_worktree(repo) == git(repo, "rev-parse", "HEAD")
     # The virtualenv is kept: the next A/B of the same commit does not install again.
     with RevisionTree(repo, "HEAD~1", cache=cache, install=install) as again:
         assert again.path == old.path and again.path.exists()
     assert install.calls == [old.path]
     (repo / "app" / "__init__.py").write_text("VERSION = 'changed'\n")
-    assert describe_worktree(repo) == git(repo, "rev-parse", "--short", "HEAD") + "+changes"
+    assert describe_worktree(repo) == git(repo, "rev-parse", "HEAD") + "+changes"
 
 
 def test_checkout_is_removed_when_the_run_fails(repo: Path, tmp_path: Path) -> None:
