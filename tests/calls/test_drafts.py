@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
@@ -175,3 +175,32 @@ def test_disposition_lists_are_parsed_strictly() -> None:
             assert says in exc.detail, (bad, exc.detail)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+async def test_the_wrapup_checks_the_queue_keeps_whose_grade_and_clears_the_draft(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    async with AsyncSession(clean_engine) as session:
+        session.add(Queue(name="sales"))
+        await session.flush()
+        await dispositions.set_dispositions(
+            session, "sales", dispositions.parse_dispositions("sale=Sale made")
+        )
+        await session.commit()
+    await _call(clean_engine, "generic:w1")
+    await client.put("/api/calls/generic:w1/draft", json=DRAFT, headers=bearer("alice"))
+    url = "/api/calls/generic:w1/wrapup"
+    wrong = await client.post(
+        url, json={**DRAFT, "disposition": "resolved"}, headers=bearer("alice")
+    )
+    assert wrong.status_code == 422 and "'resolved' is not one of queue 'sales'" in wrong.text
+    done = await client.post(url, json=DRAFT, headers=bearer("alice"))
+    assert done.status_code == 201, done.text
+    assert done.json()["satisfaction_kind"] == "caller"
+    draft = (await client.get("/api/calls/generic:w1/draft", headers=bearer("alice"))).json()
+    assert draft["wrapped_up"] is True and draft["notes"] is None
+    async with AsyncSession(clean_engine) as session:
+        kind = await session.scalar(
+            select(Interaction.satisfaction_kind).where(Interaction.call_id == "generic:w1")
+        )
+    assert kind == "caller"

@@ -328,7 +328,7 @@ async def test_wrapup_once_by_the_agent_then_409(
         await app.post(event(cid, "ended"))
         url = f"/api/calls/generic:{cid}/wrapup"
         body = {
-            "disposition": "order placed",
+            "disposition": "sale",
             "notes": "wants the blue teapot",
             "satisfaction": 5,
             "offers": [{"sku": "SKU2", "outcome": "accepted"}],
