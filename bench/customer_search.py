@@ -63,9 +63,8 @@ async def build(customers: int) -> None:
         await conn.execute(
             """
             INSERT INTO customer_phones (customer_id, raw, e164, last_digits, label)
-            SELECT g, '+4477009' || lpad((g % 100000000)::text, 8, '0'),
-                   '+4477009' || lpad((g % 100000000)::text, 8, '0'),
-                   right('4477009' || lpad((g % 100000000)::text, 8, '0'), 9), 'main'
+            SELECT g, '+447' || lpad(g::text, 9, '0'), '+447' || lpad(g::text, 9, '0'),
+                   lpad(g::text, 9, '0'), 'main'
             FROM generate_series(1, $1::int) AS g
             """,
             customers,
@@ -80,7 +79,8 @@ QUERIES: dict[str, list[str]] = {
     "name_part": ["smith", "jon", "baker", "patel", "khan"],
     "full_name": ["olivia smith", "james khan", "amelia baker", "noah patel", "emma jones"],
     "email": ["user123456@example.com", "user98765@example", "user4242@"],
-    "phone_national": ["07700 900123", "07700 912345", "07700 955555"],
+    "short_prefix": ["ol", "ja"],
+    "phone_national": ["07000 900123", "+44 7000 123456", "(07000) 555555"],
     "reference": ["B-123456", "B-42", "B-999999"],
 }
 

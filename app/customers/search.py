@@ -1,9 +1,10 @@
 """Find customers by what a caller can tell: name, phone number (any format), e-mail,
 account number or external reference.
 
-On PostgreSQL, names and e-mails are found through trigram indexes (``pg_trgm``, see the
-``agent_desk`` migration), so a part of a name is found in a few milliseconds among a
-million customers; SQLite scans the table (fine for a small or demo installation).
+On PostgreSQL (see the ``agent_desk`` migration) a part of a name is found through a trigram
+index (``pg_trgm``), an e-mail or a name's start through ``text_pattern_ops`` indexes, numbers
+and references through their own indexes, so each query reads few rows among a million
+customers; SQLite scans the customers table (fine for a small or demo installation).
 """
 
 from __future__ import annotations
@@ -22,11 +23,22 @@ from telephony.callerid import normalise
 MAX_RESULTS = 50
 _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
-MIN_NAME_PART = 2
+MIN_QUERY = 2
+# pg_trgm indexes words of three characters or more.
+TRIGRAM = 3
+RANK_WINDOW = 200
+
+
+def _escaped(text: str) -> str:
+    return _LIKE_SPECIAL.sub(r"\\\1", text.lower())
 
 
 def _like(part: str) -> str:
-    return "%" + _LIKE_SPECIAL.sub(r"\\\1", part.lower()) + "%"
+    return f"%{_escaped(part)}%"
+
+
+def _prefix(text: str) -> str:
+    return f"{_escaped(text)}%"
 
 
 def _digits(text: str) -> str:
@@ -81,26 +93,35 @@ async def _by_phone(
     return [{**r, "matched_by": "phone"} for r in rows.mappings()]
 
 
-async def _by_text(session: AsyncSession, q: str, limit: int) -> list[dict[str, Any]]:
-    """Every word of ``q`` in the name, or ``q`` in the e-mail; names that start with the
-    query first, then by trigram similarity (PostgreSQL) or alphabetically (SQLite)."""
+async def _by_email(session: AsyncSession, q: str, limit: int) -> list[dict[str, Any]]:
+    """E-mails starting with ``q`` (a whole address, or its start: ``jane@``, ``jane.smi``)."""
+    email = func.lower(Customer.email)
+    rows = await session.execute(
+        _columns().where(email.like(_prefix(q), escape="\\")).order_by(email).limit(limit)
+    )
+    return [{**r, "matched_by": "email"} for r in rows.mappings()]
+
+
+async def _by_name(session: AsyncSession, q: str, limit: int) -> list[dict[str, Any]]:
+    """Names containing every word of ``q`` (at least one word of 3+ characters, which the
+    trigram index can serve), names that start with ``q`` first, then by trigram similarity
+    (PostgreSQL) or alphabetically (SQLite). Ranking looks at the first ``RANK_WINDOW``
+    customers found, so a common fragment costs no more than a rare one. A query of short
+    words only finds names that start with it."""
     name = func.lower(Customer.name)
-    if "@" in q:
-        where: ColumnElement[bool] = func.lower(Customer.email).like(_like(q), escape="\\")
-        matched_by = "email"
+    words = q.lower().split()
+    if any(len(w) >= TRIGRAM for w in words):
+        where = and_(*(name.like(_like(w), escape="\\") for w in words))
     else:
-        parts = [p for p in q.split() if len(p) >= MIN_NAME_PART]
-        if not parts:
-            return []
-        where = and_(*(name.like(_like(p), escape="\\") for p in parts))
-        matched_by = "name"
-    starts = case((name.like(_like(q)[1:], escape="\\"), 0), else_=1)
-    order: list[Any] = [starts]
+        where = name.like(_prefix(q), escape="\\")
+    found = _columns().where(where).limit(RANK_WINDOW).subquery()
+    found_name = func.lower(found.c.name)
+    order: list[Any] = [case((found_name.like(_prefix(q), escape="\\"), 0), else_=1)]
     if session.get_bind().dialect.name == "postgresql":
-        order.append(func.similarity(name, q.lower()).desc())
-    order += [Customer.name, Customer.id]
-    rows = await session.execute(_columns().where(where).order_by(*order).limit(limit))
-    return [{**r, "matched_by": matched_by} for r in rows.mappings()]
+        order.append(func.similarity(found_name, q.lower()).desc())
+    order += [found.c.name, found.c.id]
+    rows = await session.execute(select(found).order_by(*order).limit(limit))
+    return [{**r, "matched_by": "name"} for r in rows.mappings()]
 
 
 async def _phones_of(session: AsyncSession, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -125,7 +146,7 @@ async def search_customers(
     """Customers matching ``q``, best first: exact references, then phone, then e-mail or
     name. Each with ``matched_by`` and up to three phones (E.164 and national format)."""
     q = q.strip()
-    if len(q) < MIN_NAME_PART:
+    if len(q) < MIN_QUERY:
         raise Invalid("q: type at least 2 characters")
     limit = max(1, min(limit, MAX_RESULTS))
     found: dict[int, dict[str, Any]] = {}
@@ -133,7 +154,9 @@ async def search_customers(
     if _looks_like_phone(q):
         batches.append(await _by_phone(session, q, default_region, limit))
     else:
-        batches.append(await _by_text(session, q, limit))
+        batches.append(
+            await (_by_email(session, q, limit) if "@" in q else _by_name(session, q, limit))
+        )
     for batch in batches:
         for row in batch:
             found.setdefault(int(row["id"]), row)

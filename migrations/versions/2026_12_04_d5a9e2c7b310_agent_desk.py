@@ -17,10 +17,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-# Trigram indexes serve LIKE '%part%' on names and e-mails (PostgreSQL only; SQLite scans).
-TRIGRAM_INDEXES = {
-    "ix_customers_name_trgm": "lower(name)",
-    "ix_customers_email_trgm": "lower(email)",
+# The desk's customer search on PostgreSQL (SQLite scans): a trigram index serves
+# LIKE '%part%' on names; text_pattern_ops indexes serve LIKE 'start%' on names and e-mails.
+SEARCH_INDEXES = {
+    "ix_customers_name_trgm": "USING gin (lower(name) gin_trgm_ops)",
+    "ix_customers_name_prefix": "(lower(name) text_pattern_ops)",
+    "ix_customers_email_prefix": "(lower(email) text_pattern_ops)",
 }
 
 
@@ -43,16 +45,13 @@ def upgrade() -> None:
     op.create_index("ix_calls_customer_id_first_seen_at", "calls", ["customer_id", "first_seen_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for name, expression in TRIGRAM_INDEXES.items():
-            op.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON customers "
-                f"USING gin ({expression} gin_trgm_ops)"
-            )
+        for name, definition in SEARCH_INDEXES.items():
+            op.execute(f"CREATE INDEX IF NOT EXISTS {name} ON customers {definition}")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for name in TRIGRAM_INDEXES:
+        for name in SEARCH_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
     op.drop_index("ix_calls_customer_id_first_seen_at", table_name="calls")
     with op.batch_alter_table("interactions") as batch:
