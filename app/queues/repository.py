@@ -54,9 +54,12 @@ STREAM_BATCH = 2000
 
 class CallRow(NamedTuple):
     """What the statistics read of a call: its columns, and three values of its JSON documents
-    extracted by the database (the pop document itself, several KB, never leaves it)."""
+    extracted by the database (the pop document itself, several KB, never leaves it). Named as
+    the calls domain's rows are, so ``app.calls.pop.change_message`` reads it as it reads them."""
 
     id: str
+    version: int
+    customer_id: int | None
     queue: str | None
     state: str
     queued_at: datetime | None
@@ -68,8 +71,8 @@ class CallRow(NamedTuple):
     caller_e164: str | None
     caller_withheld: bool
     # As stored in the JSON (decoded): pop.customer.name, pop.insights.value_tier, match.kind.
-    customer_name: Any
-    value_tier: Any
+    pop_customer_name: Any
+    pop_value_tier: Any
     match_kind: Any
 
 
@@ -109,6 +112,8 @@ async def calls_since(session: AsyncSession, start: datetime) -> AsyncGenerator[
     """
     stmt = select(
         Call.id,
+        Call.version,
+        Call.customer_id,
         Call.queue,
         Call.state,
         Call.queued_at,
