@@ -133,6 +133,10 @@ async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Brow
             await expect(card.locator(".figure-balance dd")).to_contain_text("£")
             await expect(card.locator(".touches")).to_contain_text("cake stands")
             await expect(card.locator("form.wrapup-form")).to_be_visible()
+        # On a phone the wrap-up is one tap away from wherever the agent has scrolled.
+        await expect(
+            pages["agent-phone"].get_by_role("link", name="Go to wrap-up")
+        ).to_be_in_viewport()
         desk = pages["agent-desktop"]
         await desk.locator("form.wrapup-form textarea").fill("Asked about the cake stand colours.")
         await expect(desk.locator(".draft-note[data-saved=true]")).to_be_visible()
@@ -152,6 +156,7 @@ async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Brow
             ("wallboard-tv", False),
         )
         for key, full_page in shots:
+            await pages[key].evaluate("window.scrollTo(0, 0)")
             await pages[key].screenshot(
                 path=artifact(f"{key}.png"), full_page=full_page, animations="disabled"
             )
@@ -161,6 +166,7 @@ async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Brow
             desk.locator("#finder .search-result").first.get_by_role("button", name="Open").click()
         )
         await expect(desk.locator(".customer-card .timeline-item").first).to_be_visible()
+        await desk.evaluate("window.scrollTo(0, 0)")
         await desk.screenshot(path=artifact("agent-customer.png"), animations="disabled")
         publish_screenshots(SHOTS)
     finally:
