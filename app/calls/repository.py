@@ -33,7 +33,6 @@ from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
 from app.db import UTCDateTime
 from app.raw_statements import RawStatement, fetch_rows
-from app.users.models import User
 
 CALLS = cast(Table, Call.__table__)
 EVENTS = cast(Table, CallEventRecord.__table__)
@@ -404,27 +403,6 @@ async def record_receipts(session: AsyncSession, receipts: Sequence[Receipt]) ->
             for c, u, v, at, s in receipts
         ],
     )
-
-
-# --- directory: agents and queues ----------------------------------------------------------------
-
-
-async def find_agent(session: AsyncSession, ident: str) -> tuple[str, str] | None:
-    """(username, role) of the user with this username, extension or provider worker id."""
-    users = User.__table__
-    rows = await session.execute(
-        select(users.c.username, users.c.role, users.c.username == ident)
-        .where(
-            or_(users.c.username == ident, users.c.extension == ident, users.c.worker_id == ident)
-        )
-        .limit(3)
-    )
-    found = rows.all()
-    if not found:
-        return None
-    # A username match wins over an extension that happens to equal someone's name.
-    best = max(found, key=lambda r: bool(r[2]))
-    return str(best[0]), str(best[1])
 
 
 # --- wrap-up -------------------------------------------------------------------------------------

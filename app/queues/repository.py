@@ -14,29 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.fingerprint import Fingerprint
 from app.queues.models import AgentPresence, Queue
+from app.users.directory import ACTIVE_AGENTS
 from app.users.models import User
 
 ACTIVE_STATES = ("queued", "ringing", "answered", "held")
 
 
 SERVICE_LEVELS = select(Queue.name, Queue.service_level_s)
-ACTIVE_USERS = select(User.username, User.role, User.queues, User.extension, User.worker_id).where(
-    User.active.is_(True)
-)
 # What the roster is read from: re-read only when this changed (app.fingerprint).
-ROSTER_FINGERPRINT = Fingerprint(SERVICE_LEVELS, ACTIVE_USERS)
+ROSTER_FINGERPRINT = Fingerprint(SERVICE_LEVELS, ACTIVE_AGENTS)
 
 
 async def service_levels(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(SERVICE_LEVELS)
     return {name: int(level) for name, level in rows}
-
-
-async def users(
-    session: AsyncSession,
-) -> Sequence[tuple[str, str, list[str], str | None, str | None]]:
-    """Every active user's name, role, queues, extension and provider worker id."""
-    return (await session.execute(ACTIVE_USERS)).tuples().all()
 
 
 async def user_queues(session: AsyncSession, username: str) -> list[str]:
