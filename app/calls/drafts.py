@@ -23,6 +23,7 @@ from app.customers.models import Customer, Interaction
 from app.db import Base, JSONType, UTCDateTime, utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.users.service import Principal
+from telephony.events import AGENT_MAX, CALL_ID_MAX
 
 PENDING_WRAPUP_HOURS = 12
 SatisfactionKind = Literal["caller", "agent"]
@@ -33,13 +34,13 @@ class WrapupDraft(Base):
 
     __tablename__ = "wrapup_drafts"
 
-    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), primary_key=True)
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
     satisfaction_kind: Mapped[str | None] = mapped_column(String(8))
     offers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(AGENT_MAX))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
