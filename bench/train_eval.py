@@ -8,8 +8,10 @@
    (holdout), written to temporary files.
 2. Imports the train part into a fresh database, runs ``screenpop train`` (so predictions are
    as of the newest training order, just before the split) and ``screenpop evaluate`` on the
-   holdout: the quality figures.
-3. Imports the whole file into another fresh database and times ``screenpop train`` on it
+   holdout: the quality figures, with 95 % bootstrap intervals and the simple baselines.
+3. Scores the same suggestions as an outside client sees them, through the profile API of a
+   real server (``bench/profile_scorer.py``), and reports whether that agrees with ``evaluate``.
+4. Imports the whole file into another fresh database and times ``screenpop train`` on it
    (wall seconds and the peak RSS of the train process): the cost figures.
 
 Prints the figures and, last, one JSON line. Exits cleanly when the shared data is absent.
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from bench.profile_scorer import score_through_api
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "retail_train.csv.gz"
@@ -124,6 +128,13 @@ def main() -> None:
             out, _, _ = run(url, "evaluate", "--holdout", str(holdout_csv))
             result["evaluation"] = json.loads(out.strip().splitlines()[-1])
             result["split_train_s"] = round(train_s, 1)
+            api = score_through_api(url, train_csv, holdout_csv, k=10)
+            result["profile_api"] = api
+            result["api_agrees"] = all(
+                api[kind][m] == result["evaluation"][kind][m]
+                for kind in ("reorder_or_new", "cross_sell")
+                for m in ("hit_rate", "recall", "mrr", "customers")
+            )
         finally:
             asyncio.run(drop_database(url))
         if not args.skip_full:
@@ -139,14 +150,26 @@ def main() -> None:
                 asyncio.run(drop_database(url))
     ev = result["evaluation"]
     print(f"holdout customers: {ev['customers']} (k={ev['k']})")
-    for kind in ("reorder_or_new", "cross_sell"):
-        m = ev[kind]
-        print(f"{kind}: hit@k {m['hit_rate']}  recall@k {m['recall']}  MRR {m['mrr']}")
-    print(f"popularity: {ev['popularity']}")
+    rows = [("model", ev), *((f"baseline {n}", b) for n, b in ev["baselines"].items())]
+    for name, figures in rows:
+        for kind in ("reorder_or_new", "cross_sell"):
+            print(f"{name:32} {kind:15} {_line(figures[kind])}")
+    print(f"profile API scorer agrees with evaluate: {result['api_agrees']}")
     if "full" in result:
         full = result["full"]
         print(f"full-data train: {full['train_s']} s, peak RSS {full['peak_rss_mib']} MiB")
     print(json.dumps(result))
+
+
+def _line(m: dict[str, Any]) -> str:
+    ci = m.get("ci95", {})
+    return (
+        "  ".join(
+            f"{name} {m[name]:.3f} [{ci.get(name, ['-', '-'])[0]}, {ci.get(name, ['-', '-'])[1]}]"
+            for name in ("hit_rate", "recall", "mrr")
+        )
+        + f"  (n={m.get('customers')})"
+    )
 
 
 def child_train(url: str) -> None:
