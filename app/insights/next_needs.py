@@ -55,8 +55,12 @@ def top_per_customer(c: Ints, score: Floats, k: int) -> Ints:
     return order[(np.arange(len(sc)) - start) < k]
 
 
-def _drivers(model: lgb.Booster, x: npt.NDArray[np.float32]) -> npt.NDArray[np.str_]:
-    """The reason group whose features, left out (as missing), lower each row's score most."""
+def _drivers(model: lgb.Booster, x: npt.NDArray[np.float32], new: bool) -> npt.NDArray[np.str_]:
+    """The reason group whose features, left out (as missing), lower each row's score most.
+
+    For never-bought products the customer's own history with it (``habit``, ``due``) is
+    empty, so it is not a candidate reason.
+    """
     if not len(x):
         return np.zeros(0, dtype=np.str_)
     full = np.asarray(model.predict(x), dtype=np.float64)
@@ -70,6 +74,8 @@ def _drivers(model: lgb.Booster, x: npt.NDArray[np.float32]) -> npt.NDArray[np.s
         without = x.copy()
         without[:, cols] = np.nan
         drop[:, g] = full - np.asarray(model.predict(without), dtype=np.float64)
+        if new and group in ("habit", "due"):
+            drop[:, g] = -np.inf
     names: npt.NDArray[np.str_] = np.asarray(GROUPS, dtype=np.str_)
     best: npt.NDArray[np.str_] = names[np.argmax(drop, axis=1)]
     return best
@@ -133,7 +139,7 @@ def suggest(
         [np.full(len(re_rows), "reorder"), np.full(len(cs_rows), "cross_sell")]
     ).astype(np.str_)
     driver = np.concatenate(
-        [_drivers(rankers.any, x32[re_rows]), _drivers(rankers.cross, x32[cs_rows])]
+        [_drivers(rankers.any, x32[re_rows], False), _drivers(rankers.cross, x32[cs_rows], True)]
     ).astype(np.str_)
     order = top_per_customer(cand.c[rows], score, 2 * MAX_PER_KIND)
     rows, score, kind, driver = rows[order], score[order], kind[order], driver[order]

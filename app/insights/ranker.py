@@ -112,6 +112,13 @@ def _dataset(windows: list[Window], only_new: bool) -> tuple[lgb.Dataset, int] |
 
 
 def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> lgb.Booster:
+    say(stage, 0, ROUNDS)
+    booster = _train(found, stage, say)
+    say(stage, ROUNDS, ROUNDS)  # also when the trees ran out of splits early
+    return booster
+
+
+def _train(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> lgb.Booster:
     if found is None:
         # Too little history to learn from: a constant model (every score 0, ties by generator).
         n = len(features.FEATURES)

@@ -1,13 +1,14 @@
 """``screenpop train``: compute insights and next needs for every customer and write them in bulk.
 
-A full run reads the history (one streaming query per table), fits the next-need rankers on an
-inner time split, computes every customer's insight block and ranked next needs, and replaces
-the rows in ``customer_insights`` / ``next_needs`` batch by batch (delete + insert per batch, one
-transaction each, so the hot path always sees a complete set for a customer).
+A full run reads the history (one streaming query per table), fits the next-need rankers on
+past time windows (``ranker.py``), computes every customer's insight block and ranked next
+needs with their reasons, and replaces the rows in ``customer_insights`` / ``next_needs`` batch
+by batch (delete + insert per batch, one transaction each, so the hot path always sees a
+complete set for a customer).
 
 A ``--since`` run recomputes only the customers with orders or touch points since the date. It
-reuses the last full run's ranker weights and population thresholds (tier cut-offs, medians)
-and recomputes popularity and co-occurrence from the current data, which is cheap.
+reuses the last full run's rankers and population thresholds (tier cut-offs, medians) and
+recomputes the generators' inputs (popularity, co-purchase, neighbours) from the current data.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ async def train(
 ) -> TrainReport:
     """Recompute insights and next needs (all customers, or those active since ``since``).
 
-    ``now`` is the moment the predictions are for; by default the newest order or touch point
-    in the database (the data's "as of"), so a database of old orders is scored as of its end.
-    Nothing dated at or after ``now`` is read.
+    ``now`` is the moment the predictions are for; by default just after the newest order in
+    the database (the data's "as of": wrap-ups arrive live and do not move it, but those after
+    it still apply), so a database of old orders is scored as of its end. With an explicit
+    ``now`` nothing dated at or after it is read.
     """
     started = time.perf_counter()
     started_at = utcnow()
@@ -100,7 +102,9 @@ async def train(
         last_full = await _last_full_params(conn) if since is not None else None
     as_of = now or _as_of(history)
     now_day = to_day(as_of)
-    history = history.before(now_day)
+    # An explicit ``now`` reads nothing after it. By default "now" is the newest order, and the
+    # wrap-ups recorded since (declines, grades) still count: they are the live part.
+    history = history.before(now_day, now_day if now is not None else np.inf)
     if since is None:
         targets = np.arange(history.n_customers, dtype=np.int64)
     else:
@@ -206,7 +210,8 @@ def _compute(
         thresholds = segments.Thresholds.from_dict(last_full["thresholds"])
     say("segments and value", 0, 1)
     insights, thresholds = segments.compute(history, now, targets, thresholds)
-    exclude, boost = _feedback(history, now, suppress_days)
+    feedback_day = max(now, float(history.touch_day.max(initial=now)) + 1e-6)
+    exclude, boost = _feedback(history, feedback_day, suppress_days)
     say("segments and value", 1, 1)
     say(f"scoring {len(targets)} customers", 0, 1)
     suggestions, agg, _ = model.suggest(
