@@ -14,7 +14,7 @@ DEFAULT_JWT_FILE = Path(".screenpop-jwt-secret")
 
 
 class Settings(BaseSettings):
-    """Every setting in DESIGN.md's table, plus a few operational knobs."""
+    """Every setting in the README's configuration table, plus a few operational knobs."""
 
     model_config = SettingsConfigDict(env_prefix="SCREENPOP_", env_file=".env", extra="ignore")
 
@@ -53,8 +53,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # permessage-deflate on websockets: less bandwidth for remote agents, CPU on every frame.
     ws_compression: bool = False
-    # Websocket keepalive pings (0 = none); each connection's first is at a random point of
-    # the first interval, so a floor that reconnects at once does not ping in one burst.
+    # Websocket keepalive pings by uvicorn (0 = none): a connection that misses a pong closes.
     ws_ping_interval_s: float = Field(default=20.0, ge=0)
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0
@@ -84,10 +83,6 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value():
             return None
         return value
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
 
     def jwt_key(self) -> str:
         """The token signing key: the setting, else one generated once per install."""

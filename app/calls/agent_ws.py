@@ -1,6 +1,6 @@
 """``WS /ws/agent?token=…``: an agent's pops, live and replayed.
 
-Protocol (see docs/readme/calls.md):
+Protocol (the README, "Agent websocket"):
 
 * a token that is missing, forged or expired: the server accepts, then closes with
   **4401** and the reason (``unauthorized: token expired``), so browsers see the code;
@@ -22,10 +22,12 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
-from app.calls.service import CallService, agent_channel
+from app.calls.publishing import agent_channel
+from app.calls.service import CallService
 from app.db import utcnow
 from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
+from app.live.hub import Hub
 from app.live.pump import pump
 from app.users.service import Principal, principal_from_token
 
@@ -34,7 +36,7 @@ CLOSE_UNAUTHORIZED = 4401
 PRESENCE_CHANNEL = "presence"
 
 
-async def _presence(hub: Any, username: str, connected: bool) -> None:
+async def _presence(hub: Hub, username: str, connected: bool) -> None:
     with contextlib.suppress(Exception):
         await hub.publish(
             PRESENCE_CHANNEL,
@@ -67,7 +69,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     sub = hub.subscribe([agent_channel(principal.username)])
 
     async def replay() -> None:
-        for message in await service.live_pops(principal):
+        for message in await service.actions.live_pops(principal):
             sub.push(message)
 
     async def on_message(message: dict[str, Any]) -> None:
@@ -96,4 +98,4 @@ async def handle_client_message(
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise BadRequest("version: must be an integer")
     seen = kind == "seen" or message.get("seen") is True
-    await service.record_receipt(principal, call_id, version, seen=seen)
+    await service.actions.record_receipt(principal, call_id, version, seen=seen)

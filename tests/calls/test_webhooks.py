@@ -218,7 +218,7 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         # Hold every pooled connection (1 + 1 overflow, and the ingest pool's one), as events
         # stuck under overload do.
         held = [await engine.connect() for _ in range(2)]
-        hot_pool = app.state["services"]["calls"].hot_pool
+        hot_pool = app.state["services"]["calls"].store.pool
         hot = await hot_pool.acquire()
         try:
             body = event(new_call_id(), "queued", queue="sales")
@@ -228,7 +228,7 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         finally:
             for conn in held:
                 await conn.close()
-            hot_pool.release(hot)
+            await hot_pool.release(hot)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "overloaded" and refused.json()["detail"]
         assert elapsed < 5
