@@ -48,6 +48,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def profile_lists(
+    client: httpx.AsyncClient, refs: list[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each customer's ``next_needs`` as (sku, kind), in the profile's order (signed-in client)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for ref in refs:
+        found = await client.get("/api/customers", params={"external_ref": ref})
+        found.raise_for_status()
+        people = found.json()["customers"]
+        if not people:
+            continue
+        profile = await client.get(f"/api/customers/{people[0]['id']}/profile")
+        profile.raise_for_status()
+        out[ref] = [(n["sku"], n["kind"]) for n in profile.json()["next_needs"]]
+    return out
+
+
 async def _lists(base: str, refs: list[str]) -> dict[str, list[tuple[str, str]]]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         login = await client.post(
@@ -55,17 +72,7 @@ async def _lists(base: str, refs: list[str]) -> dict[str, list[tuple[str, str]]]
         )
         login.raise_for_status()
         client.headers["Authorization"] = f"Bearer {login.json()['token']}"
-        out: dict[str, list[tuple[str, str]]] = {}
-        for ref in refs:
-            found = await client.get("/api/customers", params={"external_ref": ref})
-            found.raise_for_status()
-            people = found.json()["customers"]
-            if not people:
-                continue
-            profile = await client.get(f"/api/customers/{people[0]['id']}/profile")
-            profile.raise_for_status()
-            out[ref] = [(n["sku"], n["kind"]) for n in profile.json()["next_needs"]]
-    return out
+        return await profile_lists(client, refs)
 
 
 def score_through_api(url: str, train_csv: Path, holdout_csv: Path, k: int) -> dict[str, Any]:
