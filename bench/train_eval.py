@@ -24,6 +24,7 @@ import asyncio
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -102,8 +103,6 @@ def run(url: str, *args: str) -> tuple[str, float, float]:
     if proc.returncode != 0:
         sys.exit(f"screenpop {' '.join(args)} failed:\n{err.decode()[-3000:]}")
     # ru_maxrss of the children so far: the largest child, which is this one when it is alone.
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return out.decode(), seconds, peak
 
@@ -158,7 +157,10 @@ def main() -> None:
     print(f"profile API scorer agrees with evaluate: {result['api_agrees']}")
     if "full" in result:
         full = result["full"]
-        print(f"full-data train: {full['train_s']} s, peak RSS {full['peak_rss_mib']} MiB")
+        print(
+            f"full-data train: {full['train_s']} s wall, {full['train_cpu_s']} s CPU,"
+            f" peak RSS {full['peak_rss_mib']} MiB"
+        )
         print(f"train --since {SINCE}: {full['since_s']} s for {full['since_customers']} customers")
     print(json.dumps(result))
 
@@ -177,13 +179,17 @@ def _line(m: dict[str, Any]) -> str:
 def child_train(url: str) -> None:
     """Run `screenpop train` alone under this fresh process and report its time and peak RSS,
     then time a `train --since` over the last week of the data."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     _, seconds, peak = run(url, "train")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     out, since_s, _ = run(url, "train", "--since", SINCE)
     report = json.loads(out[out.index("{") :])
     print(
         json.dumps(
             {
                 "train_s": round(seconds, 1),
+                "train_cpu_s": round(cpu, 1),
                 "peak_rss_mib": round(peak),
                 "since_s": round(since_s, 1),
                 "since_customers": report["customers"],

@@ -55,6 +55,15 @@ class Rankers:
     def as_dict(self) -> dict[str, str]:
         return {"any": self.any.model_to_string(), "cross": self.cross.model_to_string()}
 
+    @staticmethod
+    def fits(data: dict[str, str]) -> bool:
+        """True when stored rankers were fitted on today's features."""
+        try:
+            boosters = [lgb.Booster(model_str=data[key]) for key in ("any", "cross")]
+        except (KeyError, TypeError, lgb.basic.LightGBMError):
+            return False
+        return all(b.feature_name() == list(features.FEATURES) for b in boosters)
+
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Rankers:
         return cls(lgb.Booster(model_str=data["any"]), lgb.Booster(model_str=data["cross"]))

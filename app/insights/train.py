@@ -201,6 +201,8 @@ def _compute(
     say: Report,
 ) -> _Computed:
     """The CPU part (run in a worker thread so a scheduled refresh never blocks the loop)."""
+    if last_full is not None and not ranker.Rankers.fits(last_full["rankers"]):
+        last_full = None  # fitted on other features (an older version): refit now
     refitted = last_full is None
     if last_full is None:
         rankers = ranker.fit_rankers(history, now, say)

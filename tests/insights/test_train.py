@@ -226,3 +226,16 @@ async def test_as_of_is_the_newest_order_not_a_later_wrap_up(
         "fitting the cross-sell ranker", "writing",
     } <= set(last)  # fmt: skip
     assert all(done == total for done, total in last.values())
+
+
+async def test_since_refits_when_the_stored_rankers_are_from_other_features(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await _load(clean_engine, tmp_path)
+    await train(clean_engine, now=AS_OF - timedelta(days=3))
+    async with clean_engine.begin() as conn:
+        params = (await conn.execute(select(InsightRun.params))).scalar_one()
+        old = {**params, "rankers": {"reorder": {"weights": [0.1]}, "cross": {"weights": [0.2]}}}
+        await conn.execute(update(InsightRun).values(params=old))
+    report = await train(clean_engine, since=AS_OF - timedelta(days=30))
+    assert report.kind == "since" and report.refitted
