@@ -91,8 +91,8 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
-def run(url: str, *args: str) -> tuple[str, float, float]:
-    """Run a screenpop command; (stdout, wall seconds, peak RSS MiB of that process)."""
+def run(url: str, *args: str, stream: str = "stdout") -> tuple[str, float, float]:
+    """Run a screenpop command; (its stdout or stderr, wall seconds, peak RSS MiB)."""
     env = {**os.environ, "SCREENPOP_DATABASE_URL": url, "SCREENPOP_LOG_JSON": "false"}
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -104,7 +104,7 @@ def run(url: str, *args: str) -> tuple[str, float, float]:
         sys.exit(f"screenpop {' '.join(args)} failed:\n{err.decode()[-3000:]}")
     # ru_maxrss of the children so far: the largest child, which is this one when it is alone.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return out.decode(), seconds, peak
+    return (out if stream == "stdout" else err).decode(), seconds, peak
 
 
 def main() -> None:
@@ -183,8 +183,9 @@ def child_train(url: str) -> None:
     _, seconds, peak = run(url, "train")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    out, since_s, _ = run(url, "train", "--since", SINCE)
-    report = json.loads(out[out.index("{") :])
+    # `train` prints its progress and its JSON summary on the console (stderr).
+    err, since_s, _ = run(url, "train", "--since", SINCE, stream="stderr")
+    report = json.loads(err[err.index("{") :])
     print(
         json.dumps(
             {

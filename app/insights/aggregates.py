@@ -17,7 +17,6 @@ from app.insights.history import Bools, Floats, History, Ints
 HORIZON_DAYS = 60.0
 ACTIVE_DAYS = 90.0
 YEAR_DAYS = 364.0  # 52 weeks: the same weekdays last year
-ORDER_DECAY = 0.8  # weight of a purchase per later order of the customer's (TIFU-style)
 
 
 @dataclass
@@ -34,7 +33,6 @@ class Aggregates:
     pair_recent: Floats  # orders in the last HORIZON_DAYS
     pair_season: Floats  # orders in the same weeks last year (the coming horizon, a year ago)
     pair_qty: Floats
-    pair_decayed: Floats  # sum over the customer's orders with it of ORDER_DECAY ** (orders since)
     cust_orders: Floats
     cust_recent: Floats  # orders in the last HORIZON_DAYS
     cust_first: Floats
@@ -113,14 +111,8 @@ def aggregate(history: History, day: float) -> Aggregates:
     pair_first = _per_pair(po_day, starts, np.minimum)
     adopted = pair_first >= day - HORIZON_DAYS
 
-    order_ids, order_first = np.unique(o, return_index=True)
+    _, order_first = np.unique(o, return_index=True)
     order_c, order_d = c[order_first], d[order_first]
-    newest_first = np.lexsort((-order_d, order_c))
-    orders_since = np.empty(len(order_ids))
-    orders_since[newest_first] = np.arange(len(order_ids)) - np.searchsorted(
-        order_c[newest_first], order_c[newest_first]
-    )
-    po_since = orders_since[np.searchsorted(order_ids, po % n_orders)]
     cust_first = np.full(n_c, np.inf)
     cust_last = np.full(n_c, -np.inf)
     np.minimum.at(cust_first, order_c, order_d)
@@ -145,7 +137,6 @@ def aggregate(history: History, day: float) -> Aggregates:
         pair_recent=pair_recent,
         pair_season=pair_season,
         pair_qty=_per_pair(po_qty.astype(np.float64), starts, np.add),
-        pair_decayed=_per_pair(ORDER_DECAY**po_since, starts, np.add),
         cust_orders=np.bincount(order_c, minlength=n_c).astype(np.float64),
         cust_recent=np.bincount(order_c[recent_orders], minlength=n_c).astype(np.float64),
         cust_first=cust_first,

@@ -25,7 +25,7 @@ from app.insights.history import Floats, Ints
 
 FEATURES: tuple[str, ...] = (
     "pair_orders", "pair_since", "pair_interval", "pair_due", "pair_share", "pair_recent",
-    "pair_season", "pair_qty", "pair_age", "pair_decayed",
+    "pair_season", "pair_qty", "pair_age",
     "item_recent", "item_month", "item_season", "item_all", "item_trend", "item_lift",
     "item_age", "item_idle", "item_adopters", "item_repeat_share",
     "cust_orders", "cust_recent", "cust_items", "cust_since", "cust_tenure", "cust_gap",
@@ -36,7 +36,7 @@ FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 
 REASON_GROUP: dict[str, str] = {
-    **dict.fromkeys(("pair_orders", "pair_share", "pair_qty", "pair_age", "pair_decayed"), "habit"),
+    **dict.fromkeys(("pair_orders", "pair_share", "pair_qty", "pair_age"), "habit"),
     **dict.fromkeys(("pair_since", "pair_interval", "pair_due", "pair_recent"), "due"),
     **dict.fromkeys(
         ("pair_season", "season_rank", "item_season", "item_lift", "knn_season"), "season"
@@ -115,7 +115,6 @@ def build(agg: Aggregates, cand: Candidates) -> Floats:
             _pair(agg, agg.pair_season, pos),
             _pair(agg, agg.pair_qty, pos) / np.maximum(n, 1.0),
             t - first,
-            _pair(agg, agg.pair_decayed, pos),
             agg.item_pop_recent[i],
             agg.item_pop_month[i],
             agg.item_pop_season[i],

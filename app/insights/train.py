@@ -221,7 +221,23 @@ def _compute(
     )
     say(f"scoring {len(targets)} customers", 1, 1)
     computed_at = utcnow()
-    insight_rows = [
+    accepted = {(c, i) for c, items in boost.items() for i in items}
+    need_rows = _need_rows(history, suggestions, Reasons(history, agg, accepted), computed_at)
+    insight_rows = _insight_rows(history, insights, computed_at)
+    params = {
+        "rankers": rankers.as_dict(),
+        "thresholds": thresholds.as_dict(),
+        "horizon_days": HORIZON_DAYS,
+    }
+    if last_full is not None:
+        params = {**last_full, "horizon_days": HORIZON_DAYS}
+    return _Computed(insight_rows, need_rows, params, refitted)
+
+
+def _insight_rows(
+    history: History, insights: dict[int, segments.Insight], computed_at: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "customer_id": int(history.customer_ids[c]),
             "clv_historic": Decimal(str(ins.clv_historic)),
@@ -238,8 +254,12 @@ def _compute(
         }
         for c, ins in insights.items()
     ]
-    reasons = Reasons(history, agg, {(c, i) for c, items in boost.items() for i in items})
-    need_rows = [
+
+
+def _need_rows(
+    history: History, found: model.Suggestions, reasons: Reasons, computed_at: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "customer_id": int(history.customer_ids[c]),
             "rank": int(rank),
@@ -252,25 +272,17 @@ def _compute(
             "computed_at": computed_at,
         }
         for c, i, kind, p, rank, anchor, driver, x in zip(
-            suggestions.c.tolist(),
-            suggestions.i.tolist(),
-            suggestions.kind.tolist(),
-            suggestions.score.tolist(),
-            suggestions.rank.tolist(),
-            suggestions.anchor.tolist(),
-            suggestions.driver.tolist(),
-            suggestions.x,
+            found.c.tolist(),
+            found.i.tolist(),
+            found.kind.tolist(),
+            found.score.tolist(),
+            found.rank.tolist(),
+            found.anchor.tolist(),
+            found.driver.tolist(),
+            found.x,
             strict=True,
         )
     ]
-    params = {
-        "rankers": rankers.as_dict(),
-        "thresholds": thresholds.as_dict(),
-        "horizon_days": HORIZON_DAYS,
-    }
-    if last_full is not None:
-        params = {**last_full, "horizon_days": HORIZON_DAYS}
-    return _Computed(insight_rows, need_rows, params, refitted)
 
 
 async def _write(
