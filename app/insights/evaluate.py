@@ -1,4 +1,4 @@
-"""``screenpop evaluate``: score the stored next needs against later purchases (DESIGN.md).
+"""``screenpop evaluate``: score the stored next needs against later purchases (the README, "Evaluation").
 
 The protocol is ``metrics.py``'s. Inputs: holdout lines with quantity > 0 and a product code
 (postage, fees, manual lines excluded); the customers in the database (by ``external_ref``)
@@ -48,7 +48,7 @@ def read_holdout(path: Path) -> tuple[dict[str, set[str]], list[BadRow]]:
 
 
 async def evaluate(engine: AsyncEngine, holdout: Path, k: int = 10) -> dict[str, Any]:
-    """The DESIGN.md evaluation of what ``train`` stored, as the JSON-ready dict."""
+    """The evaluation of what ``train`` stored (the README, "Evaluation"), as JSON-ready data."""
     later, _bad = read_holdout(holdout)
     async with engine.connect() as conn:
         refs: dict[int, str] = {}
