@@ -1,4 +1,4 @@
-"""``screenpop evaluate``: score the stored next needs against later purchases (the README, "Evaluation").
+"""``screenpop evaluate``: score the stored next needs against later purchases.
 
 The protocol is ``metrics.py``'s. Inputs: holdout lines with quantity > 0 and a product code
 (postage, fees, manual lines excluded); the customers in the database (by ``external_ref``)

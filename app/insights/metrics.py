@@ -1,4 +1,4 @@
-"""The next-need scoring protocol (the README, "Evaluation"), shared by ``evaluate`` and the API scorer in bench.
+"""The next-need scoring protocol (the README, "Evaluation"), for ``evaluate`` and bench.
 
 Per customer who bought products both before and in the holdout:
 - ``reorder_or_new``: the first k of the list against every product bought in the holdout;
