@@ -241,6 +241,9 @@ def queue_add(
     numbers: Annotated[str, typer.Option(help="Comma-separated dialed numbers (DIDs)")] = "",
     service_level_s: int = 20,
     pop_mode: Annotated[str, typer.Option(help="offer, answer or off")] = "offer",
+    wrap_up_s: Annotated[
+        int, typer.Option(help="Seconds an agent stays in wrap-up before being available")
+    ] = 60,
 ) -> None:
     """Create or update a queue and the dialed numbers that reach it."""
     from app.db import create_engine, create_sessionmaker
@@ -261,6 +264,7 @@ def queue_add(
                     service_level_s=service_level_s,
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
+                    wrap_up_s=wrap_up_s,
                 )
                 await session.commit()
         finally:
@@ -271,7 +275,10 @@ def queue_add(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s)")
+    console.print(
+        f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s,"
+        f" wrap-up {wrap_up_s}s)"
+    )
 
 
 def _safe_url(settings: Settings) -> str:

@@ -2,7 +2,9 @@
 
 States: ``logged_out`` (no agent screen open), ``available``, ``away`` (set by the agent),
 ``ringing`` (a call is offered to them), ``on_call`` (talking or holding), ``wrap_up`` (after a
-call, until the agent says they are available again or the next call rings).
+call, until the agent says they are available again, the next call rings, or the queue's
+``wrap_up_s`` has passed). ``app.queues.timeouts`` ends wrap-ups and logs out agents with no
+open page for ``SCREENPOP_AGENT_OFFLINE_S``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class AgentView:
     # The state to go back to when a ringing offer is withdrawn (ring-no-answer).
     before_ring: str = "available"
     connections: int = 0
+    # The last moment any instance knew of an open page of theirs (a heartbeat or the close).
+    page_seen_at: datetime | None = None
+    # The queue of the call being wrapped up (its wrap_up_s bounds the wrap-up).
+    wrap_queue: str | None = None
 
     def move(self, state: str, at: datetime, call_id: str | None = None) -> bool:
         """Enter ``state`` at ``at``; returns True when anything visible changed."""
@@ -68,9 +74,17 @@ class AgentView:
     def disconnect(self, at: datetime) -> bool:
         """The last screen closing logs the agent out, unless a call is ringing or live."""
         self.connections = max(0, self.connections - 1)
+        self.page_seen_at = at if self.page_seen_at is None else max(self.page_seen_at, at)
         if self.connections or self.state in ("ringing", "on_call"):
             return False
         return self.move("logged_out", at)
+
+    def time_out(self, state: str, since: datetime | None, to: str, at: datetime) -> bool:
+        """A sweep's verdict (``app.queues.timeouts``): leave ``state`` for ``to``, unless the
+        agent has moved since the sweep looked (``since`` no longer the same)."""
+        if self.state != state or self.since != since:
+            return False
+        return self.move(to, at)
 
     def set_status(self, state: str, at: datetime) -> bool:
         """The agent's own choice; ignored while a call rings or is live (the router says 409)."""

@@ -29,12 +29,15 @@ async def upsert_queue(
     service_level_s: int = 20,
     pop_mode: str = "offer",
     default_region: str = "GB",
+    wrap_up_s: int = 60,
 ) -> Queue:
     """Create or update a queue; ``numbers`` (when given) replace the DIDs that reach it."""
     if pop_mode not in POP_MODES:
         raise Invalid(f"pop mode must be one of {', '.join(POP_MODES)}, not {pop_mode!r}")
     if service_level_s <= 0:
         raise Invalid("service level threshold must be a positive number of seconds")
+    if wrap_up_s < 0:
+        raise Invalid("wrap-up time must be zero or a positive number of seconds")
     if not name.strip():
         raise Invalid("queue name must not be empty")
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
@@ -43,6 +46,7 @@ async def upsert_queue(
         session.add(queue)
     queue.service_level_s = service_level_s
     queue.pop_mode = pop_mode
+    queue.wrap_up_s = wrap_up_s
     await session.flush()
     if numbers is not None:
         await session.execute(delete(QueueNumber).where(QueueNumber.queue_id == queue.id))
@@ -57,7 +61,7 @@ async def ensure_queue(session: AsyncSession, name: str) -> Queue:
     """The named queue; an event naming a queue nobody created creates it with defaults."""
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
     if queue is None:
-        queue = Queue(name=name, service_level_s=20, pop_mode="offer")
+        queue = Queue(name=name, service_level_s=20, pop_mode="offer", wrap_up_s=60)
         session.add(queue)
         await session.flush()
         log.info("queue %r created with defaults (first named by a call event)", name)
@@ -79,6 +83,7 @@ class Roster:
     """Queues' thresholds and who is in which queue, cached and refreshed every few seconds."""
 
     service_levels: dict[str, int] = field(default_factory=dict)
+    wrap_ups: dict[str, int] = field(default_factory=dict)
     users: dict[str, Agent] = field(default_factory=dict)
     # Extension or provider worker id -> username, to read agents named in the raw journal.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -93,11 +98,13 @@ class Roster:
 
 
 async def load_roster(session: AsyncSession) -> Roster:
-    """Every queue's service level threshold and every active user's queues (the agent
-    directory, ``app.users.directory``)."""
+    """Every queue's service level threshold and wrap-up time, and every active user's queues
+    (the agent directory, ``app.users.directory``)."""
     agents = await load_agents(session)
+    levels, wrap_ups = await repository.queue_limits(session)
     return Roster(
-        service_levels=await repository.service_levels(session),
+        service_levels=levels,
+        wrap_ups=wrap_ups,
         users=agents.users,
         aliases=agents.aliases,
     )

@@ -276,6 +276,7 @@ class QueueStats:
         for username in {old.agent if old else None, new.agent} - {talker, None}:
             assert username is not None
             if self.agent(username).hang_up(call_id, at):
+                self.agents[username].wrap_queue = new.queue or (old.queue if old else None)
                 changed.append(username)
         if talker is not None and self.agent(talker).talk(call_id, at):
             changed.append(talker)
@@ -325,7 +326,11 @@ class QueueStats:
         self._touch((), [username])
 
     def apply_presence(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:
-        """Fold ``agent.connection`` and ``agent.status`` messages from channel ``presence``."""
+        """Fold ``agent.connection``, ``agent.status``, ``agent.timeout`` and ``agent.pages``
+        messages from channel ``presence``."""
+        if msg.get("type") == "agent.pages":
+            self._pages_seen(msg.get("usernames"), parse_ts(msg.get("at")) or now)
+            return
         username = msg.get("username")
         if not username:
             return
@@ -337,11 +342,23 @@ class QueueStats:
             changed = view.connect(at) if msg.get("connected") else view.disconnect(at)
         elif kind == "agent.status":
             changed = view.set_status(str(msg.get("state")), at)
+        elif kind == "agent.timeout":
+            since = parse_ts(msg.get("since"))
+            changed = view.time_out(str(msg.get("from")), since, str(msg.get("state")), at)
         else:
             return
         if changed:
             self.dirty_agents[view.username] = view
             self._touch((), [view.username])
+
+    def _pages_seen(self, usernames: object, at: datetime | None) -> None:
+        """An instance's heartbeat: these agents have a page open on it at ``at``."""
+        if not isinstance(usernames, list) or at is None:
+            return
+        for username in usernames:
+            view = self.agent(str(username))
+            if view.page_seen_at is None or at > view.page_seen_at:
+                view.page_seen_at = at
 
     # -- reading -----------------------------------------------------------------------------
 
