@@ -46,6 +46,7 @@ class QueueFigures:
 
     __slots__ = (
         "abandoned",
+        "abandoned_late",
         "answered",
         "handle_ms",
         "handled",
@@ -67,6 +68,7 @@ class QueueFigures:
         self.offered = 0
         self.answered = 0
         self.abandoned = 0
+        self.abandoned_late = 0
         self.within_sl = 0
         self.wait_ms = 0
         self.handled = 0
@@ -78,6 +80,7 @@ class QueueFigures:
         self.offered += sign
         self.answered += sign * c.answered
         self.abandoned += sign * c.abandoned
+        self.abandoned_late += sign * c.abandoned_late
         self.within_sl += sign * c.within_sl
         self.wait_ms += sign * c.wait_ms
         self.handled += sign * c.handled
@@ -419,6 +422,8 @@ class QueueStats:
             }
             for v in waiting
         ]
+        threshold = self.service_level_s(name)
+        over = sum(1 for w in waits if w["waiting_s"] > threshold)
         return {
             "name": name,
             "waiting": waits,
@@ -427,8 +432,10 @@ class QueueStats:
             "answered": f.answered,
             "abandoned": f.abandoned,
             "abandon_rate": _ratio(f.abandoned, f.offered),
-            "service_level": _ratio(f.within_sl, f.answered),
-            "service_level_s": self.service_level_s(name),
+            # Answered within the threshold / (answered + abandoned after it + waiting past it).
+            "service_level": _ratio(f.within_sl, f.answered + f.abandoned_late + over),
+            "service_level_s": threshold,
+            "waiting_over_threshold": over,
             "asa_s": round(f.wait_ms / f.answered / 1000, 1) if f.answered else None,
             "aht_s": round(f.handle_ms / f.handled / 1000, 1) if f.handled else None,
         }
