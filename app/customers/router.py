@@ -53,7 +53,9 @@ async def customer_profile(
     call_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     """The pop's profile document, masked for the caller's role; every view is logged."""
-    doc = await customers.assemble_profile(session, customer_id)
+    doc = await customers.assemble_profile(
+        session, customer_id, decline_suppress_days=settings.decline_suppress_days
+    )
     await customers.log_profile_view(
         session,
         username=user.username,
