@@ -55,7 +55,7 @@ async def idle_calls(service: CallService, now: datetime) -> list[Call]:
     query = (
         select(Call).where(Call.state.in_(LIVE_STATES), last < cutoff).order_by(last).limit(BATCH)
     )
-    async with service.store.session() as session:
+    async with service.store.reading() as session:
         return list((await session.execute(query)).scalars().all())
 
 
