@@ -1,6 +1,7 @@
 """Agent presence: the states an agent can be in and the rules that move them.
 
-States: ``logged_out`` (no agent screen open), ``available``, ``away`` (set by the agent),
+States: ``logged_out`` (no agent screen open for ``SCREENPOP_AGENT_OFFLINE_S``, or chosen),
+``available``, ``away`` (set by the agent),
 ``ringing`` (a call is offered to them), ``on_call`` (talking or holding), ``wrap_up`` (after a
 call, until the agent says they are available again, the next call rings, or the queue's
 ``wrap_up_s`` has passed). ``app.queues.timeouts`` ends wrap-ups and logs out agents with no
@@ -72,12 +73,12 @@ class AgentView:
         return self.state == "logged_out" and self.move("available", at)
 
     def disconnect(self, at: datetime) -> bool:
-        """The last screen closing logs the agent out, unless a call is ringing or live."""
+        """A screen closed. The state stays (a reload or a dropped connection keeps ``away``);
+        with no screen left the clock of ``SCREENPOP_AGENT_OFFLINE_S`` starts
+        (``app.queues.timeouts`` logs the agent out when it runs out)."""
         self.connections = max(0, self.connections - 1)
         self.page_seen_at = at if self.page_seen_at is None else max(self.page_seen_at, at)
-        if self.connections or self.state in ("ringing", "on_call"):
-            return False
-        return self.move("logged_out", at)
+        return False
 
     def time_out(self, state: str, since: datetime | None, to: str, at: datetime) -> bool:
         """A sweep's verdict (``app.queues.timeouts``): leave ``state`` for ``to``, unless the

@@ -290,7 +290,19 @@ def test_midnight_resets_the_figures_in_the_local_time_zone() -> None:
     [
         ([("agent.connection", True)], "available", 0),
         ([("agent.connection", True), ("agent.status", "away")], "away", 1),
-        ([("agent.connection", True), ("agent.connection", False)], "logged_out", 1),
+        # Closing the last screen starts the offline clock; the state stays for now.
+        ([("agent.connection", True), ("agent.connection", False)], "available", 0),
+        # Away survives a reload (the page closes and connects again).
+        (
+            [
+                ("agent.connection", True),
+                ("agent.status", "away"),
+                ("agent.connection", False),
+                ("agent.connection", True),
+            ],
+            "away",
+            1,
+        ),
         # Two screens open: closing one keeps the agent signed in, since the first.
         ([("agent.connection", True)] * 2 + [("agent.connection", False)], "available", 0),
         ([("agent.status", "away"), ("agent.status", "available")], "available", 1),
