@@ -78,9 +78,16 @@ async def get_history(
 
 
 @router.post("/api/agents/me/status")
-async def set_my_status(body: StatusIn, principal: CurrentAgent, state: StateDep) -> dict[str, Any]:
-    """The agent's own state (available, away, wrap_up, logged_out); not while a call rings."""
+async def set_my_status(
+    body: StatusIn, principal: CurrentAgent, state: StateDep, session: SessionDep
+) -> dict[str, Any]:
+    """The agent's own state (available, away, wrap_up, logged_out); not while a call rings.
+    A supervisor or admin has a status (and shows on the wallboard) only with an extension."""
     assert body.state in SETTABLE_STATES
+    if principal.is_supervisor and not await service.has_extension(session, principal.username):
+        raise Forbidden(
+            "only agents, or supervisors with an extension, take calls and have a status"
+        )
     stats = queues_runtime.runtime_of(state).stats
     current = stats.agents.get(principal.username)
     if current is not None and current.state in ("ringing", "on_call"):

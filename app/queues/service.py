@@ -15,6 +15,7 @@ from app.queues import repository
 from app.queues.models import POP_MODES, Queue, QueueNumber
 from app.queues.stats import QueueStats
 from app.users.directory import Agent, AgentDirectory, load_agents
+from app.users.models import User
 from app.users.service import Principal
 from telephony.callerid import normalise_dialed
 
@@ -118,6 +119,12 @@ class Scope:
 
     def sees_queue(self, name: str) -> bool:
         return self.queues is None or name in self.queues
+
+
+async def has_extension(session: AsyncSession, username: str) -> bool:
+    """True when the user has a phone extension (so takes calls)."""
+    extension = await session.scalar(select(User.extension).where(User.username == username))
+    return bool(extension)
 
 
 async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
