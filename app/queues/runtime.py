@@ -66,10 +66,17 @@ class QueuesRuntime:
         async with factory() as session:
             await self._load_roster(session)
             stats = await rebuild(session, self.roster, self.state["settings"].timezone)
-        # Open screens are not in the database; carry their count over.
+        # Open screens are not in the database; carry their count over. Pages that were open
+        # before a restart get SCREENPOP_AGENT_OFFLINE_S from now to connect again.
         for username, view in self.stats.agents.items():
             if view.connections:
                 stats.agent(username).connections = view.connections
+            if view.page_seen_at is not None:
+                stats.agent(username).page_seen_at = view.page_seen_at
+        started = utcnow()
+        for view in stats.agents.values():
+            if view.page_seen_at is None or view.page_seen_at < started:
+                view.page_seen_at = started
         old, self.stats = self.stats, stats
         self.state["services"]["queue_stats"] = stats
         pending, self._pending = self._pending or [], None

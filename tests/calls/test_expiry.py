@@ -137,3 +137,25 @@ async def test_wrap_up_limit_is_the_queues_and_an_open_page_keeps_the_agent(
         assert await runtime.sweep_agents(now + timedelta(seconds=200)) == 0
         assert await runtime.sweep_agents(now + timedelta(seconds=301)) == 1
         await settle(app, lambda s: s.get("bob") == "available")
+
+
+async def test_after_a_restart_pages_have_the_offline_time_to_come_back(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    from app.queues.models import AgentPresence
+
+    # alice chose away an hour ago, before the restart; her page has not reconnected yet.
+    async with AsyncSession(clean_engine) as session:
+        session.add(
+            AgentPresence(
+                username="alice", state="away", since=datetime.now(UTC) - timedelta(hours=1)
+            )
+        )
+        await session.commit()
+    async with running_app(database_url, **SETTINGS) as again:
+        await settle(again, lambda s: s.get("alice") == "away")  # read back from the database
+        runtime = runtime_of(again.state)
+        now = datetime.now(UTC)
+        assert await runtime.sweep_agents(now + timedelta(seconds=60)) == 0
+        assert await runtime.sweep_agents(now + timedelta(seconds=130)) == 1
+        await settle(again, lambda s: s.get("alice") == "logged_out")
