@@ -111,6 +111,10 @@ async def load_roster(session: AsyncSession) -> Roster:
     )
 
 
+# A supervisor's queue list holding this watches every queue (`user add --queues '*'`).
+ALL_QUEUES = "*"
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one supervisor sees: ``queues`` None means every queue (admin)."""
@@ -128,12 +132,14 @@ async def has_extension(session: AsyncSession, username: str) -> bool:
 
 
 async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
-    """Admins see every queue; a supervisor sees the queues on their user record."""
+    """Admins see every queue; a supervisor sees the queues on their user record, or every
+    queue (including one an event created) when that record lists ``*``."""
     if principal.role == "admin":
         return Scope(None)
     if not principal.is_supervisor:
         raise Forbidden("supervisor role required")
-    return Scope(frozenset(await repository.user_queues(session, principal.username)))
+    queues = frozenset(await repository.user_queues(session, principal.username))
+    return Scope(None if ALL_QUEUES in queues else queues)
 
 
 def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[str], set[str]]:

@@ -87,3 +87,23 @@ async def test_day_history_by_interval_json_and_csv(
         assert mine.status_code == 200 and mine.json()["intervals"] == []
         agent = await app.http.get(url, headers=bearer("alice"))
         assert agent.status_code == 403
+
+
+async def test_a_supervisor_watching_star_sees_a_queue_an_event_created(
+    clean_engine: AsyncEngine, database_url: str
+) -> None:
+    from tests.conftest import add_user
+
+    await build_world(clean_engine)
+    await add_user(clean_engine, "stella", role="supervisor", queues=["*"])
+    call = new_call_id()
+    async with running_app(database_url) as app:
+        created = event(call, "queued", queue="overflow-night")  # no such queue yet
+        assert (await app.post(created)).status_code == 202
+        for who in ("stella", "sam"):
+            response = await app.http.get("/api/queues", headers=bearer(who, "supervisor"))
+            assert response.status_code == 200
+            names = [q["name"] for q in response.json()["queues"]]
+            assert ("overflow-night" in names) is (who == "stella"), (who, names)
+        history = await app.http.get("/api/queues/history", headers=bearer("stella", "supervisor"))
+        assert [i["queue"] for i in history.json()["intervals"]] == ["overflow-night"]
