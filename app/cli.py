@@ -248,6 +248,9 @@ def queue_add(
             '(e.g. "sale=Sale made,Callback booked"); "default" restores the default list'
         ),
     ] = "",
+    wrap_up_s: Annotated[
+        int, typer.Option(help="Seconds an agent stays in wrap-up before being available")
+    ] = 60,
 ) -> None:
     """Create or update a queue, the dialed numbers that reach it and its dispositions."""
     from app.db import create_engine, create_sessionmaker
@@ -269,6 +272,7 @@ def queue_add(
                     service_level_s=service_level_s,
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
+                    wrap_up_s=wrap_up_s,
                 )
                 if dispositions:
                     await queue_dispositions.set_dispositions(
@@ -287,7 +291,10 @@ def queue_add(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s)")
+    console.print(
+        f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s,"
+        f" wrap-up {wrap_up_s}s)"
+    )
 
 
 def _safe_url(settings: Settings) -> str:

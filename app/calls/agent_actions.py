@@ -123,7 +123,9 @@ class AgentActions:
     ) -> dict[str, Any]:
         """The call's match and pop set to ``customer_id`` (versioned), the choice remembered."""
         call_id = row["id"]
-        profile = await customers.assemble_profile(session, customer_id)
+        profile = await customers.assemble_profile(
+            session, customer_id, decline_suppress_days=self.settings.decline_suppress_days
+        )
         if row["caller_e164"]:
             await customers.remember_choice(
                 session,

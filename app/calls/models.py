@@ -94,7 +94,8 @@ class CallEventRecord(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised CallEvent
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the provider sent
+    # What the provider sent; null for screenpop's own events (an expiry).
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # False when applying the event failed after it was journaled: replay_journal fixes it.
     applied: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 

@@ -55,7 +55,9 @@ async def customer_profile(
 ) -> JSONResponse:
     """The pop's profile document, masked for the caller's role; every view is logged with
     its reason: the call, or ``search`` (opened from the agent desk's search) / ``lookup``."""
-    doc = await customers.assemble_profile(session, customer_id)
+    doc = await customers.assemble_profile(
+        session, customer_id, decline_suppress_days=settings.decline_suppress_days
+    )
     await customers.log_profile_view(
         session,
         username=user.username,
