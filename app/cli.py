@@ -43,7 +43,7 @@ def serve(
     """Migrate, then serve the API, websockets and pages."""
     import uvicorn
 
-    from app.logs import configure_logging
+    from app.logs import configure_logging, logging_config
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -52,6 +52,8 @@ def serve(
         # on another, and only Redis carries the pop across.
         console.print("[red]--workers > 1 needs SCREENPOP_REDIS_URL[/red] (pops cross workers)")
         raise typer.Exit(2)
+    if workers > 1:
+        _share_metrics_between_workers()
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:
@@ -66,12 +68,27 @@ def serve(
         workers=workers,
         loop="auto",
         http="auto",
-        log_level="warning",
+        log_config=logging_config(settings.log_level, settings.log_json),
         access_log=False,
         ws="app.live.keepalive:StaggeredPingProtocol",
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Point every worker's Prometheus values at one fresh folder (``app.metrics``)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The operator's folder: it must be emptied between runs, as prometheus_client says.
+        return
+    folder = tempfile.mkdtemp(prefix="screenpop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @cli.command(name="import")
