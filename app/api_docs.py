@@ -8,6 +8,7 @@ API-key schemes, each operation marked with the one it needs; ``/asyncapi.json``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -76,8 +77,12 @@ async def asyncapi(request: Request) -> dict[str, Any]:
     return asyncapi_document(f"{scheme}://{request.url.netloc}")
 
 
-def install(app: FastAPI) -> None:
-    """Add the security schemes to the app's OpenAPI document (built once, on first use)."""
+def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Add the security schemes to the app's OpenAPI document (built once, on first use).
+
+    ``routers`` are the routers the app includes (without a prefix): each of their operations
+    that depends on ``current_user`` is marked as needing the bearer token.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -85,9 +90,10 @@ def install(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-        for route in app.routes:
-            if isinstance(route, APIRoute) and route.include_in_schema:
-                _mark(schema, route)
+        for router in routers:
+            for route in router.routes:
+                if isinstance(route, APIRoute) and route.include_in_schema:
+                    _mark(schema, route)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

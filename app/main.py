@@ -83,16 +83,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added first, so it runs inside ObserveRequests: request ids, logs, metrics, spans apply.
     app.add_middleware(FastEvents)
     app.add_middleware(ObserveRequests)
-    app.include_router(health.router)
-    app.include_router(api_docs.router)
-    app.include_router(users_router.router)
-    app.include_router(webhooks.router)
-    app.include_router(calls_router.router)
-    app.include_router(agent_ws.router)
-    app.include_router(customers_router.router)
-    app.include_router(queues_router.router)
-    app.include_router(pages.router)
+    routers = [
+        health.router,
+        api_docs.router,
+        users_router.router,
+        webhooks.router,
+        calls_router.router,
+        agent_ws.router,
+        customers_router.router,
+        queues_router.router,
+        pages.router,
+    ]
+    for router in routers:
+        app.include_router(router)
     if FRONTEND_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
-    api_docs.install(app)
+    api_docs.install(app, routers)
     return app
