@@ -150,6 +150,46 @@ def train(
 
 
 @cli.command()
+def purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="An age (90d, 12h, 4w) or an ISO date")
+    ],
+    only: Annotated[
+        str, typer.Option(help="Comma-separated: journal, audit, deliveries (default: all)")
+    ] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing")] = False,
+) -> None:
+    """Delete finished calls' journal, profile-view audit and pop receipts past retention."""
+    from app import retention
+    from app.db import create_engine
+
+    try:
+        before = retention.cutoff(older_than)
+    except retention.BadAge as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    kinds = [k.strip() for k in only.split(",") if k.strip()] or None
+    if kinds and set(kinds) - set(retention.TARGETS):
+        console.print(f"[red]--only: choose from {', '.join(retention.TARGETS)}[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            if dry_run:
+                counts = await retention.count(engine, before)
+                return {k: v for k, v in counts.items() if not kinds or k in kinds}
+            return await retention.purge(engine, before, kinds)
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(run())
+    verb = "would delete" if dry_run else "deleted"
+    console.print_json(data={"before": before.isoformat(), verb.replace(" ", "_"): counts})
+
+
+@cli.command()
 def evaluate(
     holdout: Annotated[Path, typer.Option(help="Later purchases in the retail CSV layout")],
     k: int = 10,
