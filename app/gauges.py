@@ -15,6 +15,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.pool import QueuePool
 
+from app.queues.presence import PRESENCE_STATES
 from app.state import State
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,44 @@ log = logging.getLogger(__name__)
 SAMPLE_EVERY_S = 5.0
 
 
+QUEUE_FIGURES = (
+    "longest_wait_s",
+    "offered",
+    "answered",
+    "abandoned",
+    "service_level",
+    "asa_s",
+    "aht_s",
+)
+HEALTH_FIGURES = ("match_rate", "multi_match_rate", "unmatched", "pop_p50_ms", "pop_p95_ms")
+
+
+def sample_wallboard(state: State) -> None:
+    """Today's queue, agent and pop-health figures, as the supervisors' wallboard shows them."""
+    runtime = state["services"].get("queues_runtime")
+    if runtime is None:
+        return
+    snapshot = runtime.stats.snapshot()
+    metrics = state["metrics"]
+    for row in snapshot["queues"]:
+        metrics.queue_figure.labels(queue=row["name"], figure="waiting").set(len(row["waiting"]))
+        for figure in QUEUE_FIGURES:
+            if row.get(figure) is not None:
+                metrics.queue_figure.labels(queue=row["name"], figure=figure).set(row[figure])
+    states = dict.fromkeys(PRESENCE_STATES, 0)
+    for agent in snapshot["agents"]:
+        states[agent["state"]] = states.get(agent["state"], 0) + 1
+    for name, n in states.items():
+        metrics.agents_by_state.labels(state=name).set(n)
+    for figure in HEALTH_FIGURES:
+        value = snapshot["pop_health"].get(figure)
+        if value is not None:
+            metrics.pop_health.labels(figure=figure).set(value)
+
+
 def sample_local(state: State) -> None:
-    """The pool and hub figures (no I/O)."""
+    """The pool, hub and wallboard figures (no I/O)."""
+    sample_wallboard(state)
     metrics = state["metrics"]
     pool = state["engine"].sync_engine.pool
     if isinstance(pool, QueuePool):

@@ -66,6 +66,7 @@ class Metrics:
         )
         self._http(r)
         self._dependencies(r)
+        self._wallboard(r)
         if multiprocess_dir() is None:
             for collector in (ProcessCollector, GCCollector, PlatformCollector):
                 collector(registry=r)
@@ -117,6 +118,31 @@ class Metrics:
             "Websocket subscriptions held by the hub",
             registry=r,
             multiprocess_mode="livesum",
+        )
+
+    def _wallboard(self, r: CollectorRegistry) -> None:
+        # Every instance computes the same figures from the hub: aggregate with max(), not sum().
+        self.queue_figure = Gauge(
+            "screenpop_queue",
+            "Today's wallboard figures per queue (waiting, longest_wait_s, offered, answered, "
+            "abandoned, service_level, asa_s, aht_s)",
+            ["queue", "figure"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.agents_by_state = Gauge(
+            "screenpop_agents",
+            "Agents by state (available, ringing, on_call, wrap_up, away, logged_out)",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.pop_health = Gauge(
+            "screenpop_pop_health",
+            "Today's pop health (match_rate, multi_match_rate, unmatched, pop_p50_ms, pop_p95_ms)",
+            ["figure"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
 
     def exposition(self) -> bytes:

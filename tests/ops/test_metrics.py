@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from tests.calls.support import event, new_call_id, signed
 from tests.conftest import make_settings
 from tests.support.databases import sqlite_url
 from tests.support.server import ServerProcess
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "screenpop.json"
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -71,6 +75,35 @@ async def test_metrics_show_process_http_pool_and_webhook_outcomes(
     size = value(text, "screenpop_db_pool_connections", state="size")
     assert size is not None and size >= 1
     assert value(text, "screenpop_hub_subscribers") == 0
+
+
+async def test_wallboard_figures_follow_the_queue(client: httpx.AsyncClient) -> None:
+    raw, headers = signed(event(new_call_id(), "queued", queue="wallboard-q"))
+    assert (
+        await client.post("/telephony/generic/events", content=raw, headers=headers)
+    ).status_code == 202
+    for _ in range(100):  # the queue statistics fold the call's hub message
+        text = (await client.get("/metrics")).text
+        if value(text, "screenpop_queue", queue="wallboard-q", figure="waiting"):
+            break
+        await asyncio.sleep(0.05)
+    assert value(text, "screenpop_queue", queue="wallboard-q", figure="waiting") == 1
+    assert value(text, "screenpop_queue", queue="wallboard-q", figure="offered") is not None
+    assert value(text, "screenpop_agents", state="available") is not None
+
+
+async def test_the_grafana_dashboard_only_asks_for_metrics_that_exist(
+    client: httpx.AsyncClient,
+) -> None:
+    text = (await client.get("/metrics")).text
+    exposed = set()
+    for family in text_string_to_metric_families(text):
+        exposed |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    asked = {m for e in exprs for m in re.findall(r"\b((?:screenpop|process|python)_[a-z_]+)", e)}
+    assert len(asked) > 15
+    assert asked <= exposed, asked - exposed
 
 
 async def test_unmatched_paths_do_not_become_labels(client: httpx.AsyncClient) -> None:
