@@ -62,6 +62,10 @@ constraints: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --resolution lowest-direct --quiet \
 		--python-version 3.11 -o constraints/lowest.txt
 
+# The docs site (docs/, mkdocs.yml) into build/site; broken links and anchors fail it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
