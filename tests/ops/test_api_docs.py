@@ -103,8 +103,12 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         await session.commit()
     await engine.dispose()
     env = {"SCREENPOP_DATABASE_URL": url, "SCREENPOP_JWT_SECRET": TEST_JWT_SECRET}
-    with ServerProcess(env) as process:
+    # A generous start: other suites may be loading this two-core machine.
+    process = ServerProcess(env).start(timeout=90)
+    try:
         yield process
+    finally:
+        process.stop()
 
 
 def conforms(frame: dict[str, Any], doc: dict[str, Any], channel: str) -> bool:
