@@ -42,7 +42,8 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        # Generous: a cold start on a loaded two-core machine can take tens of seconds.
         env = {**os.environ, "SCREENPOP_LOG_LEVEL": "WARNING", **self.env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
