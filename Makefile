@@ -59,7 +59,7 @@ lock: $(STAMP)
 		$(LOCK_PLATFORM) -o constraints/locked.txt
 
 constraints: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --resolution lowest-direct --quiet \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --resolution lowest-direct --upgrade --quiet \
 		--python-version 3.11 -o constraints/lowest.txt
 
 # The docs site (docs/, mkdocs.yml) into build/site; broken links and anchors fail it.

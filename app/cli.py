@@ -70,7 +70,7 @@ def serve(
         http="auto",
         log_config=logging_config(settings.log_level, settings.log_json),
         access_log=False,
-        ws="app.live.keepalive:StaggeredPingProtocol",
+        ws="websockets-sansio",
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )
