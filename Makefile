@@ -12,7 +12,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # The image's Python and platform, for the lock file.
 LOCK_PLATFORM := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 
-.PHONY: install run test test-lowest lint typecheck docs bench lock constraints clean
+.PHONY: install run test test-lowest lint typecheck docs bench bench-ab lock constraints clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found on PATH (set PYTHON=...)"; exit 2; }
@@ -67,7 +67,12 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A/B of the latency scenario against another revision: make bench-ab REV=main [BENCH_ARGS=--quick]
+bench-ab: $(STAMP)
+	@test -n "$(REV)" || { echo "usage: make bench-ab REV=<git revision> [BENCH_ARGS='--quick --rounds 5']"; exit 2; }
+	$(BIN)/python -m bench --ab $(REV) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LOWEST) *.egg-info .pytest_cache .mypy_cache .ruff_cache screenpop.db*

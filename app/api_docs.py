@@ -89,7 +89,9 @@ def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(
+            SECURITY_SCHEMES
+        )
         for router in routers:
             for route in router.routes:
                 if isinstance(route, APIRoute) and route.include_in_schema:

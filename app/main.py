@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app import api_docs, gauges, gc_policy, health, pages, tracing
-from app.calls import agent_ws, webhooks
+from app.calls import agent_ws, webhook_docs, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/static/api-docs",
     )
     install_error_handlers(app)
+    webhook_docs.install(app)
     # Added first, so it runs inside ObserveRequests: request ids, logs, metrics, spans apply.
     app.add_middleware(FastEvents)
     app.add_middleware(ObserveRequests)
