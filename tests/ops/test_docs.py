@@ -67,3 +67,30 @@ def test_the_docs_site_builds_strict(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+README_SECTIONS = [
+    "Quick start",
+    "Install",
+    "Configuration",
+    "Command line",
+    "Connect a PBX",
+    "Importing customer data",
+    "Several instances behind TLS",
+    "Back up and restore",
+    "Retention",
+    "Upgrade",
+    "Troubleshoot",
+    "Performance",
+]
+
+
+def test_the_readme_is_an_operators_guide() -> None:
+    """Quick start first (``make run``, ``make test``), the operator's sections in order, short."""
+    text = (ROOT / "README.md").read_text()
+    sections = re.findall(r"^## (.+)$", FENCE.sub("", text), re.M)
+    assert [s for s in sections if s in README_SECTIONS] == README_SECTIONS
+    assert sections[0] == "Quick start"
+    quick = text.split("## Quick start", 1)[1]
+    assert quick.index("make run") < quick.index("make test") < quick.index("\n## ")
+    assert len(text.splitlines()) <= 700
