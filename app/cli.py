@@ -43,7 +43,7 @@ def serve(
     """Migrate, then serve the API, websockets and pages."""
     import uvicorn
 
-    from app.logs import configure_logging
+    from app.logs import configure_logging, logging_config
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -52,6 +52,8 @@ def serve(
         # on another, and only Redis carries the pop across.
         console.print("[red]--workers > 1 needs SCREENPOP_REDIS_URL[/red] (pops cross workers)")
         raise typer.Exit(2)
+    if workers > 1:
+        _share_metrics_between_workers()
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:
@@ -66,12 +68,27 @@ def serve(
         workers=workers,
         loop="auto",
         http="auto",
-        log_level="warning",
+        log_config=logging_config(settings.log_level, settings.log_json),
         access_log=False,
         ws="websockets-sansio",
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Point every worker's Prometheus values at one fresh folder (``app.metrics``)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The operator's folder: it must be emptied between runs, as prometheus_client says.
+        return
+    folder = tempfile.mkdtemp(prefix="screenpop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @cli.command(name="import")
@@ -130,6 +147,46 @@ def train(
     settings = get_settings()
     migrations.upgrade(settings.database_url)
     asyncio.run(training.run_cli(settings, since=since, console=console))
+
+
+@cli.command()
+def purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="An age (90d, 12h, 4w) or an ISO date")
+    ],
+    only: Annotated[
+        str, typer.Option(help="Comma-separated: journal, audit, deliveries (default: all)")
+    ] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing")] = False,
+) -> None:
+    """Delete finished calls' journal, profile-view audit and pop receipts past retention."""
+    from app import retention
+    from app.db import create_engine
+
+    try:
+        before = retention.cutoff(older_than)
+    except retention.BadAge as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    kinds = [k.strip() for k in only.split(",") if k.strip()] or None
+    if kinds and set(kinds) - set(retention.TARGETS):
+        console.print(f"[red]--only: choose from {', '.join(retention.TARGETS)}[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            if dry_run:
+                counts = await retention.count(engine, before)
+                return {k: v for k, v in counts.items() if not kinds or k in kinds}
+            return await retention.purge(engine, before, kinds)
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(run())
+    verb = "would delete" if dry_run else "deleted"
+    console.print_json(data={"before": before.isoformat(), verb.replace(" ", "_"): counts})
 
 
 @cli.command()

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     log_json: bool = True
     log_level: str = "INFO"
+    # OpenTelemetry traces over OTLP/HTTP (e.g. http://otel-collector:4318); unset: no traces.
+    otlp_endpoint: str | None = None
+    # Share of traces kept (a caller's sampled traceparent is always followed).
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     db_pool_size: int = 10
     # permessage-deflate on websockets: less bandwidth for remote agents, CPU on every frame.
     ws_compression: bool = False

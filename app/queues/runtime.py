@@ -133,7 +133,7 @@ class QueuesRuntime:
                 self.stats.apply_presence(message)
         except (KeyError, TypeError, ValueError):
             # One malformed message must not stop the statistics for everyone.
-            log.exception("queue statistics ignored a malformed %s message", kind)
+            log.exception("queue statistics ignored a malformed message", extra={"kind": kind})
 
     async def _refresh_roster(self) -> None:
         while True:

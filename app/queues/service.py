@@ -65,7 +65,7 @@ async def ensure_queue(session: AsyncSession, name: str) -> Queue:
         queue = Queue(name=name, service_level_s=20, pop_mode="offer", wrap_up_s=60)
         session.add(queue)
         await session.flush()
-        log.info("queue %r created with defaults (first named by a call event)", name)
+        log.info("queue created with defaults (first named by a call event)", extra={"queue": name})
     return queue
 
 
