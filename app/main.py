@@ -24,6 +24,7 @@ from app.metrics import Metrics
 from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
+from app.sources import runtime as sources_runtime
 from app.state import State
 from app.users import router as users_router
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "hub": hub,
             "services": {},
         }
+        await sources_runtime.start(state)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
+            await sources_runtime.stop(state)
             await hub.close()
             await engine.dispose()
 

@@ -433,7 +433,12 @@ async def refresh_balances(conn: AsyncConnection) -> None:
     # Twice the average month, rounded up to £100, at least £500.
     limit = func.max if conn.dialect.name == "sqlite" else func.greatest
     credit = limit(500, -func.floor(-year_sum / 6.0 / 100) * 100)
-    await conn.execute(update(Account).values(balance=func.round(open_sum, 2), credit_limit=credit))
+    # A balance given by a billing system (sync, mapped import) is the record: left alone.
+    await conn.execute(
+        update(Account)
+        .where(Account.balance_source.is_(None))
+        .values(balance=func.round(open_sum, 2), credit_limit=credit)
+    )
 
 
 ProgressFn = Callable[[int], None]

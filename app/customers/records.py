@@ -1,0 +1,458 @@
+"""Storing records from a system of record (sync) or a mapped file (import), idempotently.
+
+Every record names its source (``erp``, ``crm``, an import's ``--source``) and its reference
+there; ``customer_refs`` ties (source, ref) to one customer, so storing the same record again
+changes nothing, and a changed record updates only what changed. Only columns that are given
+and not null are written (a query that does not select ``language`` leaves it alone).
+
+Customers (``ref``, ``name`` and optionally ``phones``, ``email``, ``emails``,
+``customer_type``, ``language``, ``account_manager``, ``credit_limit``, ``marketing_ok``,
+``country``, ``deleted``, ``merged_into``; any other column is a free attribute, except
+``updated_at``): ``phones`` replaces the numbers this source gave before. ``deleted`` true
+removes the source's reference, and the customer with it when no other source refers to
+them. ``merged_into`` (another ref in the same source) moves this customer's numbers,
+orders, touch points and references to that customer, then removes this one.
+
+Orders (``ref``, ``customer_ref``, ``ordered_at``, ``total`` and optionally ``currency``,
+``status``, ``lines`` as a JSON array of ``{sku, description, quantity, unit_price}``,
+``deleted``). Balances (``customer_ref``, ``amount`` and optionally ``currency``,
+``overdue``, ``as_of``): the account's balance as the billing system gives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.customers.models import (
+    Account,
+    Customer,
+    CustomerPhone,
+    CustomerRef,
+    Interaction,
+    MatchChoice,
+    Order,
+    OrderLine,
+    Product,
+)
+from app.customers.values import (
+    text_or_none,
+    to_bool,
+    to_decimal,
+    to_json_list,
+    to_list,
+    to_utc,
+)
+from app.db import utcnow
+from telephony.callerid import normalise
+
+CUSTOMER_COLUMNS = {
+    "ref", "name", "phones", "email", "emails", "customer_type", "language", "account_manager",
+    "credit_limit", "marketing_ok", "country", "deleted", "merged_into", "updated_at",
+}  # fmt: skip
+ORDER_COLUMNS = ("ref", "customer_ref", "ordered_at", "total", "currency", "status", "lines")
+BALANCE_COLUMNS = ("customer_ref", "amount", "currency", "overdue", "as_of")
+LAST_DIGITS = 9
+
+
+@dataclass
+class RecordReport:
+    """What storing a run of records did; ``bad`` holds (where, reason) per refused record."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    merged: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "merged": self.merged,
+            "bad": len(self.bad),
+        }
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    line = row.get("_line")
+    return (
+        f"line {line}" if line is not None else f"ref {row.get('ref', row.get('customer_ref'))!r}"
+    )
+
+
+async def refs_of(db: AsyncConnection | AsyncSession, customer_id: int | None) -> dict[str, str]:
+    """The customer's reference in each system of record (source -> ref)."""
+    if customer_id is None:
+        return {}
+    query = select(CustomerRef.source, CustomerRef.ref).where(
+        CustomerRef.customer_id == customer_id
+    )
+    return {source: ref for source, ref in (await db.execute(query)).all()}
+
+
+async def _customer_id(conn: AsyncConnection, source: str, ref: str) -> int | None:
+    query = select(CustomerRef.customer_id).where(
+        CustomerRef.source == source, CustomerRef.ref == ref
+    )
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+def _phone_rows(raws: list[str], region: str) -> list[dict[str, Any]]:
+    rows = []
+    for raw in dict.fromkeys(raws):
+        e164 = normalise(raw, region).e164
+        digits = "".join(ch for ch in (e164 or raw) if ch.isdigit())
+        rows.append({"raw": raw[:64], "e164": e164, "last_digits": digits[-LAST_DIGITS:] or None})
+    return rows
+
+
+def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The customers-table columns this record gives (non-null only)."""
+    emails = to_list(row.get("email"), "email") + to_list(row.get("emails"), "emails")
+    given: dict[str, Any] = {
+        "name": text_or_none(row.get("name"), 200),
+        "customer_type": (text_or_none(row.get("customer_type"), 20) or "").lower() or None,
+        "language": text_or_none(row.get("language"), 8),
+        "account_manager": text_or_none(row.get("account_manager"), 64),
+        "marketing_consent": to_bool(row.get("marketing_ok"), "marketing_ok"),
+        "country": text_or_none(row.get("country"), 64),
+    }
+    if emails:
+        given["email"] = emails[0][:200]
+        given["emails"] = emails[1:]
+    extra = {k: v for k, v in row.items() if k not in CUSTOMER_COLUMNS and not k.startswith("_")}
+    if extra:
+        given["attributes"] = extra
+    return {k: v for k, v in given.items() if v is not None}
+
+
+async def _insert_customer(
+    conn: AsyncConnection, source: str, ref: str, values: dict[str, Any]
+) -> int:
+    if "name" not in values:
+        raise ValueError("name is empty")
+    taken = (
+        await conn.execute(select(Customer.id).where(Customer.external_ref == ref[:64]))
+    ).first()
+    now = utcnow()
+    result = await conn.execute(
+        insert(Customer)
+        .values(
+            external_ref=None if taken else ref[:64],
+            customer_type="consumer",
+            language="en",
+            marketing_consent=False,
+            emails=[],
+            attributes={},
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        .returning(Customer.id)
+    )
+    customer_id = int(result.scalar_one())
+    await conn.execute(
+        insert(CustomerRef).values(source=source, ref=ref, customer_id=customer_id, updated_at=now)
+    )
+    await conn.execute(
+        insert(Account).values(
+            customer_id=customer_id,
+            balance=Decimal("0"),
+            credit_limit=Decimal("0"),
+            currency="GBP",
+            status="active",
+        )
+    )
+    return customer_id
+
+
+async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict[str, Any]) -> bool:
+    columns = [getattr(Customer, k) for k in values]
+    current = (await conn.execute(select(*columns).where(Customer.id == customer_id))).one()
+    changes = {}
+    for (key, value), old in zip(values.items(), current, strict=True):
+        if key == "attributes":
+            value = {**(old or {}), **value}
+        if value != old:
+            changes[key] = value
+    if changes:
+        changes["updated_at"] = utcnow()
+        await conn.execute(update(Customer).where(Customer.id == customer_id).values(**changes))
+    return bool(changes)
+
+
+async def _set_phones(
+    conn: AsyncConnection, customer_id: int, label: str, phones: list[dict[str, Any]]
+) -> bool:
+    owned = (CustomerPhone.customer_id == customer_id, CustomerPhone.label == label)
+    current = (await conn.execute(select(CustomerPhone.raw).where(*owned))).scalars().all()
+    if sorted(current) == sorted(p["raw"] for p in phones):
+        return False
+    await conn.execute(delete(CustomerPhone).where(*owned))
+    others = select(CustomerPhone.e164).where(
+        CustomerPhone.customer_id == customer_id, CustomerPhone.e164.is_not(None)
+    )
+    taken = set((await conn.execute(others)).scalars())
+    fresh = [p for p in phones if p["e164"] is None or p["e164"] not in taken]
+    if fresh:
+        await conn.execute(
+            insert(CustomerPhone),
+            [{**p, "customer_id": customer_id, "label": label} for p in fresh],
+        )
+    return True
+
+
+async def _set_credit_limit(conn: AsyncConnection, customer_id: int, limit: Decimal) -> bool:
+    result = await conn.execute(
+        update(Account)
+        .where(Account.customer_id == customer_id, Account.credit_limit != limit)
+        .values(credit_limit=limit)
+    )
+    return bool(result.rowcount)
+
+
+async def _forget(conn: AsyncConnection, source: str, ref: str, report: RecordReport) -> None:
+    customer_id = await _customer_id(conn, source, ref)
+    if customer_id is None:
+        return
+    await conn.execute(
+        delete(CustomerRef).where(CustomerRef.source == source, CustomerRef.ref == ref)
+    )
+    others = select(func.count()).where(CustomerRef.customer_id == customer_id)
+    if not (await conn.execute(others)).scalar_one():
+        await conn.execute(delete(Customer).where(Customer.id == customer_id))
+    report.deleted += 1
+
+
+async def _merge(
+    conn: AsyncConnection, source: str, ref: str, into: str, report: RecordReport
+) -> None:
+    loser = await _customer_id(conn, source, ref)
+    winner = await _customer_id(conn, source, into)
+    if winner is None:
+        raise ValueError(f"merged_into {into!r} is not a known {source} customer")
+    if loser is None or loser == winner:
+        return
+    kept = select(CustomerPhone.e164).where(CustomerPhone.customer_id == winner)
+    await conn.execute(
+        update(CustomerPhone)
+        .where(CustomerPhone.customer_id == loser, CustomerPhone.e164.not_in(kept))
+        .values(customer_id=winner)
+    )
+    for table in (Order, Interaction, CustomerRef):
+        await conn.execute(
+            update(table).where(table.customer_id == loser).values(customer_id=winner)
+        )
+    await conn.execute(delete(MatchChoice).where(MatchChoice.customer_id == loser))
+    await conn.execute(delete(Customer).where(Customer.id == loser))
+    report.merged += 1
+
+
+async def store_customers(
+    conn: AsyncConnection,
+    source: str,
+    rows: Sequence[Mapping[str, Any]],
+    report: RecordReport,
+    *,
+    region: str = "GB",
+) -> None:
+    """Store customer records (see the module docstring); bad ones land in ``report.bad``."""
+    for row in rows:
+        try:
+            ref = text_or_none(row.get("ref"), 128)
+            if ref is None:
+                raise ValueError("ref is empty")
+            if to_bool(row.get("deleted"), "deleted"):
+                await _forget(conn, source, ref, report)
+                continue
+            into = text_or_none(row.get("merged_into"), 128)
+            if into:
+                await _merge(conn, source, ref, into, report)
+                continue
+            values = _customer_values(row)
+            limit = to_decimal(row.get("credit_limit"), "credit_limit")
+            customer_id = await _customer_id(conn, source, ref)
+            added = customer_id is None
+            if customer_id is None:
+                customer_id = await _insert_customer(conn, source, ref, values)
+                changed = True
+            else:
+                changed = await _update_customer(conn, customer_id, values)
+            if "phones" in row:
+                phones = _phone_rows(to_list(row.get("phones"), "phones"), region)
+                changed = await _set_phones(conn, customer_id, source[:20], phones) or changed
+            if limit is not None:
+                changed = await _set_credit_limit(conn, customer_id, limit) or changed
+        except ValueError as exc:
+            report.bad.append((_where(row), str(exc)))
+            continue
+        if added:
+            report.added += 1
+        elif changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
+
+async def _customer_of(conn: AsyncConnection, source: str, row: Mapping[str, Any]) -> int:
+    ref = text_or_none(row.get("customer_ref"), 128)
+    if ref is None:
+        raise ValueError("customer_ref is empty")
+    customer_id = await _customer_id(conn, source, ref)
+    if customer_id is None:
+        raise ValueError(f"customer_ref {ref!r} is not a known {source} customer")
+    return customer_id
+
+
+def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    given = to_json_list(row.get("lines"), "lines")
+    if given is None:
+        return None
+    lines = []
+    for number, line in enumerate(given, start=1):
+        sku = text_or_none(line.get("sku"), 32)
+        if sku is None:
+            raise ValueError(f"lines[{number - 1}].sku is empty")
+        quantity = to_decimal(line.get("quantity", 1), f"lines[{number - 1}].quantity")
+        price = to_decimal(line.get("unit_price", 0), f"lines[{number - 1}].unit_price")
+        lines.append(
+            {
+                "line_no": number,
+                "sku": sku.upper(),
+                "description": text_or_none(line.get("description"), 200) or sku,
+                "quantity": int(quantity or 0),
+                "unit_price": (price or Decimal(0)).quantize(Decimal("0.001")),
+            }
+        )
+    return lines
+
+
+async def _set_lines(conn: AsyncConnection, order_id: int, lines: list[dict[str, Any]]) -> bool:
+    cols = (OrderLine.line_no, OrderLine.sku, OrderLine.description, OrderLine.quantity,
+            OrderLine.unit_price)  # fmt: skip
+    query = select(*cols).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    current = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+    if current == lines:
+        return False
+    await conn.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
+    if lines:
+        await conn.execute(insert(OrderLine), [{**line, "order_id": order_id} for line in lines])
+        skus = {line["sku"]: line["description"] for line in lines}
+        known = select(Product.sku).where(Product.sku.in_(skus))
+        missing = set(skus) - set((await conn.execute(known)).scalars())
+        if missing:
+            await conn.execute(
+                insert(Product), [{"sku": sku, "name": skus[sku]} for sku in sorted(missing)]
+            )
+    return True
+
+
+async def _store_order(
+    conn: AsyncConnection, source: str, row: Mapping[str, Any], report: RecordReport
+) -> None:
+    ref = text_or_none(row.get("ref"), 32)
+    if ref is None:
+        raise ValueError("ref is empty")
+    found = (
+        await conn.execute(select(Order.id, Order.source).where(Order.invoice_no == ref))
+    ).first()
+    if found is not None and found.source != source:
+        raise ValueError(f"order {ref!r} already belongs to source {found.source!r}")
+    if to_bool(row.get("deleted"), "deleted"):
+        if found is not None:
+            await conn.execute(delete(Order).where(Order.id == found.id))
+            report.deleted += 1
+        return
+    total = to_decimal(row.get("total"), "total")
+    values: dict[str, Any] = {
+        "customer_id": await _customer_of(conn, source, row),
+        "ordered_at": to_utc(row.get("ordered_at"), "ordered_at"),
+        "total": None if total is None else total.quantize(Decimal("0.01")),
+        "currency": text_or_none(row.get("currency"), 3),
+        "status": text_or_none(row.get("status"), 32),
+    }
+    if values["ordered_at"] is None or values["total"] is None:
+        raise ValueError("ordered_at and total are required")
+    values["is_return"] = values["total"] < 0
+    lines = _lines(row)
+    if found is None:
+        result = await conn.execute(
+            insert(Order).values(invoice_no=ref, source=source, **values).returning(Order.id)
+        )
+        if lines:
+            await _set_lines(conn, int(result.scalar_one()), lines)
+        report.added += 1
+        return
+    current = (
+        await conn.execute(select(*(getattr(Order, k) for k in values)).where(Order.id == found.id))
+    ).one()
+    changes = {k: v for (k, v), old in zip(values.items(), current, strict=True) if v != old}
+    if changes:
+        await conn.execute(update(Order).where(Order.id == found.id).values(**changes))
+    lines_changed = lines is not None and await _set_lines(conn, found.id, lines)
+    if changes or lines_changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
+
+
+async def store_orders(
+    conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], report: RecordReport
+) -> None:
+    """Store order records (see the module docstring), keyed by the order's ``ref``."""
+    for row in rows:
+        try:
+            await _store_order(conn, source, row, report)
+        except ValueError as exc:
+            report.bad.append((_where(row), str(exc)))
+
+
+async def store_balances(
+    conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], report: RecordReport
+) -> None:
+    """Store balances as the billing system gives them (see the module docstring)."""
+    for row in rows:
+        try:
+            customer_id = await _customer_of(conn, source, row)
+            amount = to_decimal(row.get("amount"), "amount")
+            if amount is None:
+                raise ValueError("amount is empty")
+            overdue = to_decimal(row.get("overdue"), "overdue")
+            values: dict[str, Any] = {
+                "balance": amount.quantize(Decimal("0.01")),
+                "overdue": None if overdue is None else overdue.quantize(Decimal("0.01")),
+                "balance_as_of": to_utc(row.get("as_of"), "as_of"),
+                "balance_source": source,
+            }
+            currency = text_or_none(row.get("currency"), 3)
+            if currency:
+                values["currency"] = currency.upper()
+        except ValueError as exc:
+            report.bad.append((_where(row), str(exc)))
+            continue
+        cols = [getattr(Account, k) for k in values]
+        current = (
+            await conn.execute(select(*cols).where(Account.customer_id == customer_id))
+        ).first()
+        if current is None:
+            await conn.execute(insert(Account).values(customer_id=customer_id, **values))
+            report.updated += 1
+        elif any(v != old for v, old in zip(values.values(), current, strict=True)):
+            await conn.execute(
+                update(Account).where(Account.customer_id == customer_id).values(**values)
+            )
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
+
+STORE = {"customers": store_customers, "orders": store_orders, "balances": store_balances}

@@ -1,0 +1,88 @@
+"""The systems of record inside the service: built at start from ``SCREENPOP_SOURCES_FILE``.
+
+Without the setting nothing starts and ``get(state)`` is None. With it: the file is validated
+(an invalid file stops the start with a message naming the source and key), the live sources
+are built, the outbox deliverer runs every second, and each sql source with a
+``sync.schedule_s`` is synced on that interval. Run scheduled syncs on ONE instance (or from
+cron with ``screenpop sync``): instances do not coordinate them; the deliverer is safe on
+every instance (each message is claimed before it is sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.sources.config import SourcesConfig, load_config
+from app.sources.deliver import Deliverer
+from app.sources.live import LiveSources
+from app.sources.sync import sync_source
+from app.state import State
+
+log = logging.getLogger(__name__)
+SERVICE_KEY = "sources"
+
+
+@dataclass
+class SourcesRuntime:
+    config: SourcesConfig
+    live: LiveSources
+    deliverer: Deliverer
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def get(state: State | dict[str, Any]) -> SourcesRuntime | None:
+    """The running systems of record, or None when none are configured."""
+    services = state["services"] if "services" in state else state
+    found = services.get(SERVICE_KEY)
+    return found if isinstance(found, SourcesRuntime) else None
+
+
+def config_of(state: State | dict[str, Any]) -> SourcesConfig | None:
+    runtime = get(state)
+    return runtime.config if runtime is not None else None
+
+
+async def start(state: State) -> None:
+    settings = state["settings"]
+    if settings.sources_file is None:
+        return
+    config = load_config(settings.sources_file)
+    runtime = SourcesRuntime(config, LiveSources(config), Deliverer(state["engine"], config))
+    runtime.tasks.append(asyncio.create_task(runtime.deliverer.run(), name="outbox-deliverer"))
+    for name, source in config.sources.items():
+        if source.sync is not None and source.sync.schedule_s > 0:
+            task = asyncio.create_task(_sync_loop(state, name, config), name=f"sync-{name}")
+            runtime.tasks.append(task)
+    state["services"][SERVICE_KEY] = runtime
+
+
+async def _sync_loop(state: State, name: str, config: SourcesConfig) -> None:
+    source = config.sources[name]
+    assert source.sync is not None
+    while True:
+        try:
+            reports = await sync_source(
+                state["engine"], name, source, region=state["settings"].default_region
+            )
+            summary = {entity: r.as_dict() for entity, r in reports.items()}
+            log.info("sync %s", name, extra={"sync": summary})
+        except Exception:  # a failed run must not stop the next one
+            log.exception("sync %s failed", name)
+        await asyncio.sleep(source.sync.schedule_s)
+
+
+async def stop(state: State) -> None:
+    runtime = state["services"].pop(SERVICE_KEY, None)
+    if not isinstance(runtime, SourcesRuntime):
+        return
+    for task in runtime.tasks:
+        task.cancel()
+    for task in runtime.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await runtime.live.close()
+    await runtime.deliverer.close()
