@@ -58,6 +58,8 @@ def serve(
         # on another, and only Redis carries the pop across.
         console.print("[red]--workers > 1 needs SCREENPOP_REDIS_URL[/red] (pops cross workers)")
         raise typer.Exit(2)
+    if settings.sources_file is not None:
+        _sources_config(settings)  # refuse to start on an invalid file, naming the key
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:

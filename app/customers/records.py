@@ -147,15 +147,17 @@ async def _insert_customer(
     result = await conn.execute(
         insert(Customer)
         .values(
-            external_ref=None if taken else ref[:64],
-            customer_type="consumer",
-            language="en",
-            marketing_consent=False,
-            emails=[],
-            attributes={},
-            created_at=now,
-            updated_at=now,
-            **values,
+            {
+                "external_ref": None if taken else ref[:64],
+                "customer_type": "consumer",
+                "language": "en",
+                "marketing_consent": False,
+                "emails": [],
+                "attributes": {},
+                "created_at": now,
+                "updated_at": now,
+                **values,
+            }
         )
         .returning(Customer.id)
     )
@@ -240,7 +242,16 @@ async def _merge(
     winner = await _customer_id(conn, source, into)
     if winner is None:
         raise ValueError(f"merged_into {into!r} is not a known {source} customer")
-    if loser is None or loser == winner:
+    if loser is None:
+        # Never seen here: the ref becomes another name for the survivor (its orders follow).
+        await conn.execute(
+            insert(CustomerRef).values(
+                source=source, ref=ref, customer_id=winner, updated_at=utcnow()
+            )
+        )
+        report.merged += 1
+        return
+    if loser == winner:
         return
     kept = select(CustomerPhone.e164).where(CustomerPhone.customer_id == winner)
     await conn.execute(
