@@ -98,9 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         if not verify(self.headers, body):
             return self._json(401, {"error": "bad signature"})
         with State.lock:
-            State.received.append(
-                {"id": self.headers["webhook-id"], "body": json.loads(body)}
-            )
+            State.received.append({"id": self.headers["webhook-id"], "body": json.loads(body)})
         self.send_response(204)
         self.end_headers()
 

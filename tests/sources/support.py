@@ -87,8 +87,6 @@ class CrmProcess:
         return httpx.get(self.url + path, timeout=5).json()
 
 
-
-
 README = ROOT / "README.md"
 
 

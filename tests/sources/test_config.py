@@ -18,7 +18,9 @@ identity = { url = "https://crm.example.com/c?phone={e164}", map = { ref = "id" 
 
 
 def test_readme_examples_load_with_secrets_from_the_environment() -> None:
-    config = parse_config(examples_config("mysql+asyncmy://u:${ERP_PASSWORD}@db/erp", "https://c"), ENV)
+    config = parse_config(
+        examples_config("mysql+asyncmy://u:${ERP_PASSWORD}@db/erp", "https://c"), ENV
+    )
     assert config.ordered() == ["erp", "crm"]
     assert config.sources["erp"].url == "mysql+asyncmy://u:pw@db/erp"
     assert config.sources["crm"].headers["Authorization"] == f"Bearer {ENV['CRM_TOKEN']}"

@@ -42,9 +42,7 @@ async def customer(engine: AsyncEngine, ref: str) -> dict[str, Any]:
             )
         ).scalars()
         orders = (
-            await conn.execute(
-                select(Order.invoice_no).where(Order.customer_id == row.Customer.id)
-            )
+            await conn.execute(select(Order.invoice_no).where(Order.customer_id == row.Customer.id))
         ).scalars()
         return {"c": row.Customer, "balance": row.balance, "overdue": row.overdue,
                 "balance_source": row.balance_source, "phones": sorted(p or "" for p in phones),
@@ -69,7 +67,11 @@ async def test_a_sync_run_twice_changes_nothing_the_second_time(
     assert ada["c"].marketing_consent is True and ada["c"].external_ref == "E-1001"
     # Numbers as people typed them in the ERP, stored as E.164.
     assert ada["phones"] == ["+442079460111", "+447700900111"]
-    assert (float(ada["balance"]), float(ada["overdue"]), ada["balance_source"]) == (250, 100, "erp")
+    assert (float(ada["balance"]), float(ada["overdue"]), ada["balance_source"]) == (
+        250,
+        100,
+        "erp",
+    )
     assert ada["orders"] == ["SO-1", "SO-2"]
     cox = await customer(clean_engine, "E-1002")
     assert cox["c"].customer_type == "industrial" and cox["phones"] == ["+447700900222"]
