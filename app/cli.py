@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import migrate as migrations
@@ -85,12 +86,19 @@ def serve(
 @cli.command(name="import")
 def import_(
     file: Annotated[Path, typer.Argument(help="Orders in the retail CSV layout (.csv or .csv.gz)")],
+    mapping: Annotated[
+        str,
+        typer.Option(help="'retail' (the default layout), or a mapping file for CSV/JSON Lines"),
+    ] = "retail",
 ) -> None:
     """Import orders (idempotent: the same file twice changes nothing)."""
     from app.customers.importer import ImportFileError, import_orders
     from app.db import create_engine
 
     settings = get_settings()
+    if mapping != "retail":
+        _import_mapped(settings, file, Path(mapping))
+        return
     migrations.upgrade(settings.database_url)
 
     async def run() -> None:
@@ -124,6 +132,42 @@ def import_(
     except ImportFileError as exc:
         console.print(f"[red]cannot import:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def _import_mapped(settings: Settings, file: Path, mapping_file: Path) -> None:
+    """``import FILE --mapping MAP.toml``: customers, orders or balances through a mapping."""
+    from app.customers.importer import ImportFileError
+    from app.customers.mapped_import import import_mapped, load_mapping
+    from app.db import create_engine
+
+    async def run() -> dict[str, int]:
+        mapping = load_mapping(mapping_file)
+        migrations.upgrade(settings.database_url)
+        engine = create_engine(settings.database_url)
+        columns = (TextColumn(f"[bold]import {mapping.entity}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn())  # fmt: skip
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("import", total=None)
+                report = await import_mapped(
+                    engine,
+                    file,
+                    mapping,
+                    default_region=settings.default_region,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+        for where, reason in report.bad[:50]:
+            console.print(f"[yellow]{where}[/yellow]: {escape(reason)} (skipped)")
+        return report.as_dict()
+
+    try:
+        summary = asyncio.run(run())
+    except ImportFileError as exc:
+        console.print(f"[red]cannot import:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(summary))
 
 
 @cli.command()
@@ -292,7 +336,7 @@ def _sources_config(settings: Settings) -> SourcesConfig:
     try:
         return load_config(settings.sources_file)
     except SourcesConfigError as exc:
-        console.print(f"[red]{settings.sources_file}:[/red] {exc}")
+        console.print(f"[red]{settings.sources_file}:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -348,13 +392,13 @@ def sync(
             await engine.dispose()
         for entity, report in reports.items():
             for where, reason in report.records.bad[:20]:
-                console.print(f"[yellow]{entity} {where}[/yellow]: {reason} (skipped)")
+                console.print(f"[yellow]{entity} {where}[/yellow]: {escape(reason)} (skipped)")
         return {entity: report.as_dict() for entity, report in reports.items()}
 
     try:
         summary = asyncio.run(run())
     except SyncError as exc:
-        console.print(f"[red]cannot sync:[/red] {exc}")
+        console.print(f"[red]cannot sync:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary))
 

@@ -35,13 +35,16 @@ def test_readme_examples_load_with_secrets_from_the_environment() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("Bearer ${CRM_TOKEN}", "Bearer ${NOT_SET}"), "sources.crm.headers.Authorization: ${NOT_SET} is not set"),
+        (("Bearer ${CRM_TOKEN}", "Bearer ${NOT_SET}"),
+         "sources.crm.headers.Authorization: ${NOT_SET} is not set"),
         (('kind = "http"', 'kind = "ldap"'), "sources.crm.kind"),
         (("{e164}", "{phone}"), "unknown parameter(s) phone"),
-        (('ref = "id"', 'ref = "items[0"'), "sources.crm.live.identity.map: map.ref: 'items[0' is not a JMESPath"),
+        (('ref = "id"', 'ref = "items[0"'),
+         "sources.crm.live.identity.map: map.ref: 'items[0' is not a JMESPath"),
         (('kind = "http"', 'kind = "http"\nbudget_ms = 0'), "sources.crm.budget_ms"),
         (('kind = "http"', 'kind = "http"\nbuget_ms = 10'), "sources.crm.buget_ms: unknown key"),
-        (('kind = "http"', 'kind = "sql"'), "sources.crm: live.identity: a sql source's live part is a SQL string"),
+        (('kind = "http"', 'kind = "sql"'),
+         "sources.crm: live.identity: a sql source's live part is a SQL string"),
     ],
 )  # fmt: skip
 def test_a_bad_file_names_the_source_and_the_key(change: tuple[str, str], message: str) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.sources import outbox
 from app.sources.config import SourcesConfig, parse_config
 from app.sources.deliver import Deliverer, sign
-from app.sources.models import OutboxMessage
 from app.sources.fetchers import source_engine
+from app.sources.models import OutboxMessage
 from tests.sources.support import EXAMPLE_ENV, CrmProcess, readme_example, run_sql
 from tests.support.server import free_port
 
@@ -149,7 +149,8 @@ async def test_a_sql_destination_gets_one_row_per_activity(
 [destinations.erp_log]
 kind = "sql"
 url = "{erp_url}"
-statement = "INSERT INTO call_log (message_id, call_id, agent, disposition, notes, logged_at) VALUES (:id, :call_id, :agent, :disposition, :notes, NOW())"
+statement = '''INSERT INTO call_log (message_id, call_id, agent, disposition, notes, logged_at)
+  VALUES (:id, :call_id, :agent, :disposition, :notes, NOW())'''
 """
     )
     async with clean_engine.begin() as conn:
