@@ -14,7 +14,7 @@ DEFAULT_JWT_FILE = Path(".screenpop-jwt-secret")
 
 
 class Settings(BaseSettings):
-    """Every setting in DESIGN.md's table, plus a few operational knobs."""
+    """Every setting in the README's configuration table, plus a few operational knobs."""
 
     model_config = SettingsConfigDict(env_prefix="SCREENPOP_", env_file=".env", extra="ignore")
 
@@ -87,10 +87,6 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value():
             return None
         return value
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
 
     def jwt_key(self) -> str:
         """The token signing key: the setting, else one generated once per install."""

@@ -25,7 +25,9 @@ from typing import Any
 
 from sqlalchemy import event
 
+from app.calls.pg_store import PgStore
 from app.calls.service import CallService
+from app.calls.store import EventStore, SessionStore
 from app.db import create_engine, create_sessionmaker
 from app.hot_pool import create_hot_pool
 from app.settings import Settings
@@ -119,10 +121,14 @@ async def main() -> None:
     url = dataset.sqlalchemy_url(args.db)
     settings = Settings(database_url=url, pop_budget_ms=1000)
     engine = create_engine(url)
-    hot_pool = None
+    sessionmaker = create_sessionmaker(engine)
+    store: EventStore = SessionStore(sessionmaker)
     if not args.session_path:
         hot_pool = create_hot_pool(engine, size=4, timeout_s=5)
-    service = CallService(settings, create_sessionmaker(engine), CountingHub(), hot_pool=hot_pool)
+        assert hot_pool is not None
+        store = PgStore(sessionmaker, hot_pool, group_commit=None)
+    hub: Any = CountingHub()
+    service = CallService(settings, sessionmaker, hub, store=store)
     # Warm up: connections, the directory, SQLAlchemy's compiled cache.
     warm = _events(planned[:50])
     for raw in warm:
@@ -169,9 +175,8 @@ async def main() -> None:
         profiler.disable()
         profiler.dump_stats(args.profile)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await service.close()
     await engine.dispose()
-    if hot_pool is not None:
-        await hot_pool.close()
     n = len(raws)
     for what, count in counts.most_common():
         print(f"  {count / n:6.2f} per event  {what}")

@@ -1,6 +1,6 @@
 """``WS /ws/agent?token=…``: an agent's pops, live and replayed.
 
-Protocol (see docs/readme/calls.md):
+Protocol (the README, "Agent websocket"):
 
 * a token that is missing, forged or expired: the server accepts, then closes with
   **4401** and the reason (``unauthorized: token expired``), so browsers see the code;
@@ -22,7 +22,8 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
-from app.calls.service import CallService, agent_channel
+from app.calls.publishing import agent_channel
+from app.calls.service import CallService
 from app.db import utcnow
 from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
@@ -67,7 +68,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     sub = hub.subscribe([agent_channel(principal.username)])
 
     async def replay() -> None:
-        for message in await service.live_pops(principal):
+        for message in await service.actions.live_pops(principal):
             sub.push(message)
 
     async def on_message(message: dict[str, Any]) -> None:
@@ -96,4 +97,4 @@ async def handle_client_message(
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise BadRequest("version: must be an integer")
     seen = kind == "seen" or message.get("seen") is True
-    await service.record_receipt(principal, call_id, version, seen=seen)
+    await service.actions.record_receipt(principal, call_id, version, seen=seen)

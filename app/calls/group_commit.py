@@ -5,9 +5,10 @@ An event's write is one autocommitted statement; with ``synchronous_commit`` on,
 includes the WAL flush (fdatasync): ~0.4 ms of the pop's 2.5 ms p50 and ~2 ms of its p99 on
 the bench machine. The hot pool's connections commit with ``synchronous_commit = off``
 instead, so the pop goes to the agent as soon as the row is written, and ``GroupCommit.wait``
-holds the answer to the PBX until the write is on disk: one small transaction with
-``synchronous_commit = on`` flushes the WAL up to its own commit record, and so every commit
-made before it, for every event waiting at that moment.
+holds the answer to the PBX until the write is on disk: one small transaction that writes a
+WAL record and commits with ``synchronous_commit = on`` flushes the WAL up to its own commit
+record, and so every commit made before it, for every event waiting at that moment
+(``tests/calls/test_durability.py`` crashes a server of its own to check it).
 
 What this keeps: an event is answered 202 only once its journal row is durable; a PBX that
 gets no answer sends the event again, and the journal's de-duplication makes the second one
@@ -24,9 +25,15 @@ from typing import Any
 from app.errors import Overloaded, Unavailable
 from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
 
-# One round trip (simple query protocol); the transaction id makes PostgreSQL write a commit
-# record, and synchronous_commit = on makes it wait until the WAL is flushed up to it.
-FLUSH_SQL = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT"
+# One round trip (simple query protocol). The transaction must write WAL of its own: PostgreSQL
+# commits a transaction that wrote none (a bare ``txid_current()``) without flushing, whatever
+# synchronous_commit says. A transactional logical message is a WAL record that changes no
+# table; with synchronous_commit = on the commit then flushes the WAL up to its own record,
+# and so every commit made before it.
+FLUSH_SQL = (
+    "BEGIN; SET LOCAL synchronous_commit = on; "
+    "SELECT pg_logical_emit_message(true, 'screenpop', 'group-commit'); COMMIT"
+)
 # What the hot pool's connections set (``app.hot_pool.create_hot_pool``).
 SERVER_SETTINGS = {"synchronous_commit": "off"}
 

@@ -9,12 +9,15 @@ domain; pushing it is then a matter of wrapping it with the call's current state
 * ``{"type": "pop.update", ...}`` - the same shape, a newer ``version`` of the same call;
 * ``{"type": "call.state", "call_id", "state", "withdrawn", "reason"}`` - the call moved on;
   ``withdrawn`` True means this agent no longer has the call (answered elsewhere,
-  transferred away, abandoned, offer timed out).
+  transferred away, abandoned, offer timed out);
+* ``{"type": "call.change", ...}`` on the ``calls`` channel - the call as committed, for
+  queue statistics and other instances.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from app.customers import service as customers
@@ -128,3 +131,38 @@ def value_tier(call: Mapping[str, Any]) -> str | None:
         return call.get("pop_value_tier")
     insights = (call.get("pop") or {}).get("insights")
     return insights.get("value_tier") if isinstance(insights, dict) else None
+
+
+def change_message(
+    call: Mapping[str, Any],
+    *,
+    event_kind: str,
+    occurred_at: datetime,
+    received_at: datetime,
+    old_state: str | None,
+    withdrawn: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The ``call.change`` message (the ``calls`` channel): the call as committed, and what
+    moved it. Queue statistics fold it (``app.queues.stats.CallView.from_message``)."""
+    return {
+        "type": "call.change",
+        "call_id": call["id"],
+        "version": call["version"],
+        "event_kind": event_kind,
+        "occurred_at": occurred_at.isoformat(),
+        "received_at": received_at.isoformat(),
+        "old_state": old_state,
+        "state": call["state"],
+        "queue": call.get("queue"),
+        "agent": call.get("agent"),
+        "offered_to": list(call.get("offered_to") or []),
+        "withdrawn_from": list(withdrawn),
+        "caller": caller_of(call),
+        "customer_id": call.get("customer_id"),
+        "customer_name": customer_name(call),
+        "value_tier": value_tier(call),
+        "match_kind": (call.get("match") or {}).get("kind"),
+        "queued_at": _iso(call.get("queued_at")),
+        "answered_at": _iso(call.get("answered_at")),
+        "ended_at": _iso(call.get("ended_at")),
+    }

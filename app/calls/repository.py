@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
 from app.db import UTCDateTime
-from app.queues.models import QueueNumber
 from app.raw_statements import RawStatement, require_raw
 from app.users.models import User
 
@@ -190,10 +189,6 @@ async def journal_and_lock(
     return journal_id, (row if row["id"] is not None else None)
 
 
-async def mark_unapplied(session: AsyncSession, journal_id: int) -> None:
-    await session.execute(update(EVENTS).where(EVENTS.c.id == journal_id).values(applied=False))
-
-
 async def mark_applied(session: AsyncSession, call_id: str) -> None:
     await session.execute(
         update(EVENTS)
@@ -224,10 +219,6 @@ async def journal_for_calls(session: AsyncSession, call_ids: Sequence[str]) -> S
         .order_by(EVENTS.c.call_id, EVENTS.c.id)
     )
     return rows.all()
-
-
-async def journal_count(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(EVENTS))).scalar_one())
 
 
 # --- calls -----------------------------------------------------------------------------------
@@ -474,11 +465,6 @@ async def record_receipts(session: AsyncSession, receipts: Sequence[Receipt]) ->
     )
 
 
-async def deliveries_for_call(session: AsyncSession, call_id: str) -> list[dict[str, Any]]:
-    rows = await session.execute(select(DELIVERIES).where(DELIVERIES.c.call_id == call_id))
-    return [dict(r) for r in rows.mappings()]
-
-
 # --- directory: agents and queues ----------------------------------------------------------------
 
 
@@ -498,11 +484,6 @@ async def find_agent(session: AsyncSession, ident: str) -> tuple[str, str] | Non
     # A username match wins over an extension that happens to equal someone's name.
     best = max(found, key=lambda r: bool(r[2]))
     return str(best[0]), str(best[1])
-
-
-async def queue_numbers(session: AsyncSession) -> list[str]:
-    rows = await session.execute(select(QueueNumber.number))
-    return [r[0] for r in rows]
 
 
 # --- wrap-up -------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ async def my_calls(
     state: StateDep, agent: CurrentAgent, today: Annotated[bool, Query()] = True
 ) -> dict[str, Any]:
     """The signed-in agent's calls today (local day, ``SCREENPOP_TIMEZONE``), newest first."""
-    return {"calls": await _service(state).calls_today(agent.username)}
+    return {"calls": await _service(state).actions.calls_today(agent.username)}
 
 
 @router.get("/api/calls")
@@ -108,7 +108,7 @@ async def choose_match(
 ) -> dict[str, Any]:
     """The agent's choice among several customers (or any customer): remembered for the
     caller's number and popped again as a new version. Answers the new pop."""
-    return await _service(state).choose_match(call_id, body.customer_id, agent)
+    return await _service(state).actions.choose_match(call_id, body.customer_id, agent)
 
 
 @router.post("/api/calls/{call_id}/wrapup", status_code=201)
@@ -116,4 +116,4 @@ async def wrapup(
     state: StateDep, agent: CurrentAgent, call_id: CallId, body: WrapUp
 ) -> dict[str, Any]:
     """Record the call's outcome as an interaction; a second wrap-up answers 409."""
-    return await _service(state).wrapup(call_id, agent, body.model_dump(mode="json"))
+    return await _service(state).actions.wrapup(call_id, agent, body.model_dump(mode="json"))

@@ -13,8 +13,11 @@ import logging
 from typing import Any
 
 from app.calls import group_commit
+from app.calls.pg_store import PgStore
+from app.calls.publishing import CALLS_CHANNEL
 from app.calls.replay import replay_unapplied
-from app.calls.service import CALLS_CHANNEL, CallService
+from app.calls.service import CallService
+from app.calls.store import EventStore, SessionStore
 from app.hot_pool import create_hot_pool
 from app.state import State
 from telephony.asterisk import AmiConnector
@@ -27,37 +30,19 @@ log = logging.getLogger(__name__)
 async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
     settings = state["settings"]
-    hot_pool = create_hot_pool(
-        state["engine"],
-        size=settings.db_pool_size,
-        timeout_s=settings.db_pool_timeout_s,
-        server_settings=group_commit.SERVER_SETTINGS if settings.group_commit else None,
-    )
     service = CallService(
-        settings,
-        state["sessionmaker"],
-        state["hub"],
-        state["metrics"],
-        hot_pool=hot_pool,
-        group_commit=(
-            group_commit.GroupCommit(hot_pool)
-            if hot_pool is not None and settings.group_commit
-            else None
-        ),
+        settings, state["sessionmaker"], state["hub"], state["metrics"], store=build_store(state)
     )
     services = state["services"]
     services["calls"] = service
-    if hot_pool is not None:
-        state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
+    state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks
     connectors: list[Any] = []
     services["calls_connectors"] = connectors
 
     try:
-        await replay_unapplied(
-            state["sessionmaker"], settings=settings, directory=service.directory
-        )
+        await replay_unapplied(state["sessionmaker"], service.planner)
     except Exception:
         log.exception("replaying unapplied journal events failed; will retry at next start")
 
@@ -80,6 +65,22 @@ async def start(state: State) -> None:
         tasks.append(asyncio.create_task(run_demo(settings), name="demo-simulator"))
 
 
+def build_store(state: State) -> EventStore:
+    """PostgreSQL's store on a hot pool (with group commit unless turned off); else the
+    session store."""
+    settings = state["settings"]
+    pool = create_hot_pool(
+        state["engine"],
+        size=settings.db_pool_size,
+        timeout_s=settings.db_pool_timeout_s,
+        server_settings=group_commit.SERVER_SETTINGS if settings.group_commit else None,
+    )
+    if pool is None:
+        return SessionStore(state["sessionmaker"])
+    commits = group_commit.GroupCommit(pool) if settings.group_commit else None
+    return PgStore(state["sessionmaker"], pool, commits, state["metrics"])
+
+
 async def stop(state: State) -> None:
     """Stop what ``start`` started."""
     services = state["services"]
@@ -94,5 +95,3 @@ async def stop(state: State) -> None:
     if service is not None:
         state["hub"].remove_listener(CALLS_CHANNEL, service.on_call_change)
         await service.close()
-        if service.hot_pool is not None:
-            await service.hot_pool.close()

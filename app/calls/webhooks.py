@@ -147,7 +147,7 @@ async def _queue_name(request: Request, results: list[IngestResult]) -> str:
     """The queue the call landed in (a provider's retry of the same webhook included)."""
     for result in results:
         try:
-            name = result.queue or await _calls(request).queue_of_call(result.call_id)
+            name = result.queue or await _calls(request).actions.queue_of_call(result.call_id)
         except PoolTimeout as exc:
             raise Overloaded("the server is overloaded; retry shortly") from exc
         if name:

@@ -427,27 +427,6 @@ async def log_profile_view(
     )
 
 
-async def log_profile_views(
-    session: AsyncSession,
-    *,
-    usernames: Sequence[str],
-    customer_id: int,
-    call_id: str | None,
-    reason: str,
-) -> None:
-    """``log_profile_view`` for several agents at once, in one statement."""
-    await insert_profile_views(
-        session,
-        profile_view_rows(
-            usernames=usernames,
-            customer_id=customer_id,
-            call_id=call_id,
-            reason=reason,
-            viewed_at=utcnow(),
-        ),
-    )
-
-
 def profile_view_rows(
     *,
     usernames: Sequence[str],
@@ -456,8 +435,8 @@ def profile_view_rows(
     reason: str,
     viewed_at: datetime,
 ) -> list[dict[str, Any]]:
-    """The audit rows ``log_profile_views`` writes (for callers that write them in a
-    statement of their own, like the calls domain's one-round-trip event write)."""
+    """One profile-view audit row per agent (written by ``insert_profile_views``, or by the
+    calls domain's event write in its own statement)."""
     return [
         {
             "username": username[:64],

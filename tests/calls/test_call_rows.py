@@ -46,11 +46,11 @@ async def test_the_row_kept_is_the_row_a_read_returns(
             event(call_id, "offered", queue="sales", agent="rows-ann"),
         ):
             assert (await app.post(body)).status_code == 202
-            kept = service.rows.take(full_id)
+            kept = service.store.rows.take(full_id)
             async with app.state["sessionmaker"]() as session:
                 _, read = await one_trip.read(session, full_id, "generic", "x")
             assert kept is not None and kept == read
-            service.rows.put(full_id, kept)
+            service.store.rows.put(full_id, kept)
 
 
 async def test_the_next_event_of_a_call_is_one_statement(
@@ -126,16 +126,16 @@ async def test_a_newer_version_from_another_instance_drops_the_kept_row(
         hub = app.state["hub"]
         # Our own change message (same version) went through the hub already: still kept.
         # (In-process, listeners run inside ``publish``.)
-        assert len(service.rows) == 1
+        assert len(service.store.rows) == 1
         await hub.publish("calls", {"type": "call.change", "call_id": full_id, "version": 2})
-        assert service.rows.take(full_id) is None
+        assert service.store.rows.take(full_id) is None
 
 
 async def test_a_kept_call_after_the_database_dropped_its_connections(
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
     async with running_app(database_url) as app:
-        hot_pool = app.state["services"]["calls"].hot_pool
+        hot_pool = app.state["services"]["calls"].store.pool
         call_id = new_call_id()
         assert (await app.post(event(call_id, "queued", queue="sales"))).status_code == 202
         pids = [conn.get_server_pid() for conn in hot_pool.idle]
@@ -146,7 +146,7 @@ async def test_a_kept_call_after_the_database_dropped_its_connections(
         assert after.status_code == 202, after.text
         assert after.json()["duplicate"] is False
         # A call that ended is not kept (its next event, if any, reads).
-        assert app.state["services"]["calls"].rows.take(f"generic:{call_id}") is None
+        assert app.state["services"]["calls"].store.rows.take(f"generic:{call_id}") is None
     async with clean_engine.connect() as conn:
         state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
     assert state == "abandoned"  # ended while queued

@@ -111,7 +111,7 @@ async def test_every_event_is_answered_after_a_flush(
     pg_engine: AsyncEngine, database_url: str
 ) -> None:
     async with running_app(database_url) as app:
-        commits = app.state["services"]["calls"].group_commit
+        commits = app.state["services"]["calls"].store.group_commit
         assert commits is not None
         call_id = new_call_id()
         body = event(call_id, "queued", queue="sales")
@@ -128,11 +128,11 @@ async def test_group_commit_off_commits_each_write_on_its_own(
 ) -> None:
     async with running_app(database_url, group_commit=False) as app:
         service = app.state["services"]["calls"]
-        assert service.group_commit is None
-        conn = await service.hot_pool.acquire()
+        assert service.store.group_commit is None
+        conn = await service.store.pool.acquire()
         try:
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
         finally:
-            service.hot_pool.release(conn)
+            service.store.pool.release(conn)
         answer = await app.post(event(new_call_id(), "queued", queue="sales"))
         assert answer.status_code == 202

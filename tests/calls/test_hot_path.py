@@ -11,8 +11,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.calls import one_trip
-from app.calls import service as service_module
+from app.calls import one_trip, pg_store
 from tests.calls.support import event, journal_rows, new_call_id, running_app
 from tests.conftest import add_user
 
@@ -24,7 +23,7 @@ async def test_a_warm_event_takes_no_session_connection(
     await add_user(clean_engine, "hot-bob", extension="7402")
     async with running_app(database_url) as app:
         engine: AsyncEngine = app.state["engine"]
-        assert app.state["services"]["calls"].hot_pool is not None
+        assert app.state["services"]["calls"].store.pool is not None
         call_id = new_call_id()
         # The first events warm the directory (the queue is created through the session).
         assert (await app.post(event(call_id, "queued", queue="sales"))).status_code == 202
@@ -52,7 +51,7 @@ async def test_hot_connections_killed_by_the_database_are_replaced_without_an_er
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
     async with running_app(database_url) as app:
-        hot_pool = app.state["services"]["calls"].hot_pool
+        hot_pool = app.state["services"]["calls"].store.pool
         # Several pooled connections (as under load), all killed as a restart would.
         first = [event(new_call_id(), "queued", queue="sales") for _ in range(4)]
         answers = await asyncio.gather(*(app.post(body) for body in first))
@@ -78,14 +77,14 @@ async def test_a_failed_apply_on_the_hot_pool_is_journaled_unapplied_and_nothing
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not optimistic:
-        monkeypatch.setattr(service_module, "OPTIMISTIC_ATTEMPTS", 0)
+        monkeypatch.setattr(pg_store, "OPTIMISTIC_ATTEMPTS", 0)
     async with running_app(database_url) as app:
         service = app.state["services"]["calls"]
 
         async def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("the state machine blew up")
 
-        service._plan = broken
+        monkeypatch.setattr(service.planner, "plan", broken)
         body = event(new_call_id(), "queued", queue="sales")
         response = await app.post(body)
         assert response.status_code == 202
@@ -107,7 +106,7 @@ async def test_concurrent_offers_of_one_call_all_land(
     """Ring-all: offers to six agents posted at once. With optimistic writes they conflict and
     re-plan; through the row lock they queue. Either way every offer is applied once."""
     if not optimistic:
-        monkeypatch.setattr(service_module, "OPTIMISTIC_ATTEMPTS", 0)
+        monkeypatch.setattr(pg_store, "OPTIMISTIC_ATTEMPTS", 0)
     agents = [f"ring{i}" for i in range(6)]
     for name in agents:
         await add_user(clean_engine, name)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.calls import service as calls_service
+from app.calls import planning as calls_planning
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.calls.replay import replay_journal, replay_unapplied
 from app.customers.models import ProfileView
@@ -255,17 +255,17 @@ async def test_journal_first_a_failed_apply_keeps_the_event_for_replay(
     cid = new_call_id()
     async with running_app(database_url) as app:
         await app.post(event(cid, "queued", caller=ADA_PHONE, dialed=SALES_DID))
-        real_apply = calls_service.apply
+        real_apply = calls_planning.apply
 
         def broken(facts: Any, step: Any) -> Any:
             if step.kind == "answered":
                 raise RuntimeError("simulated crash while applying")
             return real_apply(facts, step)
 
-        monkeypatch.setattr(calls_service, "apply", broken)
+        monkeypatch.setattr(calls_planning, "apply", broken)
         response = await app.post(event(cid, "answered", agent="alice"))
         assert response.status_code == 202  # accepted: it is journaled
-        monkeypatch.setattr(calls_service, "apply", real_apply)
+        monkeypatch.setattr(calls_planning, "apply", real_apply)
     row = await call_row(clean_engine, f"generic:{cid}")
     assert row["state"] == "queued"  # nothing half-applied
     async with AsyncSession(clean_engine) as session:
@@ -386,9 +386,9 @@ async def test_live_pops_and_receipts(
         cid = new_call_id()
         await app.post(event(cid, "offered", caller=ADA_PHONE, agent="alice"))
         alice = Principal("alice", "agent")
-        [live] = await app.calls.live_pops(alice)
+        [live] = await app.calls.actions.live_pops(alice)
         assert live["call"]["id"] == f"generic:{cid}"
-        assert await app.calls.live_pops(Principal("bob", "agent")) == []
+        assert await app.calls.actions.live_pops(Principal("bob", "agent")) == []
         await handle_client_message(
             app.calls, alice, {"type": "ack", "call_id": f"generic:{cid}", "version": 1}
         )
@@ -429,3 +429,34 @@ async def test_an_offer_racing_the_pop_completion_still_gets_the_full_pop(
         got = frames(alice)
     assert got[0]["type"] == "pop"
     assert got[-1]["complete"] is True and len(got[-1]["purchases"]) == 2
+
+
+async def test_replay_folds_through_the_live_planner_account_ref_and_transfer(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """A withheld caller who keys an account number in the IVR, then a transfer with notes:
+    a row rebuilt from the journal has the live path's match and transfer section."""
+    cid = new_call_id()
+    steps = [
+        ("queued", {"caller": "anonymous"}),
+        ("queued", {"caller": "anonymous", "attributes": {"account_ref": "ACC-777"}}),
+        ("answered", {"caller": "anonymous", "agent": "alice"}),
+        ("transferred", {"caller": "anonymous",
+                         "attributes": {"transfer_to": "203", "notes": "wants a refund"}}),
+    ]  # fmt: skip
+    async with running_app(database_url) as app:
+        for kind, fields in steps:
+            assert (await app.post(event(cid, kind, dialed=SALES_DID, **fields))).status_code == 202
+    live = await call_row(clean_engine, f"generic:{cid}")
+    assert live["match"]["kind"] == "single" and live["customer_id"] == world.ref_customer
+    assert live["pop"]["transfer"]["notes"] == "wants a refund"
+    async with AsyncSession(clean_engine) as session:
+        await session.execute(delete(Call).where(Call.id == f"generic:{cid}"))
+        await session.commit()
+    assert await replay_journal(create_sessionmaker(clean_engine)) == 1
+    rebuilt = await call_row(clean_engine, f"generic:{cid}")
+    assert {k: rebuilt[k] for k in STATE_COLUMNS} == {k: live[k] for k in STATE_COLUMNS}
+    assert rebuilt["match"]["kind"] == "single"
+    assert rebuilt["customer_id"] == world.ref_customer
+    assert rebuilt["pop"]["transfer"] == live["pop"]["transfer"]
+    assert rebuilt["pop"]["customer"]["id"] == world.ref_customer

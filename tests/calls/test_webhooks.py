@@ -218,7 +218,7 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         # Hold every pooled connection (1 + 1 overflow, and the ingest pool's one), as events
         # stuck under overload do.
         held = [await engine.connect() for _ in range(2)]
-        hot_pool = app.state["services"]["calls"].hot_pool
+        hot_pool = app.state["services"]["calls"].store.pool
         hot = await hot_pool.acquire()
         try:
             body = event(new_call_id(), "queued", queue="sales")

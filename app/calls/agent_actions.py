@@ -1,0 +1,230 @@
+"""What agents and supervisors do to calls: replay pops on connect, receipts, choose the
+customer of a multiple or unmatched call, wrap up, list today's calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.calls import repository as repo
+from app.calls.directory import Directory
+from app.calls.planning import push_rows
+from app.calls.pop import (
+    caller_of,
+    change_message,
+    customer_name,
+    document_from_profile,
+    pop_message,
+)
+from app.calls.publishing import CALLS_CHANNEL, Publisher, agent_channel
+from app.calls.receipts import ReceiptWriter
+from app.calls.state_machine import AGENT_LIVE_STATES
+from app.customers import service as customers
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, NotFound
+from app.live.hub import Hub
+from app.settings import Settings
+from app.users.service import Principal
+
+
+def local_midnight(settings: Settings) -> datetime:
+    """Start of today in ``settings.timezone``, as an aware datetime."""
+    local = utcnow().astimezone(ZoneInfo(settings.timezone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class AgentActions:
+    """Agents' and supervisors' actions on calls (``CallService.actions``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        directory: Directory,
+        publisher: Publisher,
+        receipts: ReceiptWriter,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.directory = directory
+        self.publisher = publisher
+        self.receipts = receipts
+
+    async def live_pops(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every pop still live for this agent, as ``pop`` messages (replay on connect)."""
+        async with self.sessionmaker() as session:
+            calls = await repo.live_calls_for_agent(session, principal.username)
+        messages = []
+        for call in calls:
+            messages.append(pop_message(call, role=principal.role, settings=self.settings))
+            doc = call.get("pop") or {}
+            if not doc.get("complete", True) and call.get("customer_id") is not None:
+                self.publisher.finish_later(call["id"], int(call["customer_id"]))
+        return messages
+
+    async def record_receipt(
+        self, principal: Principal, call_id: str, version: int | None, *, seen: bool
+    ) -> None:
+        """An agent's screen confirmed (or showed) a pop: queued, written within
+        ``receipt_flush_ms`` (``flush`` / ``drain`` write it at once)."""
+        self.receipts.add(call_id, principal.username, version, utcnow(), seen=seen)
+
+    async def choose_match(
+        self, call_id: str, customer_id: int, principal: Principal
+    ) -> dict[str, Any]:
+        """The agent picked the customer: remember it for the number, re-pop as a new version."""
+        async with self.sessionmaker() as session:
+            row = await repo.lock_call(session, call_id)
+            if row is None:
+                raise NotFound(f"call {call_id!r} not found")
+            involved = principal.username == row["agent"] or principal.username in (
+                row["offered_to"] or []
+            )
+            if not (involved or principal.is_supervisor):
+                raise Forbidden(
+                    "only an agent on this call or a supervisor may choose its customer"
+                )
+            call = await self._rematch(session, row, customer_id, principal)
+            refs = await self._recipients(session, call, principal)
+            pushes, views, _ = push_rows(call, refs, utcnow(), reason="match")
+            await repo.record_pushes(session, pushes)
+            if views:
+                await customers.insert_profile_views(session, views)
+            await session.commit()
+        for ref in refs:
+            await self.hub.publish(
+                agent_channel(ref.username),
+                pop_message(call, role=ref.role, settings=self.settings),
+            )
+        now = utcnow()
+        await self.hub.publish(
+            CALLS_CHANNEL,
+            change_message(
+                call, event_kind="match", occurred_at=now, received_at=now, old_state=call["state"]
+            ),
+        )
+        return pop_message(call, role=principal.role, settings=self.settings)
+
+    async def _rematch(
+        self, session: AsyncSession, row: dict[str, Any], customer_id: int, principal: Principal
+    ) -> dict[str, Any]:
+        """The call's match and pop set to ``customer_id`` (versioned), the choice remembered."""
+        call_id = row["id"]
+        profile = await customers.assemble_profile(session, customer_id)
+        if row["caller_e164"]:
+            await customers.remember_choice(
+                session,
+                e164=row["caller_e164"],
+                customer_id=customer_id,
+                username=principal.username,
+            )
+        match = dict(row["match"] or {})
+        match.update(
+            kind="single",
+            customer_id=customer_id,
+            matched_by="agent_choice",
+            chosen_by=principal.username,
+        )
+        doc = document_from_profile(profile, complete=True)
+        if (row["pop"] or {}).get("transfer"):
+            doc["transfer"] = row["pop"]["transfer"]
+        values = {
+            "match": match,
+            "customer_id": customer_id,
+            "pop": doc,
+            "pop_version": row["pop_version"] + 1,
+        }
+        if not await repo.update_call(session, call_id, row["version"], values):
+            raise Conflict(f"call {call_id!r} changed meanwhile; try again")
+        return {**row, **values, "version": row["version"] + 1}
+
+    async def _recipients(
+        self, session: AsyncSession, call: dict[str, Any], principal: Principal
+    ) -> list[Any]:
+        """Who gets the new pop: the live holders of the old one, and the chooser."""
+        holders = set(await repo.pop_holders(session, call["id"]))
+        live = (
+            {call["agent"], *(call["offered_to"] or [])}
+            if call["state"] in AGENT_LIVE_STATES
+            else set()
+        )
+        recipients = sorted((holders & live) | {principal.username})
+        return [
+            ref
+            for u in recipients
+            if (ref := await self.directory.agent(session, u)) is not None and ref.known
+        ]
+
+    async def wrapup(
+        self, call_id: str, principal: Principal, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Record the call's outcome as one interaction; a second wrap-up is a conflict."""
+        async with self.sessionmaker() as session:
+            call = await repo.get_call(session, call_id)
+            if call is None:
+                raise NotFound(f"call {call_id!r} not found")
+            if principal.username != call["agent"] and not principal.is_supervisor:
+                raise Forbidden("only the agent on the call or a supervisor may wrap it up")
+            if await repo.interaction_for_call(session, call_id) is not None:
+                raise Conflict(f"call {call_id!r} is already wrapped up")
+            values = {
+                "customer_id": call["customer_id"],
+                "channel": "phone",
+                "call_id": call_id,
+                "agent": principal.username,
+                "disposition": data.get("disposition"),
+                "notes": data.get("notes"),
+                "satisfaction": data.get("satisfaction"),
+                "offer_outcomes": list(data.get("offers") or []),
+                "created_at": utcnow(),
+            }
+            try:
+                interaction_id = await repo.insert_interaction(session, values)
+                await session.commit()
+            except IntegrityError as exc:
+                await session.rollback()
+                raise Conflict(f"call {call_id!r} is already wrapped up") from exc
+        return {
+            "id": interaction_id,
+            **{k: v for k, v in values.items() if k != "created_at"},
+            "created_at": values["created_at"].isoformat(),
+        }
+
+    async def queue_of_call(self, call_id: str) -> str | None:
+        async with self.sessionmaker() as session:
+            call = await repo.get_call(session, call_id)
+        return call["queue"] if call else None
+
+    async def calls_today(self, username: str) -> list[dict[str, Any]]:
+        """The agent's calls since local midnight (``settings.timezone``), newest first."""
+        async with self.sessionmaker() as session:
+            rows = await repo.calls_for_agent_since(
+                session, username, local_midnight(self.settings)
+            )
+        return [
+            {
+                "id": call["id"],
+                "state": call["state"],
+                "caller": caller_of(call),
+                "caller_name": call["caller_name"],
+                "queue": call["queue"],
+                "customer_id": call["customer_id"],
+                "customer_name": customer_name(call),
+                "first_seen_at": _iso(call["first_seen_at"]),
+                "answered_at": _iso(call["answered_at"]),
+                "ended_at": _iso(call["ended_at"]),
+                "wrapped_up": wrapped,
+            }
+            for call, wrapped in rows
+        ]

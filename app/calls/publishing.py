@@ -1,0 +1,192 @@
+"""After the commit: pops and ``call.state`` to agents, ``call.change`` and ``pop.pushed`` to
+the ``calls`` channel, and a partial pop completed as a ``pop.update``.
+
+Nothing here writes an event: a message goes out only for what a store has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls import repository as repo
+from app.calls.directory import Directory
+from app.calls.planning import Applied
+from app.calls.pop import change_message, document_from_profile, pop_message
+from app.calls.state_machine import AGENT_LIVE_STATES
+from app.customers import service as customers
+from app.live.hub import Hub
+from app.metrics import Metrics
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CALLS_CHANNEL = "calls"
+# How many times a pop update is retried when the pop changed under it.
+POP_UPDATE_ATTEMPTS = 3
+
+
+def agent_channel(username: str) -> str:
+    return f"agent:{username}"
+
+
+SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+class Publisher:
+    """Publishes what events changed; completes partial pops in the background."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        hub: Hub,
+        directory: Directory,
+        session: SessionFactory,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.directory = directory
+        self.session = session
+        self.metrics = metrics
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._finishing: set[str] = set()
+
+    async def publish(self, applied: Applied, started: float) -> None:
+        call = applied.call
+        try:
+            for ref in applied.pushes:
+                message = pop_message(call, role=ref.role, settings=self.settings)
+                await self.hub.publish(agent_channel(ref.username), message)
+            pushed_ms = (time.perf_counter() - started) * 1000
+            if applied.pushes:
+                # Let the agents' websocket senders write the pop before the rest of the
+                # messages and the HTTP answer.
+                await asyncio.sleep(0)
+            for username, note in applied.notes:
+                await self.hub.publish(agent_channel(username), note)
+            await self.hub.publish(CALLS_CHANNEL, change_of(applied))
+            await self._pushed(applied, pushed_ms)
+        except Exception:
+            # Committed state is the truth; screens catch up on reconnect (replay).
+            log.exception("publishing call %s failed", call.get("id"))
+        doc = call.get("pop") or {}
+        customer_id = call.get("customer_id")
+        if customer_id is not None and (
+            applied.pending or (applied.pushes and doc and not doc.get("complete", True))
+        ):
+            # Partial: complete it now (or again, if the instance that started it is gone).
+            self.finish_later(str(call["id"]), int(customer_id))
+
+    async def _pushed(self, applied: Applied, pushed_ms: float) -> None:
+        """``pop.pushed`` per agent pushed (queue statistics' pop health) and the metrics."""
+        call = applied.call
+        match_kind = (call.get("match") or {}).get("kind")
+        latency_ms = applied.latency_ms if applied.latency_ms is not None else round(pushed_ms, 3)
+        for ref in applied.pushes:
+            if self.metrics is not None:
+                self.metrics.pops.labels(match=match_kind or "none").inc()
+                self.metrics.pop_latency.observe(pushed_ms / 1000)
+            await self.hub.publish(
+                CALLS_CHANNEL,
+                {
+                    "type": "pop.pushed",
+                    "call_id": call["id"],
+                    "agent": ref.username,
+                    "queue": call.get("queue"),
+                    "match_kind": match_kind,
+                    "latency_ms": latency_ms,
+                },
+            )
+
+    # --- pop completion ----------------------------------------------------------------------
+
+    def finish_later(self, call_id: str, customer_id: int) -> None:
+        if call_id in self._finishing:
+            return
+        self._finishing.add(call_id)
+        self.spawn(self._finish_pop(call_id, customer_id), f"finish-pop-{call_id}")
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        async def run() -> Any:
+            return await coro
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _finish_pop(self, call_id: str, customer_id: int) -> None:
+        """Store the full profile as the next pop version; send it to the agents holding it."""
+        try:
+            async with self.session() as session:
+                profile = await customers.assemble_profile(session, customer_id)
+            for _ in range(POP_UPDATE_ATTEMPTS):
+                if await self._store_update(call_id, customer_id, profile):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("completing the pop of call %s failed", call_id)
+        finally:
+            self._finishing.discard(call_id)
+
+    async def _store_update(self, call_id: str, customer_id: int, profile: Any) -> bool:
+        """One try: the pop replaced if unchanged, then sent; False: changed meanwhile."""
+        async with self.session() as session:
+            row = await repo.get_call(session, call_id)
+            doc = (row or {}).get("pop") or {}
+            if row is None or row["customer_id"] != customer_id or doc.get("complete"):
+                return True
+            fresh = {**doc, **document_from_profile(profile, complete=True)}
+            if not await repo.update_pop(session, call_id, row["pop_version"], {"pop": fresh}):
+                await session.rollback()
+                return False
+            # Read again: an offer may have committed since the first read, and its agent
+            # must get the update (our update now holds the row).
+            call = await repo.get_call(session, call_id)
+            holders = await repo.pop_holders(session, call_id)
+            roles = {u: await self.directory.agent(session, u) for u in holders}
+            await session.commit()
+        if call is None or call["state"] not in AGENT_LIVE_STATES:
+            return True
+        live = {call["agent"], *(call["offered_to"] or [])}
+        for username in holders:
+            if username in live:
+                ref = roles.get(username)
+                message = pop_message(
+                    call,
+                    role=ref.role if ref else "agent",
+                    settings=self.settings,
+                    kind="pop.update",
+                )
+                await self.hub.publish(agent_channel(username), message)
+        return True
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def change_of(applied: Applied) -> dict[str, Any]:
+    """The ``call.change`` message for what an event changed."""
+    return change_message(
+        applied.call,
+        event_kind=applied.event_kind,
+        occurred_at=applied.occurred_at,
+        received_at=applied.received_at,
+        old_state=applied.old_state,
+        withdrawn=applied.withdrawn,
+    )
