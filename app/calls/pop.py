@@ -5,7 +5,8 @@ domain; pushing it is then a matter of wrapping it with the call's current state
 
 * ``{"type": "pop", "version", "call": {...}, "match": {...}, "customer", "account",
   "purchases", "insights", "next_needs", "interactions", "treatment", "transfer",
-  "complete", "as_of", "sources", "extras"}`` - the whole pop (``complete`` False: the slow parts follow);
+  "complete", "as_of", "sources", "extras"}`` - the whole pop (``complete`` False: the slow
+  parts follow; ``sources``/``extras``: parts from systems of record, app/sources);
 * ``{"type": "pop.update", ...}`` - the same shape, a newer ``version`` of the same call;
 * ``{"type": "call.state", "call_id", "state", "withdrawn", "reason"}`` - the call moved on;
   ``withdrawn`` True means this agent no longer has the call (answered elsewhere,
@@ -22,6 +23,7 @@ from typing import Any
 
 from app.customers import service as customers
 from app.settings import Settings
+from app.sources.pop_parts import with_live
 
 PROFILE_KEYS = ("customer", "account", "purchases", "insights", "next_needs", "interactions")
 
@@ -81,7 +83,8 @@ def pop_message(
     call: Mapping[str, Any], *, role: str, settings: Settings, kind: str = "pop"
 ) -> dict[str, Any]:
     """The ``pop`` (or ``pop.update``) message for an agent of ``role``, money masked by role."""
-    doc = call.get("pop") or empty_document(complete=True)
+    # Parts from systems of record, stored raw on the call, merged here for every producer.
+    doc = with_live(call.get("pop") or empty_document(complete=True))
     message: dict[str, Any] = {
         "type": kind,
         "version": int(call.get("pop_version") or 0),

@@ -84,6 +84,17 @@ class Part:
     def provenance(self) -> dict[str, str]:
         return {"name": self.source, "as_of": self.as_of.isoformat()}
 
+    def as_dict(self) -> dict[str, Any]:
+        """As stored on a call's pop document (``live``)."""
+        return {"name": self.name, "source": self.source, "as_of": self.as_of.isoformat(),
+                "data": self.data}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> Part:
+        return cls(
+            item["name"], item["source"], datetime.fromisoformat(item["as_of"]), item["data"]
+        )
+
 
 def shape(part: str, rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]] | None:
     """Rows as the part's data: the first row for identity/balance, else the list."""

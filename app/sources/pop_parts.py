@@ -89,6 +89,18 @@ def _purchases(doc: dict[str, Any], part: Part) -> None:
 APPLY = {"identity": _customer, "balance": _account, "orders": _purchases}
 
 
+def with_live(doc: dict[str, Any]) -> dict[str, Any]:
+    """A pop document with its stored live parts (``doc["live"]``, written by
+    ``app.sources.follow``, best precedence first) merged in; the document itself when it
+    has none."""
+    stored = doc.get("live")
+    if not stored:
+        return doc
+    parts = [Part.from_dict(item) for item in stored]
+    order = list(dict.fromkeys(p.source for p in parts))
+    return merge_parts({k: v for k, v in doc.items() if k != "live"}, parts, order)
+
+
 def merge_parts(
     doc: dict[str, Any], parts: Sequence[Part], precedence: Sequence[str]
 ) -> dict[str, Any]:
