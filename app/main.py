@@ -24,6 +24,7 @@ from app.metrics import Metrics
 from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
+from app.sources import router as sources_router
 from app.sources import runtime as sources_runtime
 from app.state import State
 from app.users import router as users_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agent_ws.router)
     app.include_router(customers_router.router)
     app.include_router(queues_router.router)
+    app.include_router(sources_router.router)
     app.include_router(pages.router)
     if FRONTEND_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
