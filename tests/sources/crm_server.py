@@ -2,8 +2,8 @@
 
 ``python -m tests.sources.crm_server PORT TOKEN SECRET``. Routes (Bearer TOKEN required on
 ``/api``): ``GET /api/contacts?phone=E164`` -> ``{"items": [contact]}``;
-``GET /api/contacts/ID/orders`` -> ``{"data": [order]}``; ``GET /api/slow`` never answers
-in time; ``GET /api/broken`` -> 500. ``POST /hooks`` receives activities, checks the
+``GET /api/contacts/ID/orders`` -> ``{"data": [order]}``; ``GET /api/delay?ms=N`` -> a
+balance after N ms; ``GET /api/slow`` never answers in time; ``GET /api/broken`` -> 500. ``POST /hooks`` receives activities, checks the
 Standard Webhooks signature with SECRET (an independent implementation of the scheme) and
 keeps each; ``GET /received`` lists them; ``GET /stats`` counts requests per path.
 """
@@ -84,6 +84,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/api/contacts/") and url.path.endswith("/orders"):
             contact = url.path.split("/")[3]
             return self._json(200, {"data": ORDERS.get(contact, [])})
+        if url.path == "/api/delay":
+            query = parse_qs(url.query)
+            time.sleep(int(query.get("ms", ["50"])[0]) / 1000)
+            return self._json(200, {"amount": 12.5, "currency": "GBP"})
         if url.path == "/api/slow":
             time.sleep(5)
             return self._json(200, {"amount": 1})
