@@ -30,7 +30,7 @@ PART_COLUMNS: dict[str, tuple[str, ...]] = {
     "balance": ("amount", "currency", "overdue", "as_of"),
     "orders": ("ref", "ordered_at", "total", "currency", "status"),
 }  # fmt: skip
-Event = Literal["wrapup", "call_end"]
+Event = Literal["wrapup"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SQL_PARAM = re.compile(r"(?<![:\w]):(\w+)")

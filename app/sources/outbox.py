@@ -1,8 +1,8 @@
 """The journaling outbox: activities written in the caller's transaction, read by admins.
 
 ``enqueue`` adds one row per destination subscribed to the event, on the caller's session or
-connection and inside its transaction: the activity exists exactly when the wrap-up (or call
-end) it reports was committed. ``app/sources/deliver.py`` sends them. Each row's ``id`` is the
+connection and inside its transaction: the activity exists exactly when the wrap-up it
+reports was committed. ``app/sources/deliver.py`` sends them. Each row's ``id`` is the
 Standard Webhooks message id (``msg_…``), the same on every attempt.
 """
 
