@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.customers.importer import ImportFileError, open_text
-from app.customers.records import STORE, RecordReport, store_customers
+from app.customers.order_records import STORE
+from app.customers.records import RecordReport, store_customers
 
 REQUIRED = {
     "customers": ("ref", "name"),

@@ -37,16 +37,12 @@ from app.customers.models import (
     Interaction,
     MatchChoice,
     Order,
-    OrderLine,
-    Product,
 )
 from app.customers.values import (
     text_or_none,
     to_bool,
     to_decimal,
-    to_json_list,
     to_list,
-    to_utc,
 )
 from app.db import utcnow
 from telephony.callerid import normalise
@@ -82,7 +78,7 @@ class RecordReport:
         }
 
 
-def _where(row: Mapping[str, Any]) -> str:
+def where(row: Mapping[str, Any]) -> str:
     line = row.get("_line")
     return (
         f"line {line}" if line is not None else f"ref {row.get('ref', row.get('customer_ref'))!r}"
@@ -104,6 +100,19 @@ async def _customer_id(conn: AsyncConnection, source: str, ref: str) -> int | No
         CustomerRef.source == source, CustomerRef.ref == ref
     )
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def customer_ids(
+    conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], key: str
+) -> dict[str, int]:
+    """Customer ids of the references in a batch's ``key`` column, in one query."""
+    wanted = sorted({ref for r in rows if (ref := text_or_none(r.get(key), 128))})
+    if not wanted:
+        return {}
+    query = select(CustomerRef.ref, CustomerRef.customer_id).where(
+        CustomerRef.source == source, CustomerRef.ref.in_(wanted)
+    )
+    return {ref: cid for ref, cid in (await conn.execute(query)).all()}
 
 
 def _phone_rows(raws: list[str], region: str) -> list[dict[str, Any]]:
@@ -136,7 +145,7 @@ def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _insert_customer(
-    conn: AsyncConnection, source: str, ref: str, values: dict[str, Any]
+    conn: AsyncConnection, source: str, ref: str, values: dict[str, Any], limit: Decimal | None
 ) -> int:
     if "name" not in values:
         raise ValueError("name is empty")
@@ -169,7 +178,7 @@ async def _insert_customer(
         insert(Account).values(
             customer_id=customer_id,
             balance=Decimal("0"),
-            credit_limit=Decimal("0"),
+            credit_limit=limit if limit is not None else Decimal("0"),
             currency="GBP",
             status="active",
         )
@@ -193,17 +202,25 @@ async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict
 
 
 async def _set_phones(
-    conn: AsyncConnection, customer_id: int, label: str, phones: list[dict[str, Any]]
+    conn: AsyncConnection,
+    customer_id: int,
+    label: str,
+    phones: list[dict[str, Any]],
+    *,
+    new: bool = False,
 ) -> bool:
-    owned = (CustomerPhone.customer_id == customer_id, CustomerPhone.label == label)
-    current = (await conn.execute(select(CustomerPhone.raw).where(*owned))).scalars().all()
-    if sorted(current) == sorted(p["raw"] for p in phones):
-        return False
-    await conn.execute(delete(CustomerPhone).where(*owned))
-    others = select(CustomerPhone.e164).where(
-        CustomerPhone.customer_id == customer_id, CustomerPhone.e164.is_not(None)
-    )
-    taken = set((await conn.execute(others)).scalars())
+    """The numbers this source gave for the customer; ``new``: the customer has none yet."""
+    taken: set[str] = set()
+    if not new:
+        owned = (CustomerPhone.customer_id == customer_id, CustomerPhone.label == label)
+        current = (await conn.execute(select(CustomerPhone.raw).where(*owned))).scalars().all()
+        if sorted(current) == sorted(p["raw"] for p in phones):
+            return False
+        await conn.execute(delete(CustomerPhone).where(*owned))
+        others = select(CustomerPhone.e164).where(
+            CustomerPhone.customer_id == customer_id, CustomerPhone.e164.is_not(None)
+        )
+        taken = {e for e in (await conn.execute(others)).scalars() if e is not None}
     fresh = [p for p in phones if p["e164"] is None or p["e164"] not in taken]
     if fresh:
         await conn.execute(
@@ -277,6 +294,7 @@ async def store_customers(
     region: str = "GB",
 ) -> None:
     """Store customer records (see the module docstring); bad ones land in ``report.bad``."""
+    known = await customer_ids(conn, source, rows, "ref")
     for row in rows:
         try:
             ref = text_or_none(row.get("ref"), 128)
@@ -284,27 +302,33 @@ async def store_customers(
                 raise ValueError("ref is empty")
             if to_bool(row.get("deleted"), "deleted"):
                 await _forget(conn, source, ref, report)
+                known.pop(ref, None)
                 continue
             into = text_or_none(row.get("merged_into"), 128)
             if into:
                 await _merge(conn, source, ref, into, report)
+                known.pop(ref, None)
                 continue
             values = _customer_values(row)
             limit = to_decimal(row.get("credit_limit"), "credit_limit")
-            customer_id = await _customer_id(conn, source, ref)
+            phones = None
+            if "phones" in row:
+                phones = _phone_rows(to_list(row.get("phones"), "phones"), region)
+            customer_id = known.get(ref)
             added = customer_id is None
             if customer_id is None:
-                customer_id = await _insert_customer(conn, source, ref, values)
+                customer_id = known[ref] = await _insert_customer(conn, source, ref, values, limit)
+                if phones:
+                    await _set_phones(conn, customer_id, source[:20], phones, new=True)
                 changed = True
             else:
                 changed = await _update_customer(conn, customer_id, values)
-            if "phones" in row:
-                phones = _phone_rows(to_list(row.get("phones"), "phones"), region)
-                changed = await _set_phones(conn, customer_id, source[:20], phones) or changed
-            if limit is not None:
-                changed = await _set_credit_limit(conn, customer_id, limit) or changed
+                if phones is not None:
+                    changed = await _set_phones(conn, customer_id, source[:20], phones) or changed
+                if limit is not None:
+                    changed = await _set_credit_limit(conn, customer_id, limit) or changed
         except ValueError as exc:
-            report.bad.append((_where(row), str(exc)))
+            report.bad.append((where(row), str(exc)))
             continue
         if added:
             report.added += 1
@@ -314,156 +338,11 @@ async def store_customers(
             report.unchanged += 1
 
 
-async def _customer_of(conn: AsyncConnection, source: str, row: Mapping[str, Any]) -> int:
+def customer_of(known: Mapping[str, int], source: str, row: Mapping[str, Any]) -> int:
     ref = text_or_none(row.get("customer_ref"), 128)
     if ref is None:
         raise ValueError("customer_ref is empty")
-    customer_id = await _customer_id(conn, source, ref)
+    customer_id = known.get(ref)
     if customer_id is None:
         raise ValueError(f"customer_ref {ref!r} is not a known {source} customer")
     return customer_id
-
-
-def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    given = to_json_list(row.get("lines"), "lines")
-    if given is None:
-        return None
-    lines = []
-    for number, line in enumerate(given, start=1):
-        sku = text_or_none(line.get("sku"), 32)
-        if sku is None:
-            raise ValueError(f"lines[{number - 1}].sku is empty")
-        quantity = to_decimal(line.get("quantity", 1), f"lines[{number - 1}].quantity")
-        price = to_decimal(line.get("unit_price", 0), f"lines[{number - 1}].unit_price")
-        lines.append(
-            {
-                "line_no": number,
-                "sku": sku.upper(),
-                "description": text_or_none(line.get("description"), 200) or sku,
-                "quantity": int(quantity or 0),
-                "unit_price": (price or Decimal(0)).quantize(Decimal("0.001")),
-            }
-        )
-    return lines
-
-
-async def _set_lines(conn: AsyncConnection, order_id: int, lines: list[dict[str, Any]]) -> bool:
-    cols = (OrderLine.line_no, OrderLine.sku, OrderLine.description, OrderLine.quantity,
-            OrderLine.unit_price)  # fmt: skip
-    query = select(*cols).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
-    current = [dict(r._mapping) for r in (await conn.execute(query)).all()]
-    if current == lines:
-        return False
-    await conn.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
-    if lines:
-        await conn.execute(insert(OrderLine), [{**line, "order_id": order_id} for line in lines])
-        skus = {line["sku"]: line["description"] for line in lines}
-        known = select(Product.sku).where(Product.sku.in_(skus))
-        missing = set(skus) - set((await conn.execute(known)).scalars())
-        if missing:
-            await conn.execute(
-                insert(Product), [{"sku": sku, "name": skus[sku]} for sku in sorted(missing)]
-            )
-    return True
-
-
-async def _store_order(
-    conn: AsyncConnection, source: str, row: Mapping[str, Any], report: RecordReport
-) -> None:
-    ref = text_or_none(row.get("ref"), 32)
-    if ref is None:
-        raise ValueError("ref is empty")
-    found = (
-        await conn.execute(select(Order.id, Order.source).where(Order.invoice_no == ref))
-    ).first()
-    if found is not None and found.source != source:
-        raise ValueError(f"order {ref!r} already belongs to source {found.source!r}")
-    if to_bool(row.get("deleted"), "deleted"):
-        if found is not None:
-            await conn.execute(delete(Order).where(Order.id == found.id))
-            report.deleted += 1
-        return
-    total = to_decimal(row.get("total"), "total")
-    values: dict[str, Any] = {
-        "customer_id": await _customer_of(conn, source, row),
-        "ordered_at": to_utc(row.get("ordered_at"), "ordered_at"),
-        "total": None if total is None else total.quantize(Decimal("0.01")),
-        "currency": text_or_none(row.get("currency"), 3),
-        "status": text_or_none(row.get("status"), 32),
-    }
-    if values["ordered_at"] is None or values["total"] is None:
-        raise ValueError("ordered_at and total are required")
-    values["is_return"] = values["total"] < 0
-    lines = _lines(row)
-    if found is None:
-        result = await conn.execute(
-            insert(Order).values(invoice_no=ref, source=source, **values).returning(Order.id)
-        )
-        if lines:
-            await _set_lines(conn, int(result.scalar_one()), lines)
-        report.added += 1
-        return
-    current = (
-        await conn.execute(select(*(getattr(Order, k) for k in values)).where(Order.id == found.id))
-    ).one()
-    changes = {k: v for (k, v), old in zip(values.items(), current, strict=True) if v != old}
-    if changes:
-        await conn.execute(update(Order).where(Order.id == found.id).values(**changes))
-    lines_changed = lines is not None and await _set_lines(conn, found.id, lines)
-    if changes or lines_changed:
-        report.updated += 1
-    else:
-        report.unchanged += 1
-
-
-async def store_orders(
-    conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], report: RecordReport
-) -> None:
-    """Store order records (see the module docstring), keyed by the order's ``ref``."""
-    for row in rows:
-        try:
-            await _store_order(conn, source, row, report)
-        except ValueError as exc:
-            report.bad.append((_where(row), str(exc)))
-
-
-async def store_balances(
-    conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], report: RecordReport
-) -> None:
-    """Store balances as the billing system gives them (see the module docstring)."""
-    for row in rows:
-        try:
-            customer_id = await _customer_of(conn, source, row)
-            amount = to_decimal(row.get("amount"), "amount")
-            if amount is None:
-                raise ValueError("amount is empty")
-            overdue = to_decimal(row.get("overdue"), "overdue")
-            values: dict[str, Any] = {
-                "balance": amount.quantize(Decimal("0.01")),
-                "overdue": None if overdue is None else overdue.quantize(Decimal("0.01")),
-                "balance_as_of": to_utc(row.get("as_of"), "as_of"),
-                "balance_source": source,
-            }
-            currency = text_or_none(row.get("currency"), 3)
-            if currency:
-                values["currency"] = currency.upper()
-        except ValueError as exc:
-            report.bad.append((_where(row), str(exc)))
-            continue
-        cols = [getattr(Account, k) for k in values]
-        current = (
-            await conn.execute(select(*cols).where(Account.customer_id == customer_id))
-        ).first()
-        if current is None:
-            await conn.execute(insert(Account).values(customer_id=customer_id, **values))
-            report.updated += 1
-        elif any(v != old for v, old in zip(values.values(), current, strict=True)):
-            await conn.execute(
-                update(Account).where(Account.customer_id == customer_id).values(**values)
-            )
-            report.updated += 1
-        else:
-            report.unchanged += 1
-
-
-STORE = {"customers": store_customers, "orders": store_orders, "balances": store_balances}

@@ -21,7 +21,8 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.customers.records import STORE, RecordReport, store_customers
+from app.customers.order_records import STORE
+from app.customers.records import RecordReport, store_customers
 from app.db import utcnow
 from app.sources.config import Source, sql_parameters
 from app.sources.fetchers import source_engine
