@@ -7,7 +7,12 @@ with an HTTP source answering in 50 ms, and with one that hangs (budget 100 ms).
 connects agent alice by websocket and plays --calls calls one after another: ``queued``, then
 --lead-ms later ``offered`` to alice; the figure is POST offered sent -> pop frame read, and
 whether the offer's pop already carried the source's part. The source is the test CRM
-process (tests/sources/crm_server.py) on loopback. Prints one JSON line last.
+process (tests/sources/crm_server.py) on loopback.
+
+With --sync-customers N it also syncs the README's ERP example from a MariaDB database
+(127.0.0.1:3306) of N customers (two phones each, typed as people type them), 4 orders of
+3 lines each and 3 invoices per customer into PostgreSQL, twice: rows/s of the first run, and
+the second (incremental, nothing changed). Prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -30,10 +35,21 @@ from app import demo, migrate
 from app.customers.models import CustomerPhone
 from app.db import create_engine
 from app.settings import Settings
+from app.sources.config import parse_config
+from app.sources.sync import sync_source
 from app.users.security import issue_token
 from bench.load import percentile
 from telephony.generic import sign_generic
-from tests.sources.support import CRM_TOKEN, CrmProcess
+from tests.sources.support import (
+    CRM_TOKEN,
+    EXAMPLE_ENV,
+    CrmProcess,
+    create_mariadb,
+    drop_mariadb,
+    examples_config,
+    readme_example,
+    run_sql,
+)
 from tests.support.databases import create_pg_database, drop_pg_database
 from tests.support.server import ServerProcess
 
@@ -110,6 +126,62 @@ async def play(
     }
 
 
+FILL_ERP = """
+INSERT INTO customers (customer_no, first_name, last_name, email, lang, newsletter, sales_rep,
+  credit_limit, updated_at)
+SELECT CONCAT('E-', seq), 'Ann', CONCAT('Lee ', seq), CONCAT('c', seq, '@example.org'), 'en',
+  seq % 2, 'maria', 1000, TIMESTAMPADD(SECOND, seq, '2026-01-01') FROM seq_1_to_{n};
+INSERT INTO customer_phones (customer_id, phone)
+SELECT seq, CONCAT('020 7946 ', LPAD(seq % 10000, 4, '0')) FROM seq_1_to_{n};
+INSERT INTO customer_phones (customer_id, phone)
+SELECT seq, CONCAT('+44 (0)7700 9', LPAD(seq % 100000, 5, '0')) FROM seq_1_to_{n};
+INSERT INTO orders (order_no, customer_id, ordered_at, total, updated_at)
+SELECT CONCAT('SO-', seq), 1 + seq % {n}, TIMESTAMPADD(HOUR, seq, '2025-01-01'), 30,
+  TIMESTAMPADD(SECOND, seq, '2026-02-01') FROM seq_1_to_{orders};
+INSERT INTO order_lines (order_id, line_no, sku, description, qty, unit_price)
+SELECT o.seq, l.seq, CONCAT('SKU-', l.seq), 'Widget', 1, 10 FROM seq_1_to_{orders} o
+  JOIN seq_1_to_3 l;
+INSERT INTO invoices (invoice_no, customer_id, issued_at, due_at, amount, paid, updated_at)
+SELECT CONCAT('IN-', seq), 1 + seq % {n}, '2026-10-01', '2026-10-31', 30, 0,
+  TIMESTAMPADD(SECOND, seq, '2026-03-01') FROM seq_1_to_{invoices}
+"""
+
+
+async def sync_figures(customers: int) -> dict[str, Any]:
+    """Sync the README's ERP example, N customers, from MariaDB into PostgreSQL, twice."""
+    erp = await create_mariadb()
+    own = await create_pg_database()
+    try:
+        await run_sql(erp, readme_example("erp-schema"))
+        await run_sql(erp, FILL_ERP.format(n=customers, orders=customers * 4,
+                                           invoices=customers * 3))  # fmt: skip
+        config = parse_config(examples_config(erp, "http://127.0.0.1:9"), EXAMPLE_ENV)
+        await migrate.upgrade_async(own)
+        engine = create_engine(own)
+        try:
+            started = time.perf_counter()
+            first = await sync_source(engine, "erp", config.sources["erp"])
+            first_s = time.perf_counter() - started
+            started = time.perf_counter()
+            second = await sync_source(engine, "erp", config.sources["erp"])
+            second_s = time.perf_counter() - started
+        finally:
+            await engine.dispose()
+        rows = sum(r.rows for r in first.values())
+        return {
+            "customers": customers,
+            "rows": rows,
+            "first_s": round(first_s, 1),
+            "rows_per_s": round(rows / first_s),
+            "second_s": round(second_s, 2),
+            "second_rows": sum(r.rows for r in second.values()),
+            "bad": sum(len(r.records.bad) for r in first.values()),
+        }
+    finally:
+        await drop_mariadb(erp)
+        await drop_pg_database(own)
+
+
 async def main(calls: int, lead_ms: float) -> dict[str, Any]:
     url = await create_pg_database()
     crm = CrmProcess().start()
@@ -152,9 +224,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=150)
     parser.add_argument("--lead-ms", type=float, default=120)
+    parser.add_argument("--sync-customers", type=int, default=0)
     args = parser.parse_args()
-    figures = asyncio.run(main(args.calls, args.lead_ms))
+    figures = asyncio.run(main(args.calls, args.lead_ms)) if args.calls else {}
+    if args.sync_customers:
+        figures["sync"] = asyncio.run(sync_figures(args.sync_customers))
+        print(f"sync: {figures['sync']}")
     for mode in ("no_source", "source_50ms", "source_hangs_budget_100ms"):
+        if mode not in figures:
+            continue
         f = figures[mode]
         print(
             f"{mode:28} pop p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, max {f['max_ms']} ms; "
