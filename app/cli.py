@@ -77,7 +77,7 @@ def serve(
         http="auto",
         log_level="warning",
         access_log=False,
-        ws="app.live.keepalive:StaggeredPingProtocol",
+        ws="websockets-sansio",
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )

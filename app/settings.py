@@ -56,8 +56,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # permessage-deflate on websockets: less bandwidth for remote agents, CPU on every frame.
     ws_compression: bool = False
-    # Websocket keepalive pings (0 = none); each connection's first is at a random point of
-    # the first interval, so a floor that reconnects at once does not ping in one burst.
+    # Websocket keepalive pings by uvicorn (0 = none): a connection that misses a pong closes.
     ws_ping_interval_s: float = Field(default=20.0, ge=0)
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0

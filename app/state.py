@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,7 +11,22 @@ from app.metrics import Metrics
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.calls.service import CallService
     from app.live.hub import Hub
+    from app.queues.runtime import QueuesRuntime
+    from app.queues.stats import QueueStats
+    from telephony.stream import StreamConnector
+
+
+class Services(TypedDict, total=False):
+    """Per-domain runtime objects, each put in place by its domain's ``runtime.start``."""
+
+    calls: CallService
+    calls_tasks: list[asyncio.Task[Any]]
+    calls_connectors: list[StreamConnector]
+    queue_stats: QueueStats
+    queues_runtime: QueuesRuntime
+    insights_refresh: asyncio.Task[None]
 
 
 class State(TypedDict):
@@ -19,5 +35,4 @@ class State(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     metrics: Metrics
     hub: Hub
-    # Per-domain runtime objects (queue statistics, connectors, ...) keyed by domain name.
-    services: dict[str, Any]
+    services: Services

@@ -29,7 +29,7 @@ from app.calls.pg_store import PgStore
 from app.calls.service import CallService
 from app.calls.store import EventStore, SessionStore
 from app.db import create_engine, create_sessionmaker
-from app.hot_pool import create_hot_pool
+from app.hot_pool import QueryLog, create_hot_pool
 from app.settings import Settings
 from bench import dataset
 from bench.load import plan_calls
@@ -122,11 +122,19 @@ async def main() -> None:
     settings = Settings(database_url=url, pop_budget_ms=1000)
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
+    query_log = QueryLog()
     store: EventStore = SessionStore(sessionmaker)
     if not args.session_path:
-        hot_pool = create_hot_pool(engine, size=4, timeout_s=5)
+        hot_pool = await create_hot_pool(engine, size=4, timeout_s=5, query_log=query_log)
         assert hot_pool is not None
-        store = PgStore(sessionmaker, hot_pool, group_commit=None)
+        store = PgStore(
+            sessionmaker,
+            hot_pool,
+            engine.dialect,
+            group_commit=None,
+            acquire_timeout_s=5,
+            query_log=query_log,
+        )
     hub: Any = CountingHub()
     service = CallService(settings, sessionmaker, hub, store=store)
     # Warm up: connections, the directory, SQLAlchemy's compiled cache.
@@ -140,9 +148,14 @@ async def main() -> None:
     counts: Counter[str] = Counter()
     if args.count:
 
+        def _count(sql: str) -> None:
+            counts[" ".join(sql.split()[:3])[:40]] += 1
+
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def _statement(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
-            counts[" ".join(sql.split()[:3])[:40]] += 1
+            _count(sql)
+
+        query_log.listeners.append(_count)  # the hot connections' statements
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:

@@ -27,6 +27,7 @@ from app.calls.service import CallService
 from app.db import utcnow
 from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
+from app.live.hub import Hub
 from app.live.pump import pump
 from app.users.service import Principal, principal_from_token
 
@@ -35,7 +36,7 @@ CLOSE_UNAUTHORIZED = 4401
 PRESENCE_CHANNEL = "presence"
 
 
-async def _presence(hub: Any, username: str, connected: bool) -> None:
+async def _presence(hub: Hub, username: str, connected: bool) -> None:
     with contextlib.suppress(Exception):
         await hub.publish(
             PRESENCE_CHANNEL,

@@ -1,6 +1,7 @@
 """Who and where: agents by username/extension/worker id, queues by name or dialed number.
 
-Looked up on every event, from tables of every user, every queue and every dialed number,
+Looked up on every event, from tables of every active user (the agent directory,
+``app.users.directory``), every queue and every dialed number,
 checked when they are older than ``ttl_s`` and read again (two statements) when they changed
 (``app.fingerprint``): a user, queue or number added or changed meanwhile is seen within
 ``ttl_s``. With 2,000 agents each one is offered a call every half minute or so, so the cache
@@ -23,12 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls import repository as repo
 from app.fingerprint import Fingerprint
 from app.queues import service as queues
 from app.queues.models import Queue, QueueNumber
 from app.raw_statements import RawStatement, fetch_rows
-from app.users.models import User
+from app.users import directory as users_directory
+from app.users.directory import ACTIVE_AGENTS
 
 log = logging.getLogger(__name__)
 DEFAULT_POP_MODE = "offer"
@@ -56,10 +57,9 @@ class Tables:
     numbers: dict[str, QueueRef]
 
 
-_USERS = User.__table__
 _QUEUES = Queue.__table__
 _NUMBERS = QueueNumber.__table__
-_AGENTS = select(_USERS.c.username, _USERS.c.role, _USERS.c.extension, _USERS.c.worker_id)
+_AGENTS = ACTIVE_AGENTS
 _QUEUES_AND_NUMBERS = select(_QUEUES.c.name, _QUEUES.c.pop_mode, _NUMBERS.c.number).select_from(
     _QUEUES.outerjoin(_NUMBERS, _NUMBERS.c.queue_id == _QUEUES.c.id)
 )
@@ -140,8 +140,10 @@ class Directory:
         hit = self._agents.get(ident)
         if hit is not None and self._fresh(hit[0]):
             return hit[1]
-        found = await repo.find_agent(session, ident)
-        ref = AgentRef(found[0], found[1], True) if found else AgentRef(ident, "agent", False)
+        found = await users_directory.find_agent(session, ident)
+        ref = (
+            AgentRef(found.username, found.role, True) if found else AgentRef(ident, "agent", False)
+        )
         self._agents[ident] = (time.monotonic(), ref)
         return ref
 

@@ -23,7 +23,7 @@ import contextlib
 from typing import Any
 
 from app.errors import Overloaded, Unavailable
-from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool
 
 # One round trip (simple query protocol). The transaction must write WAL of its own: PostgreSQL
 # commits a transaction that wrote none (a bare ``txid_current()``) without flushing, whatever
@@ -41,8 +41,9 @@ SERVER_SETTINGS = {"synchronous_commit": "off"}
 class GroupCommit:
     """``await wait()``: every commit made on the hot pool before the call is on disk."""
 
-    def __init__(self, pool: HotPool) -> None:
+    def __init__(self, pool: HotPool, *, acquire_timeout_s: float) -> None:
         self.pool = pool
+        self.acquire_timeout_s = acquire_timeout_s
         self._next: asyncio.Future[None] | None = None  # the flush not started yet
         self._runner: asyncio.Task[None] | None = None
         self.flushes = 0
@@ -57,7 +58,7 @@ class GroupCommit:
             self._runner = asyncio.create_task(self._run(), name="group-commit")
         try:
             await asyncio.shield(waiting)
-        except PoolExhausted as exc:
+        except TimeoutError as exc:
             raise Overloaded("no database connection came free to confirm the write") from exc
         except Exception as exc:
             raise Unavailable(f"the database did not confirm the write is on disk: {exc}") from exc
@@ -82,22 +83,22 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         for attempt in (1, 2):
-            conn: Any = await self.pool.acquire()
+            conn: Any = await self.pool.acquire(timeout=self.acquire_timeout_s)
             try:
                 await conn.execute(FLUSH_SQL)
                 self.flushes += 1
                 return
             except BaseException as exc:
                 # In an unknown state (dropped, cancelled, a failed transaction): not back into
-                # the pool.
+                # the pool as it is.
                 with contextlib.suppress(Exception):
                     conn.terminate()
                 if attempt == 2 or not isinstance(exc, HOT_CONNECTION_ERRORS):
                     raise
                 # The database dropped its connections (a restart): a flush is safe to repeat.
-                self.pool.expire()
+                await self.pool.expire_connections()
             finally:
-                self.pool.release(conn)
+                await self.pool.release(conn)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -1,6 +1,9 @@
 """PostgreSQL's event path in two statements: one read, one atomic write (no BEGIN/COMMIT).
 
-``read``: the call's row and whether the event is already journaled, in one statement.
+Every function takes the asyncpg connection to run on (``app.calls.pg_store``).
+
+``read``: the call's row and whether the event is already journaled, in one statement (with
+``lock``, the row is locked until the caller's transaction ends).
 ``write``: the call inserted or updated (versioned, unless the event is journaled meanwhile),
 the journal row, the pop deliveries and the profile-view audit rows, as data-modifying CTEs of
 ONE autocommitted statement, so all or none of it lands::
@@ -44,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect
 
 from app.calls.repository import CALLS, DELIVERIES, EVENTS, upsert_deliveries
 from app.customers.models import ProfileView
@@ -91,14 +94,18 @@ def _one_row() -> Any:
     return select(literal(1).label("one")).subquery("one")
 
 
-def _read() -> Any:
-    call = select(*_row_columns(CALLS)).where(CALLS.c.id == bindparam("call_id")).lateral("call")
-    return select(_journaled().label("is_duplicate"), call).select_from(
-        _one_row().outerjoin(call, true())
+def _read(lock: bool) -> Any:
+    call = select(*_row_columns(CALLS)).where(CALLS.c.id == bindparam("call_id"))
+    if lock:
+        call = call.with_for_update()
+    lateral = call.lateral("call")
+    return select(_journaled().label("is_duplicate"), lateral).select_from(
+        _one_row().outerjoin(lateral, true())
     )
 
 
-_READ = RawStatement(_read())
+_READ = {False: RawStatement(_read(False)), True: RawStatement(_read(True))}
+_JOURNAL = RawStatement(postgresql.insert(EVENTS).returning(EVENTS.c.id))
 
 
 def with_pop(row: dict[str, Any]) -> dict[str, Any]:
@@ -110,16 +117,16 @@ def with_pop(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def read(
-    session: AsyncSession, call_id: str, source: str, event_id: str
+    conn: Any, dialect: Dialect, call_id: str, source: str, event_id: str, *, lock: bool = False
 ) -> tuple[bool, dict[str, Any] | None]:
-    """(the event is already journaled, the call's row or None) — one statement, no lock.
+    """(the event is already journaled, the call's row or None) — one statement.
 
     The row has no ``pop``: ``pop_text`` holds it undecoded (``with_pop`` decodes it), and
     ``pop_customer_name`` / ``pop_value_tier`` the fields ``app.calls.pop`` reads from it."""
-    compiled = _READ.prepare(session.get_bind().dialect)
+    compiled = _READ[lock].prepare(dialect)
     assert compiled is not None
     rows = await compiled.dicts(
-        session, {"call_id": call_id, "j_source": source, "j_event_id": event_id}
+        conn, {"call_id": call_id, "j_source": source, "j_event_id": event_id}
     )
     row = rows[0]
     duplicate = bool(row.pop("is_duplicate"))
@@ -204,7 +211,8 @@ _WRITES: dict[tuple[bool, tuple[str, ...], int, int], RawStatement] = {}
 
 
 async def write(
-    session: AsyncSession,
+    conn: Any,
+    dialect: Dialect,
     record: Mapping[str, Any],
     *,
     new: bool,
@@ -232,11 +240,18 @@ async def write(
         params.update({f"p{i}_{k}": push[k] for k in PUSH_COLUMNS})
     for i, view in enumerate(views):
         params.update({f"v{i}_{k}": view[k] for k in VIEW_COLUMNS})
-    compiled = raw.prepare(session.get_bind().dialect)
+    compiled = raw.prepare(dialect)
     assert compiled is not None
-    row = (await compiled.dicts(session, params))[0]
+    row = (await compiled.dicts(conn, params))[0]
     if row.pop("journal_id") is None:
         return None
     row.pop("pushed", None)
     row.pop("viewed", None)
     return row
+
+
+async def insert_journal(conn: Any, dialect: Dialect, record: Mapping[str, Any]) -> None:
+    """One journal row on its own (an event journaled for replay, ``applied`` false)."""
+    compiled = _JOURNAL.prepare(dialect, frozenset(record))
+    assert compiled is not None
+    await compiled.fetch(conn, record)

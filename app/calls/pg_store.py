@@ -7,7 +7,11 @@
 2. plans on it, and writes call + journal + deliveries + audit rows as ONE autocommitted
    statement, conditional on the version planned on (``one_trip.write``);
 3. when another event of the call wrote in between, reads and plans again; after
-   ``OPTIMISTIC_ATTEMPTS`` it takes the row lock in a transaction instead (``_locked``).
+   ``OPTIMISTIC_ATTEMPTS`` it does the same in a transaction that reads the row ``FOR
+   UPDATE`` (``_locked``): the same statements, serialised on the row lock.
+
+The planner's reads (directory, first-sight match and profile) go through an ordinary
+session on the engine's own pool; the event's writes only through the hot connection.
 
 Hot connections commit with ``synchronous_commit = off`` so the pop goes out as soon as the row
 is written; ``durable()`` (``app.calls.group_commit``) holds the PBX's answer until a flush
@@ -21,24 +25,27 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import one_trip
-from app.calls import repository as repo
 from app.calls.call_rows import CallRows
 from app.calls.group_commit import GroupCommit
 from app.calls.planning import CallRow
 from app.calls.state_machine import FINAL_STATES
-from app.calls.store import DUPLICATE, PlanFn, Written, journal_unapplied, write_plan
-from app.errors import Overloaded
-from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
+from app.calls.store import DUPLICATE, PlanFn, Written, journal_unapplied
+from app.errors import Overloaded, Unavailable
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, QueryLog
 from app.metrics import Metrics
-from app.raw_statements import hot_connection, use_hot_connection
 from telephony.events import CallEvent
 
 # Optimistic writes (read, plan, write if unchanged) before an event takes the row lock.
 OPTIMISTIC_ATTEMPTS = 3
+# Tries of an event whose connection the database dropped: the hot connection and the
+# planner's session connection can each be found dead once after a restart.
+CONNECTION_ATTEMPTS = 3
 # Sessions kept for the event path's look-ups between events (at most this many).
 MAX_IDLE_SESSIONS = 32
 
@@ -54,13 +61,20 @@ class PgStore:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         pool: HotPool,
+        dialect: Dialect,
         group_commit: GroupCommit | None,
+        acquire_timeout_s: float,
         metrics: Metrics | None = None,
+        query_log: QueryLog | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.pool = pool
+        self.dialect = dialect
         self.group_commit = group_commit
         self.metrics = metrics
+        # Statements run on the hot connections (``create_hot_pool(query_log=...)``).
+        self.query_log = query_log
+        self.acquire_timeout_s = acquire_timeout_s
         # The row each call's last event wrote here, so its next event skips the read.
         self.rows = CallRows()
         self._idle_sessions: list[AsyncSession] = []
@@ -69,144 +83,160 @@ class PgStore:
         self, event: CallEvent, record: Mapping[str, Any], plan: PlanFn
     ) -> Written:
         call_id = event.full_call_id
-        for attempt in (1, 2):
+        for attempt in range(1, CONNECTION_ATTEMPTS + 1):
             try:
-                async with self.session() as session:
+                async with self.connection() as conn, self.session() as session:
+
+                    async def planned(row: CallRow | None) -> Any:
+                        return await plan(session, row)
+
                     kept = self.rows.take(call_id) if attempt == 1 else None
                     if kept is not None:
                         found: tuple[bool, CallRow | None] = (False, kept)
                     else:
                         try:
-                            found = await self._read(session, event)
+                            found = await self._read(conn, event)
                         except HOT_CONNECTION_ERRORS as exc:
-                            if attempt == 2:
-                                raise
                             raise _StaleConnection from exc  # nothing was written
-                    written = await self._optimistic(
-                        session, event, record, plan, found, unread=kept is not None
-                    )
+                    written = await self._optimistic(conn, event, record, planned, found)
                     if written is None:
-                        written = await self._locked(session, event, record, plan)
+                        written = await self._locked(conn, event, record, planned)
                     return written
-            except _StaleConnection:
+            except _StaleConnection as exc:
                 # The database likely restarted: every pooled connection is gone, not just
-                # this one; the pool opens new ones.
-                self.pool.expire()
-        raise AssertionError("unreachable")
+                # this one; the pool opens new ones (SQLAlchemy's pool does the same).
+                lost = exc
+                await self.pool.expire_connections()
+        raise Unavailable("the database connection was lost; retry shortly") from lost
 
-    @staticmethod
-    async def _read(session: AsyncSession, event: CallEvent) -> tuple[bool, CallRow | None]:
-        return await one_trip.read(session, event.full_call_id, event.source, event.event_id)
+    async def _read(
+        self, conn: Any, event: CallEvent, *, lock: bool = False
+    ) -> tuple[bool, CallRow | None]:
+        return await one_trip.read(
+            conn, self.dialect, event.full_call_id, event.source, event.event_id, lock=lock
+        )
+
+    async def _write(self, conn: Any, record: Mapping[str, Any], planned: Any) -> CallRow | None:
+        return await one_trip.write(
+            conn,
+            self.dialect,
+            record,
+            new=planned.new,
+            version=planned.version,
+            values=planned.values,
+            pushes=planned.pushes,
+            views=planned.views,
+        )
 
     async def _optimistic(
         self,
-        session: AsyncSession,
+        conn: Any,
         event: CallEvent,
         record: Mapping[str, Any],
-        plan: PlanFn,
+        plan: Any,
         found: tuple[bool, CallRow | None],
-        *,
-        unread: bool,
     ) -> Written | None:
-        """Plan on the row as read (``unread``: as this process last wrote it) and write it if
-        nobody changed it; None: kept conflicting."""
+        """Plan on the row as read (or as this process last wrote it) and write it if nobody
+        changed it; None: kept conflicting."""
         for attempt in range(OPTIMISTIC_ATTEMPTS):
             duplicate, row = found
             if duplicate:
                 return DUPLICATE
             try:
-                planned = await plan(session, row)
-                written = await one_trip.write(
-                    session,
-                    record,
-                    new=planned.new,
-                    version=planned.version,
-                    values=planned.values,
-                    pushes=planned.pushes,
-                    views=planned.views,
-                )
+                planned = await plan(row)
+                written = await self._write(conn, record, planned)
             except HOT_CONNECTION_ERRORS as exc:
-                if unread and attempt == 0:
-                    # The event's first statement: a connection the database dropped is found
-                    # here. Read and try again (if this write did land after all, the read
-                    # says duplicate and the agents get the pop from the replay on reconnect).
-                    raise _StaleConnection from exc
-                raise
+                # A connection the database dropped (the hot one, or the planner's session's):
+                # try the event once more on fresh ones. If this write did land after all, the
+                # read says duplicate and the agents get the pop from the replay on reconnect.
+                raise _StaleConnection from exc
             except PoolTimeout:
                 raise
+            except DBAPIError as exc:
+                if exc.connection_invalidated:  # the planner's session lost its connection
+                    raise _StaleConnection from exc
+                return await self._unapplied(conn, event, record)
             except Exception:
                 # One statement: nothing of it stays.
-                return await journal_unapplied(session, event, record, None)
+                return await self._unapplied(conn, event, record)
             if written is not None:
                 if written["state"] not in FINAL_STATES:
                     self.rows.put(event.full_call_id, written)
                 return Written(duplicate=False, applied=planned.applied)
             if attempt + 1 < OPTIMISTIC_ATTEMPTS:
-                found = await self._read(session, event)
+                found = await self._read(conn, event)
             if self.metrics is not None and not found[0]:
                 # Another event got in first (a copy of this one is a duplicate, not that).
                 self.metrics.write_conflicts.inc()
         return None
 
     async def _locked(
-        self, session: AsyncSession, event: CallEvent, record: Mapping[str, Any], plan: PlanFn
+        self, conn: Any, event: CallEvent, record: Mapping[str, Any], plan: Any
     ) -> Written:
-        """One event in a transaction on the hot connection, serialised on the call's row lock."""
-        tx = hot_connection(session).transaction()
-        await tx.start()
+        """Read FOR UPDATE, plan, write, in one transaction: serialised on the call's row."""
         try:
-            journal_id, row = await repo.journal_and_lock(session, record, event.full_call_id)
-        except BaseException:
-            await tx.rollback()
-            raise
-        if journal_id is None:
-            await tx.rollback()
-            return DUPLICATE
-        try:
-            planned = await plan(session, row)
-            while not await write_plan(session, planned):
-                planned = await plan(session, await repo.lock_call(session, event.full_call_id))
-            await tx.commit()
-            return Written(duplicate=False, applied=planned.applied)
+            async with conn.transaction():
+                while True:
+                    duplicate, row = await self._read(conn, event, lock=True)
+                    if duplicate:
+                        return DUPLICATE
+                    planned = await plan(row)
+                    # None: the call was inserted by another event since the read (a new
+                    # call locks nothing); read it, locked this time.
+                    if await self._write(conn, record, planned) is not None:
+                        return Written(duplicate=False, applied=planned.applied)
+        except HOT_CONNECTION_ERRORS as exc:
+            raise _StaleConnection from exc
         except PoolTimeout:
             # Overloaded (a look-up found no session connection free): nothing stays
             # written; the provider retries the 503.
-            await tx.rollback()
             raise
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _StaleConnection from exc
+            return await self._unapplied(conn, event, record)
         except Exception:
-            await tx.rollback()
-            return await journal_unapplied(session, event, record, journal_id)
+            return await self._unapplied(conn, event, record)
+
+    async def _unapplied(self, conn: Any, event: CallEvent, record: Mapping[str, Any]) -> Written:
+        async def insert(values: Mapping[str, Any]) -> None:
+            await one_trip.insert_journal(conn, self.dialect, values)
+
+        return await journal_unapplied(event, record, insert)
 
     async def durable(self) -> None:
         if self.group_commit is not None:
             await self.group_commit.wait()
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose raw statements run on a hot connection, each committing on its own
-        unless a transaction is begun on it; what is not raw goes through the session's own
-        connection, committed at the end."""
+    async def connection(self) -> AsyncIterator[Any]:
+        """A hot connection; ``Overloaded`` when none comes free in time."""
         try:
-            conn = await self.pool.acquire()
-        except PoolExhausted as exc:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
+        except TimeoutError as exc:
             raise Overloaded(
                 "the server is overloaded (no database connection free); retry shortly"
             ) from exc
-        # A session kept from an earlier event: closing one per event costs a task (its close
-        # is shielded from cancellation), and most events never use it.
+        try:
+            yield conn
+        finally:
+            # A connection the database dropped is closed by asyncpg and replaced on demand.
+            await self.pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (and writes that stand alone, like a queue created on first
+        use), committed at the end; kept for the next event when it ended cleanly."""
+        # Closing a session per event costs a task (its close is shielded from
+        # cancellation), and most events never use it.
         session = self._idle_sessions.pop() if self._idle_sessions else self.sessionmaker()
-        use_hot_connection(session, conn)
         reusable = False
         try:
             yield session
             if session.in_transaction():
                 await session.commit()
             reusable = True
-        except (_StaleConnection, *HOT_CONNECTION_ERRORS):
-            conn.terminate()  # not back into the pool
-            raise
         finally:
-            self.pool.release(conn)
             if reusable and len(self._idle_sessions) < MAX_IDLE_SESSIONS:
                 session.expunge_all()
                 self._idle_sessions.append(session)

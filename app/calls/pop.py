@@ -146,7 +146,7 @@ def change_message(
     withdrawn: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The ``call.change`` message (the ``calls`` channel): the call as committed, and what
-    moved it. Queue statistics fold it (``app.queues.stats.CallView.from_message``)."""
+    moved it. Queue statistics fold it (``app.queues.call_view.CallView.from_message``)."""
     return {
         "type": "call.change",
         "call_id": call["id"],

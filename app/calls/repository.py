@@ -32,8 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import Interaction
 from app.db import UTCDateTime
-from app.raw_statements import RawStatement, require_raw
-from app.users.models import User
+from app.raw_statements import RawStatement, fetch_rows
 
 CALLS = cast(Table, Call.__table__)
 EVENTS = cast(Table, CallEventRecord.__table__)
@@ -104,12 +103,6 @@ _PUSHES = {
 
 async def insert_journal(session: AsyncSession, values: Mapping[str, Any]) -> int | None:
     """Journal one event; None when (source, event_id) is already there (a duplicate)."""
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_JOURNAL.prepare(session.get_bind().dialect, frozenset(values))
-        if compiled is not None:
-            rows = await compiled.fetch(session, values)
-            return int(rows[0][0]) if rows else None
-        require_raw(session, "journal insert")
     found = (await session.execute(_JOURNAL[_dialect(session)], dict(values))).scalar_one_or_none()
     return int(found) if found is not None else None
 
@@ -135,10 +128,8 @@ def _journal_and_lock() -> Any:
 
 
 _JOURNAL_AND_LOCK = _journal_and_lock()
-# PostgreSQL runs the hot statements straight on asyncpg (see ``RawStatement``).
-_RAW_JOURNAL_AND_LOCK = RawStatement(_JOURNAL_AND_LOCK)
-_RAW_JOURNAL = RawStatement(_JOURNAL["postgresql"])
-_RAW_LOCK_CALL = RawStatement(_LOCK_CALL)
+# Reads run straight on asyncpg on PostgreSQL (see ``RawStatement``); writes and locking
+# reads go through the session, inside its transaction.
 _RAW_GET_CALL = RawStatement(_GET_CALL)
 # The pop replaced if still at the version read; SET columns come from the parameters.
 _UPDATE_POP = (
@@ -149,14 +140,9 @@ _UPDATE_POP = (
     )
     .values(version=CALLS.c.version + 1)
 )
-_WHERE = frozenset({"where_id", "where_pop_version"})
-_RAW_UPDATE_POP = RawStatement(_UPDATE_POP)
 _RAW_POP_HOLDERS = RawStatement(
     select(DELIVERIES.c.username).where(DELIVERIES.c.call_id == bindparam("call_id"))
 )
-_RAW_NEW_CALL = RawStatement(_NEW_CALL["postgresql"])
-_RAW_UPDATE_CALL = RawStatement(_UPDATE_CALL)
-_RAW_PUSHES = RawStatement(_PUSHES["postgresql"])
 
 
 async def journal_and_lock(
@@ -174,17 +160,10 @@ async def journal_and_lock(
             return None, None
         return journal_id, await lock_call(session, call_id)
     params = {**values, "lock_call_id": call_id}
-    compiled = _RAW_JOURNAL_AND_LOCK.prepare(session.get_bind().dialect)
-    if compiled is not None:
-        rows = await compiled.dicts(session, params)
-        if not rows:
-            return None, None
-        row = rows[0]
-    else:
-        found = (await session.execute(_JOURNAL_AND_LOCK, params)).mappings().first()
-        if found is None:
-            return None, None
-        row = dict(found)
+    found = (await session.execute(_JOURNAL_AND_LOCK, params)).mappings().first()
+    if found is None:
+        return None, None
+    row = dict(found)
     journal_id = int(row.pop("journal_id"))
     return journal_id, (row if row["id"] is not None else None)
 
@@ -230,33 +209,18 @@ async def lock_call(session: AsyncSession, call_id: str) -> CallRow | None:
     SQLite has no row locks: its single writer (the journal insert took the write lock)
     serialises events instead, and the versioned update double-checks.
     """
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_LOCK_CALL.prepare(session.get_bind().dialect)
-        if compiled is not None:
-            rows = await compiled.dicts(session, {"call_id": call_id})
-            return rows[0] if rows else None
     row = await session.execute(_LOCK_CALL, {"call_id": call_id})
     found = row.mappings().first()
     return dict(found) if found is not None else None
 
 
 async def get_call(session: AsyncSession, call_id: str) -> CallRow | None:
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_GET_CALL.prepare(session.get_bind().dialect)
-        if compiled is not None:
-            rows = await compiled.dicts(session, {"call_id": call_id})
-            return rows[0] if rows else None
-    row = (await session.execute(_GET_CALL, {"call_id": call_id})).mappings().first()
-    return dict(row) if row is not None else None
+    rows = await fetch_rows(session, _RAW_GET_CALL, {"call_id": call_id})
+    return dict(rows[0]._asdict()) if rows else None
 
 
 async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bool:
     """Insert a new call; False when another transaction inserted it first."""
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_NEW_CALL.prepare(session.get_bind().dialect, frozenset(values))
-        if compiled is not None:
-            return bool(await compiled.fetch(session, values))
-        require_raw(session, "call insert")
     result = await session.execute(_NEW_CALL[_dialect(session)], dict(values))
     return result.scalar_one_or_none() is not None
 
@@ -266,12 +230,6 @@ async def update_call(
 ) -> bool:
     """Versioned update: applies only if nobody changed the row since it was read."""
     params = {**values, "version": version + 1, "where_id": call_id, "where_version": version}
-    if _dialect(session) == "postgresql":
-        keys = frozenset(values) | {"version"}
-        compiled = _RAW_UPDATE_CALL.prepare(session.get_bind().dialect, keys)
-        if compiled is not None:
-            return await compiled.execute(session, params) == "UPDATE 1"
-        require_raw(session, "call update")
     result = await session.execute(_UPDATE_CALL, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -282,11 +240,6 @@ async def update_pop(
     """Replace the pop (and what goes with it) if it is still at ``pop_version``."""
     params = {**values, "where_id": call_id, "where_pop_version": pop_version}
     params["pop_version"] = pop_version + 1
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_UPDATE_POP.prepare(session.get_bind().dialect, frozenset(params) - _WHERE)
-        if compiled is not None:
-            return await compiled.execute(session, params) == "UPDATE 1"
-        require_raw(session, "pop update")
     result = await session.execute(_UPDATE_POP, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -353,26 +306,13 @@ async def record_pushes(session: AsyncSession, rows: Iterable[Mapping[str, Any]]
     values = [dict(r) for r in rows]
     if not values:
         return
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_PUSHES.prepare(session.get_bind().dialect, frozenset(values[0]))
-        if compiled is not None:
-            await compiled.executemany(session, values)
-            return
-        require_raw(session, "delivery upsert")
     stmt = _PUSHES[_dialect(session)]
     # One row: a plain execute; several: one executemany (still one round trip on asyncpg).
     await session.execute(stmt, values[0] if len(values) == 1 else values)
 
 
 async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:
-    if _dialect(session) == "postgresql":
-        compiled = _RAW_POP_HOLDERS.prepare(session.get_bind().dialect)
-        if compiled is not None:
-            return [r[0] for r in await compiled.fetch(session, {"call_id": call_id})]
-    rows = await session.execute(
-        select(DELIVERIES.c.username).where(DELIVERIES.c.call_id == call_id)
-    )
-    return [r[0] for r in rows]
+    return [r[0] for r in await fetch_rows(session, _RAW_POP_HOLDERS, {"call_id": call_id})]
 
 
 class Receipt(NamedTuple):
@@ -463,27 +403,6 @@ async def record_receipts(session: AsyncSession, receipts: Sequence[Receipt]) ->
             for c, u, v, at, s in receipts
         ],
     )
-
-
-# --- directory: agents and queues ----------------------------------------------------------------
-
-
-async def find_agent(session: AsyncSession, ident: str) -> tuple[str, str] | None:
-    """(username, role) of the user with this username, extension or provider worker id."""
-    users = User.__table__
-    rows = await session.execute(
-        select(users.c.username, users.c.role, users.c.username == ident)
-        .where(
-            or_(users.c.username == ident, users.c.extension == ident, users.c.worker_id == ident)
-        )
-        .limit(3)
-    )
-    found = rows.all()
-    if not found:
-        return None
-    # A username match wins over an extension that happens to equal someone's name.
-    best = max(found, key=lambda r: bool(r[2]))
-    return str(best[0]), str(best[1])
 
 
 # --- wrap-up -------------------------------------------------------------------------------------

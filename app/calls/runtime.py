@@ -18,11 +18,12 @@ from app.calls.publishing import CALLS_CHANNEL
 from app.calls.replay import replay_unapplied
 from app.calls.service import CallService
 from app.calls.store import EventStore, SessionStore
-from app.hot_pool import create_hot_pool
+from app.hot_pool import QueryLog, create_hot_pool
 from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
 from telephony.freeswitch import EslConnector
+from telephony.stream import StreamConnector
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,18 @@ async def start(state: State) -> None:
     """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
     settings = state["settings"]
     service = CallService(
-        settings, state["sessionmaker"], state["hub"], state["metrics"], store=build_store(state)
+        settings,
+        state["sessionmaker"],
+        state["hub"],
+        state["metrics"],
+        store=await build_store(state),
     )
     services = state["services"]
     services["calls"] = service
     state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks
-    connectors: list[Any] = []
+    connectors: list[StreamConnector] = []
     services["calls_connectors"] = connectors
 
     try:
@@ -65,20 +70,35 @@ async def start(state: State) -> None:
         tasks.append(asyncio.create_task(run_demo(settings), name="demo-simulator"))
 
 
-def build_store(state: State) -> EventStore:
+async def build_store(state: State) -> EventStore:
     """PostgreSQL's store on a hot pool (with group commit unless turned off); else the
     session store."""
     settings = state["settings"]
-    pool = create_hot_pool(
+    timeout_s = settings.db_pool_timeout_s
+    query_log = QueryLog()
+    pool = await create_hot_pool(
         state["engine"],
         size=settings.db_pool_size,
-        timeout_s=settings.db_pool_timeout_s,
+        timeout_s=timeout_s,
         server_settings=group_commit.SERVER_SETTINGS if settings.group_commit else None,
+        query_log=query_log,
     )
     if pool is None:
         return SessionStore(state["sessionmaker"])
-    commits = group_commit.GroupCommit(pool) if settings.group_commit else None
-    return PgStore(state["sessionmaker"], pool, commits, state["metrics"])
+    commits = (
+        group_commit.GroupCommit(pool, acquire_timeout_s=timeout_s)
+        if settings.group_commit
+        else None
+    )
+    return PgStore(
+        state["sessionmaker"],
+        pool,
+        state["engine"].dialect,
+        commits,
+        acquire_timeout_s=timeout_s,
+        metrics=state["metrics"],
+        query_log=query_log,
+    )
 
 
 async def stop(state: State) -> None:

@@ -67,22 +67,18 @@ class EventStore(Protocol):
 
 
 async def journal_unapplied(
-    session: AsyncSession, event: CallEvent, record: Mapping[str, Any], journal_id: int | None
+    event: CallEvent,
+    record: Mapping[str, Any],
+    insert: Callable[[Mapping[str, Any]], Awaitable[None]],
 ) -> Written:
     """The event could not be applied: journal it alone, ``applied = false``, for replay.
 
     Called after the failed transaction was rolled back (or a failed single statement left
-    nothing). ``journal_id``, when the failed transaction had one, is reused so the journal's
-    arrival order is unchanged."""
+    nothing); ``insert`` writes one journal row, committed on its own."""
     log.exception(
         "applying %s event %s failed; journaled for replay", event.full_call_id, event.event_id
     )
-    values = {**record, "applied": False}
-    if journal_id is not None:
-        values["id"] = journal_id
-    await repo.insert_journal(session, values)
-    if session.in_transaction():
-        await session.commit()
+    await insert({**record, "applied": False})
     return UNAPPLIED
 
 
@@ -124,7 +120,13 @@ class SessionStore:
                 return Written(duplicate=False, applied=planned.applied)
             except Exception:
                 await session.rollback()
-                return await journal_unapplied(session, event, record, journal_id)
+
+                async def insert(values: Mapping[str, Any]) -> None:
+                    # With the id it had: the journal's arrival order is unchanged.
+                    await repo.insert_journal(session, {**values, "id": journal_id})
+                    await session.commit()
+
+                return await journal_unapplied(event, record, insert)
 
     async def durable(self) -> None:
         """Each event's transaction commits before it is answered."""

@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
@@ -91,8 +92,8 @@ def _part(stmt: Any, order: Callable[[Any], list[Any]], *extra: Any) -> _Part:
         values.append(value)
         if convert is not None:
             converters.append((i, convert))
-    items = func.json_agg(func.json_build_array(*values), type_=NullType())
-    column = select(items.aggregate_order_by(*order(sub.c))).scalar_subquery()
+    ordered = aggregate_order_by(func.json_build_array(*values), *order(sub.c))
+    column = select(func.json_agg(ordered, type_=NullType())).scalar_subquery()
     row_type: Any = namedtuple("Row", keys)  # type: ignore[misc]
     return _Part(column, row_type._make, tuple(converters))
 

@@ -27,7 +27,7 @@ from app.customers.models import (
     ProfileView,
 )
 from app.insights.models import CustomerInsight, NextNeed
-from app.raw_statements import RawStatement, fetch_rows, is_postgresql
+from app.raw_statements import RawStatement, fetch_rows
 
 # A number shared by more customers than this is a switchboard: the chooser shows the best few.
 MAX_CANDIDATES = 20
@@ -322,7 +322,6 @@ async def recent_interactions(session: AsyncSession, customer_id: int) -> Sequen
 
 
 _PROFILE_VIEWS = cast(Table, ProfileView.__table__).insert()
-_RAW_PROFILE_VIEWS = RawStatement(_PROFILE_VIEWS)
 
 
 async def insert_profile_view(
@@ -347,11 +346,6 @@ async def insert_profile_view(
 
 async def insert_profile_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Several audit rows in one statement (one round trip: an executemany)."""
-    if rows and is_postgresql(session):
-        compiled = _RAW_PROFILE_VIEWS.prepare(session.get_bind().dialect, frozenset(rows[0]))
-        if compiled is not None:
-            await compiled.executemany(session, rows)
-            return
     if len(rows) == 1:
         await session.execute(_PROFILE_VIEWS, dict(rows[0]))
     elif rows:

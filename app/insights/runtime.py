@@ -21,7 +21,6 @@ from app.insights.train import train
 from app.state import State
 
 log = logging.getLogger(__name__)
-SERVICE_KEY = "insights_refresh"
 # Overlap with the previous run so a record written while it ran is not missed.
 OVERLAP = timedelta(minutes=5)
 
@@ -32,11 +31,11 @@ async def start(state: State) -> None:
     if interval <= 0:
         return
     task = asyncio.create_task(_loop(state, interval), name="insights-refresh")
-    state["services"][SERVICE_KEY] = task
+    state["services"]["insights_refresh"] = task
 
 
 async def stop(state: State) -> None:
-    task = state["services"].pop(SERVICE_KEY, None)
+    task = state["services"].pop("insights_refresh", None)
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

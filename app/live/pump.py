@@ -16,9 +16,7 @@ Close codes used here:
   ``on_resync``; the client reconnects and gets the replay.
 - 1001 "going away": the hub is closing (server shutdown).
 
-Keepalive pings are uvicorn's (``screenpop serve`` sets ``ws_ping_interval``), staggered by
-``app.live.keepalive.StaggeredPingProtocol`` so a floor that reconnects at once does not ping
-in one burst.
+Keepalive pings are uvicorn's own (``screenpop serve`` sets ``ws_ping_interval``).
 """
 
 from __future__ import annotations

@@ -16,32 +16,28 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import state_machine as call_machine
+from app.calls.pop import change_message
 from app.queues import repository
+from app.queues.call_view import CallView
 from app.queues.service import Roster
-from app.queues.stats import CallView, QueueStats
+from app.queues.stats import QueueStats
 
 
 def _text(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def view_of_row(row: repository.CallRow) -> CallView:
-    """The statistics' view of a call row: the same fields a ``call.change`` message carries."""
-    return CallView(
-        call_id=row.id,
-        queue=row.queue,
-        state=row.state,
-        queued_at=row.queued_at,
-        answered_at=row.answered_at,
-        ended_at=row.ended_at,
-        agent=row.agent,
-        offered_to=tuple(row.offered_to or ()),
-        caller={"raw": row.caller_raw, "e164": row.caller_e164, "withheld": row.caller_withheld},
-        # As the calls domain fills the message: from the pop document built at first sight.
-        customer_name=_text(row.customer_name),
-        value_tier=_text(row.value_tier),
-        match_kind=row.match_kind,
+def view_of_row(row: repository.CallRow, now: datetime) -> CallView:
+    """The statistics' view of a call row: read through the ``call.change`` message the calls
+    domain would send for it, so a rebuild and the live fold see the same fields."""
+    call = row._asdict()
+    call["match"] = {"kind": call.pop("match_kind")}
+    for key in ("pop_customer_name", "pop_value_tier"):
+        call[key] = _text(call[key])
+    message = change_message(
+        call, event_kind="rebuild", occurred_at=now, received_at=now, old_state=None
     )
+    return CallView.from_message(message)
 
 
 def step_of(roster: Roster, entry: repository.JournalRow) -> call_machine.Step:
@@ -68,7 +64,7 @@ async def rebuild(
     # Each query is streamed: memory follows the figures, not the number of rows read.
     async with aclosing(repository.calls_since(session, start)) as calls:
         async for call in calls:
-            stats.load_call(view_of_row(call), now)
+            stats.load_call(view_of_row(call, now), now)
     facts: dict[str, call_machine.CallFacts] = defaultdict(call_machine.CallFacts)
     async with aclosing(repository.journal_since(session, start)) as journal:
         async for entry in journal:

@@ -14,29 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.fingerprint import Fingerprint
 from app.queues.models import AgentPresence, Queue
+from app.users.directory import ACTIVE_AGENTS
 from app.users.models import User
 
 ACTIVE_STATES = ("queued", "ringing", "answered", "held")
 
 
 SERVICE_LEVELS = select(Queue.name, Queue.service_level_s)
-ACTIVE_USERS = select(User.username, User.role, User.queues, User.extension, User.worker_id).where(
-    User.active.is_(True)
-)
 # What the roster is read from: re-read only when this changed (app.fingerprint).
-ROSTER_FINGERPRINT = Fingerprint(SERVICE_LEVELS, ACTIVE_USERS)
+ROSTER_FINGERPRINT = Fingerprint(SERVICE_LEVELS, ACTIVE_AGENTS)
 
 
 async def service_levels(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(SERVICE_LEVELS)
     return {name: int(level) for name, level in rows}
-
-
-async def users(
-    session: AsyncSession,
-) -> Sequence[tuple[str, str, list[str], str | None, str | None]]:
-    """Every active user's name, role, queues, extension and provider worker id."""
-    return (await session.execute(ACTIVE_USERS)).tuples().all()
 
 
 async def user_queues(session: AsyncSession, username: str) -> list[str]:
@@ -54,9 +45,12 @@ STREAM_BATCH = 2000
 
 class CallRow(NamedTuple):
     """What the statistics read of a call: its columns, and three values of its JSON documents
-    extracted by the database (the pop document itself, several KB, never leaves it)."""
+    extracted by the database (the pop document itself, several KB, never leaves it). Named as
+    the calls domain's rows are, so ``app.calls.pop.change_message`` reads it as it reads them."""
 
     id: str
+    version: int
+    customer_id: int | None
     queue: str | None
     state: str
     queued_at: datetime | None
@@ -68,8 +62,8 @@ class CallRow(NamedTuple):
     caller_e164: str | None
     caller_withheld: bool
     # As stored in the JSON (decoded): pop.customer.name, pop.insights.value_tier, match.kind.
-    customer_name: Any
-    value_tier: Any
+    pop_customer_name: Any
+    pop_value_tier: Any
     match_kind: Any
 
 
@@ -109,6 +103,8 @@ async def calls_since(session: AsyncSession, start: datetime) -> AsyncGenerator[
     """
     stmt = select(
         Call.id,
+        Call.version,
+        Call.customer_id,
         Call.queue,
         Call.state,
         Call.queued_at,

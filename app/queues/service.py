@@ -14,6 +14,7 @@ from app.errors import Forbidden, Invalid
 from app.queues import repository
 from app.queues.models import POP_MODES, Queue, QueueNumber
 from app.queues.stats import QueueStats
+from app.users.directory import Agent, AgentDirectory, load_agents
 from app.users.service import Principal
 from telephony.callerid import normalise_dialed
 
@@ -73,25 +74,18 @@ async def queue_for_number(session: AsyncSession, dialed: str) -> Queue | None:
     return row.scalar_one_or_none()
 
 
-@dataclass(frozen=True)
-class RosterUser:
-    username: str
-    role: str
-    queues: frozenset[str]
-
-
 @dataclass
 class Roster:
     """Queues' thresholds and who is in which queue, cached and refreshed every few seconds."""
 
     service_levels: dict[str, int] = field(default_factory=dict)
-    users: dict[str, RosterUser] = field(default_factory=dict)
+    users: dict[str, Agent] = field(default_factory=dict)
     # Extension or provider worker id -> username, to read agents named in the raw journal.
     aliases: dict[str, str] = field(default_factory=dict)
 
     def username_for(self, agent: str) -> str:
         """The username an event's agent field (username, extension or worker id) names."""
-        return agent if agent in self.users else self.aliases.get(agent, agent)
+        return AgentDirectory(self.users, self.aliases).username_for(agent)
 
     def queues_of(self, username: str) -> frozenset[str]:
         user = self.users.get(username)
@@ -99,14 +93,14 @@ class Roster:
 
 
 async def load_roster(session: AsyncSession) -> Roster:
-    """Every queue's service level threshold and every active user's queues."""
-    roster = Roster(service_levels=await repository.service_levels(session))
-    for username, role, queues, extension, worker_id in await repository.users(session):
-        roster.users[username] = RosterUser(username, role, frozenset(queues or ()))
-        for alias in (extension, worker_id):
-            if alias:
-                roster.aliases[alias] = username
-    return roster
+    """Every queue's service level threshold and every active user's queues (the agent
+    directory, ``app.users.directory``)."""
+    agents = await load_agents(session)
+    return Roster(
+        service_levels=await repository.service_levels(session),
+        users=agents.users,
+        aliases=agents.aliases,
+    )
 
 
 @dataclass(frozen=True)

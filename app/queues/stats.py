@@ -16,131 +16,29 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.queues.call_view import (
+    FINISHED,
+    CallView,
+    Contribution,
+    contribution_of,
+    parse_ts,
+)
 from app.queues.latency import LatencyHistogram, bucket_of
 from app.queues.presence import AgentView
 
 DEFAULT_SERVICE_LEVEL_S = 20
 TALKING = ("answered", "held")
-FINISHED = ("ended", "abandoned")
 MATCH_KINDS = ("single", "multiple", "none", "withheld")
-_MS = timedelta(milliseconds=1)
 # How long a finished call is remembered (a late event for it then still diffs exactly).
 FORGET_AFTER = timedelta(minutes=10)
 
 
-def parse_ts(value: Any) -> datetime | None:
-    """An ISO 8601 text (or datetime) as an aware UTC datetime; None for missing values."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def _ms(later: datetime, earlier: datetime) -> int:
-    return max(0, (later - earlier) // _MS)
-
-
-@dataclass(slots=True)
-class CallView:
-    """What the statistics keep of one call: the fields of its row that figures depend on."""
-
-    call_id: str
-    queue: str | None
-    state: str
-    queued_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
-    agent: str | None = None
-    offered_to: tuple[str, ...] = ()
-    caller: dict[str, Any] = field(default_factory=dict)
-    customer_name: str | None = None
-    value_tier: str | None = None
-    match_kind: str | None = None
-    contribution: Contribution | None = None
-
-    @property
-    def entered_at(self) -> datetime | None:
-        """When the call entered its queue (answered directly: when it was answered)."""
-        return self.queued_at or self.answered_at
-
-    @property
-    def waiting(self) -> bool:
-        return (
-            self.queue is not None
-            and self.state in ("queued", "ringing")
-            and self.answered_at is None
-        )
-
-    @classmethod
-    def from_message(cls, msg: Mapping[str, Any]) -> CallView:
-        """The view carried by a ``call.change`` message."""
-        caller = msg.get("caller") or {}
-        return cls(
-            call_id=str(msg["call_id"]),
-            queue=msg.get("queue") or None,
-            state=str(msg.get("state") or ""),
-            queued_at=parse_ts(msg.get("queued_at")),
-            answered_at=parse_ts(msg.get("answered_at")),
-            ended_at=parse_ts(msg.get("ended_at")),
-            agent=msg.get("agent") or None,
-            offered_to=tuple(msg.get("offered_to") or ()),
-            caller={
-                "raw": caller.get("raw"),
-                "e164": caller.get("e164"),
-                "withheld": bool(caller.get("withheld")),
-            },
-            customer_name=msg.get("customer_name"),
-            value_tier=msg.get("value_tier"),
-            match_kind=msg.get("match_kind"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one call adds to its queue's figures for the day it entered."""
-
-    queue: str
-    answered: bool
-    abandoned: bool
-    within_sl: bool
-    wait_ms: int
-    handled: bool
-    handle_ms: int
-    match_kind: str | None
-
-
-def contribution_of(view: CallView, service_level_s: int) -> Contribution | None:
-    if view.queue is None or view.entered_at is None:
-        return None
-    answered = view.answered_at is not None
-    finished = view.state in FINISHED or view.ended_at is not None
-    wait_ms = _ms(view.answered_at, view.entered_at) if view.answered_at else 0
-    handled = view.answered_at is not None and view.ended_at is not None
-    return Contribution(
-        queue=view.queue,
-        answered=answered,
-        abandoned=finished and not answered,
-        within_sl=answered and wait_ms <= service_level_s * 1000,
-        wait_ms=wait_ms,
-        handled=handled,
-        handle_ms=_ms(view.ended_at, view.answered_at) if view.ended_at and view.answered_at else 0,
-        match_kind=view.match_kind,
-    )
 
 
 class QueueFigures:

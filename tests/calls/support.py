@@ -101,3 +101,10 @@ async def journal_rows(engine: AsyncEngine) -> int:
         return int(
             (await session.execute(select(func.count()).select_from(CallEventRecord))).scalar_one()
         )
+
+
+# Every other connection to the test's database killed, as a database restart would.
+TERMINATE_OTHERS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)

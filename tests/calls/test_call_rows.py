@@ -8,9 +8,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.calls import one_trip
+from app.calls import group_commit, one_trip
 from app.calls.call_rows import CallRows
-from tests.calls.support import event, journal_rows, new_call_id, running_app
+from tests.calls.support import TERMINATE_OTHERS, event, journal_rows, new_call_id, running_app
 from tests.conftest import add_user
 
 
@@ -47,8 +47,8 @@ async def test_the_row_kept_is_the_row_a_read_returns(
         ):
             assert (await app.post(body)).status_code == 202
             kept = service.store.rows.take(full_id)
-            async with app.state["sessionmaker"]() as session:
-                _, read = await one_trip.read(session, full_id, "generic", "x")
+            async with service.store.connection() as conn:
+                _, read = await one_trip.read(conn, service.store.dialect, full_id, "generic", "x")
             assert kept is not None and kept == read
             service.store.rows.put(full_id, kept)
 
@@ -66,13 +66,19 @@ async def test_the_next_event_of_a_call_is_one_statement(
         def count(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
             statements.append(sql)
 
+        hot_log = app.state["services"]["calls"].store.query_log.listeners
         sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
+        hot_log.append(statements.append)
         try:
             offer = await app.post(event(call_id, "offered", queue="sales", agent="rows-bob"))
         finally:
             sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
+            hot_log.remove(statements.append)
         assert offer.status_code == 202 and offer.json()["duplicate"] is False
-        assert len(statements) == 1 and statements[0].lstrip().startswith("WITH"), statements
+        # The event's one statement, then the group commit's flush the answer waited for.
+        assert len(statements) == 2, statements
+        assert statements[0].lstrip().startswith("WITH")
+        assert statements[1] == group_commit.FLUSH_SQL
 
 
 async def test_a_kept_row_changed_behind_our_back_is_read_again(
@@ -135,13 +141,10 @@ async def test_a_kept_call_after_the_database_dropped_its_connections(
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
     async with running_app(database_url) as app:
-        hot_pool = app.state["services"]["calls"].store.pool
         call_id = new_call_id()
         assert (await app.post(event(call_id, "queued", queue="sales"))).status_code == 202
-        pids = [conn.get_server_pid() for conn in hot_pool.idle]
         async with clean_engine.connect() as admin:
-            for pid in pids:
-                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await admin.execute(text(TERMINATE_OTHERS))
         after = await app.post(event(call_id, "ended", queue="sales"))
         assert after.status_code == 202, after.text
         assert after.json()["duplicate"] is False

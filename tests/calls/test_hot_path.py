@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.calls import one_trip, pg_store
-from tests.calls.support import event, journal_rows, new_call_id, running_app
+from tests.calls.support import TERMINATE_OTHERS, event, journal_rows, new_call_id, running_app
 from tests.conftest import add_user
 
 
@@ -51,16 +51,13 @@ async def test_hot_connections_killed_by_the_database_are_replaced_without_an_er
     postgresql_only: None, clean_engine: AsyncEngine, database_url: str
 ) -> None:
     async with running_app(database_url) as app:
-        hot_pool = app.state["services"]["calls"].store.pool
         # Several pooled connections (as under load), all killed as a restart would.
         first = [event(new_call_id(), "queued", queue="sales") for _ in range(4)]
         answers = await asyncio.gather(*(app.post(body) for body in first))
         assert [a.status_code for a in answers] == [202] * 4
-        pids = [conn.get_server_pid() for conn in hot_pool.idle]
-        assert len(pids) >= 2, "the pool should hold several connections to kill"
         async with clean_engine.connect() as admin:
-            for pid in pids:
-                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            killed = (await admin.execute(text(TERMINATE_OTHERS))).all()
+        assert len(killed) >= 2, "the pools should hold several connections to kill"
         body = event(new_call_id(), "queued", queue="sales")
         after = await app.post(body)
         assert after.status_code == 202, after.text
@@ -145,12 +142,15 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
         call_id = new_call_id()
         body = event(call_id, "queued", queue="sales")
         assert (await app.post(body)).status_code == 202
-        async with app.state["sessionmaker"]() as session:
+        store = app.state["services"]["calls"].store
+        async with store.connection() as conn:
             duplicate, row = await one_trip.read(
-                session, f"generic:{call_id}", "generic", body["event_id"]
+                conn, store.dialect, f"generic:{call_id}", "generic", body["event_id"]
             )
             assert duplicate is True and row is not None and row["version"] == 1
-            fresh, _ = await one_trip.read(session, f"generic:{call_id}", "generic", "another")
+            fresh, _ = await one_trip.read(
+                conn, store.dialect, f"generic:{call_id}", "generic", "another"
+            )
             assert fresh is False
             record = {
                 "call_id": f"generic:{call_id}",
@@ -165,7 +165,8 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
             }
             # Planned on version 0, but the row is at version 1: nothing may land.
             written = await one_trip.write(
-                session,
+                conn,
+                store.dialect,
                 record,
                 new=False,
                 version=0,
@@ -174,7 +175,6 @@ async def test_a_stale_write_writes_nothing_and_a_journaled_event_reads_as_dupli
                 views=[],
             )
             assert written is None
-            await session.commit()
     async with clean_engine.connect() as conn:
         state = (await conn.execute(text("SELECT state FROM calls"))).scalar_one()
     assert state == "queued"
@@ -196,8 +196,10 @@ async def test_the_read_leaves_the_pop_undecoded_but_names_the_customer(
             await conn.execute(
                 text("UPDATE calls SET pop = CAST(:doc AS jsonb)"), {"doc": json.dumps(doc)}
             )
+        store = app.state["services"]["calls"].store
+        async with store.connection() as conn:
+            _, row = await one_trip.read(conn, store.dialect, f"generic:{call_id}", "generic", "x")
         async with app.state["sessionmaker"]() as session:
-            _, row = await one_trip.read(session, f"generic:{call_id}", "generic", "x")
             full = await repo.get_call(session, f"generic:{call_id}")
         assert row is not None and full is not None
         assert "pop" not in row

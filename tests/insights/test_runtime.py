@@ -34,11 +34,11 @@ async def test_refresh_once_runs_full_then_since(clean_engine: AsyncEngine, tmp_
 async def test_start_is_off_by_default_and_stops(settings: Settings, engine: AsyncEngine) -> None:
     state = cast(State, {"settings": settings, "engine": engine, "services": {}})
     await runtime.start(state)
-    assert runtime.SERVICE_KEY not in state["services"]
+    assert "insights_refresh" not in state["services"]
     on = cast(State, {**cast(dict[str, Any], state), "services": {}})
     on["settings"] = settings.model_copy(update={"insights_refresh_s": 3600})
     await runtime.start(on)
-    task = on["services"][runtime.SERVICE_KEY]
+    task = on["services"]["insights_refresh"]
     assert not task.done()
     await runtime.stop(on)
-    assert task.cancelled() and runtime.SERVICE_KEY not in on["services"]
+    assert task.cancelled() and "insights_refresh" not in on["services"]

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.queues import repository
 from app.queues.rebuild import rebuild
-from app.queues.service import Roster, RosterUser
+from app.queues.service import Roster
 from app.queues.stats import QueueStats
+from app.users.directory import Agent
 from tests.queues.days import AGENTS, T0, connections, hand_day, random_day, s
 from tests.queues.switchboard import Switchboard
 from tests.queues.test_stats import LEVELS, assert_hand_day, play
@@ -21,7 +22,7 @@ EXTENSIONS = {"alice": "201", "bob": "202", "carol": "203", "dave": "204"}
 def roster() -> Roster:
     return Roster(
         service_levels={**LEVELS, "billing": 15},
-        users={a: RosterUser(a, "agent", frozenset(LEVELS)) for a in AGENTS},
+        users={a: Agent(a, "agent", frozenset(LEVELS)) for a in AGENTS},
         aliases={ext: a for a, ext in EXTENSIONS.items()},
     )
 

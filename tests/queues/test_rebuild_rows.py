@@ -134,7 +134,7 @@ async def test_calls_since_rows_do_not_carry_the_pop_document(session: AsyncSess
         assert not any(isinstance(value, dict) for value in row)
         assert len(repr(row)) < 1000
     plain = next(row for row in rows if row.id == "generic:plain")
-    assert (plain.customer_name, plain.value_tier, plain.match_kind) == (
+    assert (plain.pop_customer_name, plain.pop_value_tier, plain.match_kind) == (
         "Ada Lovelace",
         "high",
         "single",
