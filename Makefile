@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench bench-sources clean
+.PHONY: install run test lint typecheck bench bench-ab bench-sources clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A/B of the latency scenario against another revision: make bench-ab REV=main [BENCH_ARGS=--quick]
+bench-ab: $(STAMP)
+	@test -n "$(REV)" || { echo "usage: make bench-ab REV=<git revision> [BENCH_ARGS='--quick --rounds 5']"; exit 2; }
+	$(BIN)/python -m bench --ab $(REV) $(BENCH_ARGS)
 
 # Does a live source (50 ms, or hanging) delay the agent's pop? See bench/sources.py.
 bench-sources: $(STAMP)

@@ -4,8 +4,8 @@ Connection arguments are the engine's own (``Dialect.create_connect_args``), JSO
 are decoded with orjson, and releasing a connection runs no query: asyncpg rolls back a
 transaction left open, and our ``reset`` adds nothing (the event path sets no session state,
 LISTENs to nothing and holds no advisory locks), where asyncpg's default reset sends one
-statement per release. Statements run on these connections are reported to the pool's
-``QueryLog`` (asyncpg's query loggers), for tests and ``bench.ingest_cpu --count``.
+statement per release. ``QueryLog`` is an asyncpg query logger the event store attaches while
+someone listens (tests, ``bench.ingest_cpu --count``).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class QueryLog:
             listener(record.query)
 
 
-async def _init_connection(conn: Any, log: QueryLog) -> None:
-    """JSON and JSONB decoded by orjson, encoded from Python values; the query log."""
+async def _init_connection(conn: Any) -> None:
+    """JSON and JSONB decoded by orjson, encoded from Python values."""
 
     def decode_jsonb(value: bytes) -> Any:
         return orjson.loads(value[1:])  # jsonb's binary format: a version byte, then text
@@ -60,7 +60,6 @@ async def _init_connection(conn: Any, log: QueryLog) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=encode_jsonb, decoder=decode_jsonb, schema="pg_catalog", format="binary"
     )
-    conn.add_query_logger(log)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -80,7 +79,6 @@ async def create_hot_pool(
     size: int,
     timeout_s: float,
     server_settings: Mapping[str, str] | None = None,
-    query_log: QueryLog | None = None,
 ) -> HotPool | None:
     """The hot pool for ``engine``'s database, connections opened on demand up to ``size``;
     None for SQLite. ``server_settings`` are set on each connection (``synchronous_commit``)."""
@@ -93,12 +91,7 @@ async def create_hot_pool(
     kwargs.setdefault("timeout", timeout_s)
     if server_settings:
         kwargs["server_settings"] = {**kwargs.get("server_settings", {}), **server_settings}
-    log = query_log or QueryLog()
-
-    async def init(conn: Any) -> None:
-        await _init_connection(conn, log)
-
     pool: HotPool = await asyncpg.create_pool(
-        *args, min_size=0, max_size=size, init=init, reset=_reset, **kwargs
+        *args, min_size=0, max_size=size, init=_init_connection, reset=_reset, **kwargs
     )
     return pool

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import gc_policy, health, pages
-from app.calls import agent_ws, webhooks
+from app.calls import agent_ws, webhook_docs, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="screenpop", lifespan=lifespan)
     install_error_handlers(app)
+    webhook_docs.install(app)
     # Added first, so it runs inside RequestIdMiddleware: request ids and the access log apply.
     app.add_middleware(FastEvents)
     app.add_middleware(RequestIdMiddleware)

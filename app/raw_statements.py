@@ -12,7 +12,9 @@ asyncpg's prepared-statement cache. Everything used is public API: ``Compiled.st
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -152,6 +154,23 @@ async def _read_raw(
         raise
 
 
+# The asyncpg connection raw reads run on instead of the session's own (``reads_on``).
+_READS_ON: ContextVar[Any] = ContextVar("screenpop_reads_on", default=None)
+
+
+@contextmanager
+def reads_on(conn: Any) -> Iterator[None]:
+    """Within this block, raw reads made through any session run on ``conn``, an asyncpg
+    connection the caller holds: the event path reads where it writes, so an event whose
+    reads are all raw takes no connection from the engine's pool. Reads only: writes go
+    through the session (inside its transaction) or straight on ``conn`` by its owner."""
+    token = _READS_ON.set(conn)
+    try:
+        yield
+    finally:
+        _READS_ON.reset(token)
+
+
 def is_postgresql(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -165,6 +184,9 @@ async def raw_rows(
     compiled = raw.prepare(session.get_bind().dialect)
     if compiled is None:
         return None
+    conn = _READS_ON.get()
+    if conn is not None:
+        return await compiled.rows(conn, params)
     return await _read_raw(session, compiled, params)
 
 

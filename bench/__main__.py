@@ -13,6 +13,9 @@
 4. Steps the rate up until p99 >= 50 ms, errors or lost pops; the last rate that held is
    ``max_rate_p99_under_50ms``.
 
+``--ab REV [--rounds 3] [--quick]`` runs the main scenario alternately on this tree and on git
+revision REV, each served by its own code, and compares them instead (bench/ab.py).
+
 The last line of stdout is ONE JSON object (keys in RESULT_KEYS). Loopback only.
 ``--customers-from-shared`` runs issue 4's smaller benchmark instead (bench/shared_mode.py).
 """
@@ -37,7 +40,7 @@ import psutil
 import uvloop
 
 from app.users.security import issue_token
-from bench import dataset, phones
+from bench import ab, dataset, phones
 from bench.floor import Figures, lookup_floor, prewarm, server_floor
 from bench.load import (
     EVENTS_PER_CALL,
@@ -64,11 +67,11 @@ P99_LIMIT_MS = 50.0
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--customers", type=int, default=1_000_000)
-    p.add_argument("--lines", type=int, default=10_000_000)
+    p.add_argument("--customers", type=int, help="default 1,000,000")
+    p.add_argument("--lines", type=int, help="default 10,000,000")
     p.add_argument("--agents", type=int, help="default 2000 (200 with --customers-from-shared)")
-    p.add_argument("--rate", type=float, default=200, help="events per second (all kinds)")
-    p.add_argument("--duration", type=float, default=30, help="seconds of load at --rate")
+    p.add_argument("--rate", type=float, help="events per second (all kinds); default 200")
+    p.add_argument("--duration", type=float, help="seconds of load at --rate; default 30")
     p.add_argument("--instances", type=int, default=1, choices=(1, 2))
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument(
@@ -90,7 +93,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="issue 4's benchmark: the shared retail data imported, 200 agents, 50/200 calls/s",
     )
-    return p.parse_args(argv)
+    ab.add_arguments(p)
+    args = p.parse_args(argv)
+    if args.customers_from_shared and args.agents is None:
+        args.agents = 200
+    if not args.ab:  # (the A/B fills in its own scenario: bench/ab.py)
+        for key, value in ab.MAIN.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    return args
 
 
 def say(message: str) -> None:
@@ -390,9 +401,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.agents is None:
-        args.agents = 200 if args.customers_from_shared else 2000
     os.chdir(ROOT)
+    if args.ab:
+        ab.cli(args)
+        return
     server = BenchServer(args.pg_shared_buffers_mb) if args.pg == "own" else None
     dataset.SERVER = server.start() if server else args.pg.rstrip("/")
     say(f"PostgreSQL: {server.describe() if server else dataset.SERVER}")

@@ -31,6 +31,7 @@ import contextlib
 import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from telephony.callerid import extension_of, normalise, normalise_dialed
@@ -281,7 +282,12 @@ class AmiConnector(StreamConnector):
     async def _handle(self, message: dict[str, str]) -> None:
         if "Event" not in message:
             return
-        events = ami_event_to_call_events(
-            message, default_region=self.default_region, received_at=datetime.now(UTC)
+        events = self._events(
+            partial(
+                ami_event_to_call_events,
+                message,
+                default_region=self.default_region,
+                received_at=datetime.now(UTC),
+            )
         )
         await self._deliver(events)

@@ -1,7 +1,8 @@
 """The adapter interface and the request shape every webhook adapter receives.
 
 The app builds a ``WebhookRequest`` from its HTTP request and calls ``verify`` then ``parse``;
-adapters never see the web framework.
+adapters never see the web framework. The app reads the body with its own size limit
+(``SCREENPOP_MAX_BODY_BYTES``) before an adapter sees it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ import orjson
 from telephony.errors import (
     MalformedEvent,
     NotConfigured,
-    PayloadTooLarge,
     StaleTimestamp,
     UnsupportedMediaType,
 )
 from telephony.events import CallEvent
 
-MAX_BODY_BYTES = 64 * 1024
 SIGNATURE_TOLERANCE_S = 300
 
 
@@ -72,28 +71,20 @@ class WebhookAdapter(Protocol):
         """Raise ``NotConfigured``/``BadSignature``/``StaleTimestamp`` unless authentic.
 
         ``secret`` None: ``NotConfigured`` unless ``dev`` (then unsigned requests pass).
-        Also raises ``PayloadTooLarge`` for bodies over ``MAX_BODY_BYTES``.
         """
         ...
 
     def parse(self, request: WebhookRequest, *, default_region: str) -> list[CallEvent]:
         """The events in the request; [] for provider events we deliberately ignore.
 
-        Raises ``MalformedEvent`` (naming the field), ``UnsupportedMediaType`` or
-        ``PayloadTooLarge``.
+        Raises ``MalformedEvent`` (naming the field: missing, wrong type, too long for its
+        column, a NUL character) or ``UnsupportedMediaType``.
         """
         ...
 
 
-def check_size(request: WebhookRequest) -> None:
-    """Refuse bodies over ``MAX_BODY_BYTES`` before spending any work on them."""
-    if len(request.body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {MAX_BODY_BYTES}")
-
-
 def should_verify(source: str, request: WebhookRequest, secret: str | None, *, dev: bool) -> bool:
-    """Common prologue of ``verify``: size check, then whether a signature must be checked."""
-    check_size(request)
+    """Common prologue of ``verify``: whether a signature must be checked."""
     if secret:
         return True
     if dev:
@@ -148,22 +139,28 @@ def form_pairs(body: bytes) -> Sequence[tuple[str, str]]:
 
 
 def required_str(data: Mapping[str, Any], key: str, *, label: str | None = None) -> str:
-    """``data[key]`` as a non-empty string, or ``MalformedEvent`` naming the field."""
+    """``data[key]`` as a non-empty string (an integer is taken as its digits), or
+    ``MalformedEvent`` naming the field: missing, or of another JSON type."""
     value = data.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MalformedEvent(label or key, "is required")
-    if not isinstance(value, str | int):
-        raise MalformedEvent(label or key, "must be a string")
-    return str(value).strip()
+    return _text(value, label or key)
 
 
-def optional_str(data: Mapping[str, Any], key: str) -> str | None:
-    """``data[key]`` as a stripped string, None when absent/empty/not a scalar."""
+def optional_str(data: Mapping[str, Any], key: str, *, label: str | None = None) -> str | None:
+    """``data[key]`` as a stripped string, None when absent, null or empty; a number is taken
+    as its text; any other JSON type (true/false, object, array) is ``MalformedEvent``."""
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    return _text(value, label or key) or None
+
+
+def _text(value: Any, field_name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        kind = "true/false" if isinstance(value, bool) else type(value).__name__
+        raise MalformedEvent(field_name, f"must be a string, not {kind}")
+    return str(value).strip()
 
 
 def as_mapping(value: Any, field_name: str) -> Mapping[str, Any]:

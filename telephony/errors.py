@@ -46,13 +46,6 @@ class UnsupportedMediaType(TelephonyError):
     code = "unsupported_media_type"
 
 
-class PayloadTooLarge(TelephonyError):
-    """The body exceeds ``telephony.base.MAX_BODY_BYTES``."""
-
-    status_code = 413
-    code = "payload_too_large"
-
-
 class MalformedEvent(TelephonyError):
     """The payload is unparseable or misses a required field; ``field`` names it."""
 

@@ -1,12 +1,29 @@
-"""The normalised call event every adapter produces."""
+"""The normalised call event every adapter produces, and the limits every event must fit.
+
+A ``CallEvent`` is refused as it is built (``MalformedEvent``, naming the field and the limit)
+when a text is longer than the column the app stores it in, when any text - nested attributes
+and the provider's raw payload included - holds a NUL character (PostgreSQL text and JSONB
+cannot), or when a field has the wrong type. Adapters and connectors build events only through
+this model, so nothing that reaches the app can be cut short or fail in the database.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from telephony.errors import MalformedEvent
 
 EventKind = Literal[
     "queued", "offered", "answered", "held", "resumed", "transferred", "ended", "abandoned"
@@ -24,6 +41,27 @@ TRANSFER_TO = "transfer_to"
 """``attributes[TRANSFER_TO]`` on a ``transferred`` event: the agent/extension receiving it."""
 ACCOUNT_REF = "account_ref"
 """``attributes[ACCOUNT_REF]``: an account number the caller keyed in the IVR, if any."""
+NOTES = "notes"
+"""``attributes[NOTES]`` on a ``transferred`` event: the transferring side's notes so far."""
+
+# Limits, in characters. The app's columns are declared with these sizes (app/calls/models.py,
+# app/queues/models.py, app/users/models.py), so an event that fits them fits the database.
+SOURCE_MAX = 32
+EVENT_ID_MAX = 200
+CALL_ID_MAX = 200
+"""The whole call id, ``"<source>:<provider call id>"`` (``calls.id``)."""
+KIND_MAX = 16
+CALLER_RAW_MAX = 128
+CALLER_E164_MAX = 20
+CALLER_NAME_MAX = 200
+DIALED_MAX = 64
+QUEUE_MAX = 64
+AGENT_MAX = 64
+"""An agent's username; an agent nobody has is kept under the name the event gives."""
+ACCOUNT_REF_MAX = 64
+NOTES_MAX = 2000
+NUL = "\x00"
+_ESCAPED_NUL = b"\\u0000"
 
 
 class CallerId(BaseModel):
@@ -55,6 +93,12 @@ class CallEvent(BaseModel):
     attributes: dict[str, Any] = {}
     raw: dict[str, Any]
 
+    @model_validator(mode="after")
+    def _fits(self) -> CallEvent:
+        # MalformedEvent is no ValueError: pydantic lets it through to whoever builds the event.
+        check_event(self)
+        return self
+
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -72,6 +116,112 @@ class CallEvent(BaseModel):
     def offer_withdrawn(self) -> bool:
         """True when this event withdraws the offer of the call to ``agent``."""
         return bool(self.attributes.get(OFFER_WITHDRAWN))
+
+
+def check_event(event: CallEvent) -> None:
+    """Raise ``MalformedEvent`` (field and limit) unless every part fits the database."""
+    caller = event.caller
+    for field, value, limit in (
+        ("source", event.source, SOURCE_MAX),
+        ("event_id", event.event_id, EVENT_ID_MAX),
+        ("call_id", event.call_id, CALL_ID_MAX - len(event.source) - 1),
+        ("caller", caller.raw, CALLER_RAW_MAX),
+        ("caller.e164", caller.e164, CALLER_E164_MAX),
+        ("caller_name", event.caller_name, CALLER_NAME_MAX),
+        ("dialed", event.dialed, DIALED_MAX),
+        ("queue", event.queue, QUEUE_MAX),
+        ("agent", event.agent, AGENT_MAX),
+    ):
+        if value is not None and (len(value) > limit or NUL in value):
+            check_text(field, value, limit)
+    if event.attributes:
+        _check_attributes(event.attributes)
+    _check_json(event.attributes, event.raw)
+
+
+def check_text(field: str, value: str | None, limit: int) -> None:
+    """Refuse a text longer than ``limit`` characters or holding a NUL character."""
+    if value is None:
+        return
+    if len(value) > limit:
+        raise MalformedEvent(field, f"is {len(value)} characters long; the limit is {limit}")
+    if NUL in value:
+        raise MalformedEvent(field, "contains a NUL character (\\u0000), which cannot be stored")
+
+
+REFUSED = (MalformedEvent, ValidationError)
+"""What building a ``CallEvent`` raises for input that does not fit (``except REFUSED``)."""
+
+
+def malformed(exc: MalformedEvent | ValidationError) -> MalformedEvent:
+    """Either refusal as ``MalformedEvent``; pydantic's (a field of the wrong type) names the
+    field of its first error."""
+    if isinstance(exc, MalformedEvent):
+        return exc
+    first = exc.errors()[0]
+    return MalformedEvent(".".join(str(part) for part in first["loc"]) or "event", first["msg"])
+
+
+def _check_attributes(attributes: Mapping[str, Any]) -> None:
+    """The attributes the app reads have the right type and fit their limits."""
+    for key, limit in (
+        (ACCOUNT_REF, ACCOUNT_REF_MAX),
+        (TRANSFER_TO, AGENT_MAX),
+        (NOTES, NOTES_MAX),
+    ):
+        value = attributes.get(key)
+        if value is None:
+            continue
+        name = f"attributes.{key}"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, str | int)
+            or (key == NOTES and not isinstance(value, str))
+        ):
+            raise MalformedEvent(name, f"must be a string, not {type(value).__name__}")
+        check_text(name, str(value), limit)
+    withdrawn = attributes.get(OFFER_WITHDRAWN)
+    if withdrawn is not None and not isinstance(withdrawn, bool):
+        raise MalformedEvent(f"attributes.{OFFER_WITHDRAWN}", "must be true or false")
+
+
+def _check_json(attributes: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
+    """Refuse attributes or a raw payload that cannot be stored as JSON: not serialisable, or
+    a NUL in any text or key. One serialisation finds whether there is a NUL at all; only then
+    are they walked to name where (``attributes.…``, or the payload's own field names)."""
+    try:
+        dumped = orjson.dumps((attributes, raw), option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise MalformedEvent("body", f"cannot be stored as JSON ({exc})") from None
+    if _ESCAPED_NUL in dumped:
+        where = _nul_path(attributes, "attributes")
+        if where is None:
+            where = _nul_path(raw, "")
+        if where is not None:
+            raise MalformedEvent(
+                where or "body", "contains a NUL character (\\u0000), which cannot be stored"
+            )
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where the first NUL character in ``value`` is, or None."""
+    if isinstance(value, str):
+        return path if NUL in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            text = str(key).replace(NUL, "\\u0000")
+            name = f"{path}.{text}" if path else text
+            if NUL in str(key):
+                return name
+            found = _nul_path(item, name)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def derive_event_id(source: str, *parts: object) -> str:

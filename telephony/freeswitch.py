@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -228,9 +229,12 @@ class EslConnector(StreamConnector):
                 raise EOFError("FreeSWITCH sent a disconnect notice")
             if content_type != "text/event-plain":
                 continue
-            events = esl_event_to_call_events(
-                parse_plain_event(body),
-                default_region=self.default_region,
-                received_at=datetime.now(UTC),
+            events = self._events(
+                partial(
+                    esl_event_to_call_events,
+                    parse_plain_event(body),
+                    default_region=self.default_region,
+                    received_at=datetime.now(UTC),
+                )
             )
             await self._deliver(events)

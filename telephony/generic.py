@@ -8,6 +8,10 @@ Body (``POST /telephony/generic/events``, ``application/json``)::
      "occurred_at": "2025-05-01T09:00:00Z" | 1746090000,
      "attributes": {"account_ref": "12345"}}
 
+``event_id`` and ``call_id`` are strings (an integer is taken as its digits); ``true``,
+``false``, objects and arrays are refused, as is any text longer than its limit in
+``telephony.events`` or holding a NUL character.
+
 Header ``X-Screenpop-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``.
 Several ``v1=`` entries are accepted (any may match), so secrets can be rotated.
 """
@@ -119,8 +123,10 @@ class GenericAdapter:
         kind = required_str(data, "kind")
         if kind not in EVENT_KINDS:
             raise MalformedEvent("kind", f"{kind!r} is not one of {sorted(EVENT_KINDS)}")
-        attributes = data.get("attributes") or {}
-        if not isinstance(attributes, dict):
+        attributes = data.get("attributes")
+        if attributes is None:
+            attributes = {}
+        elif not isinstance(attributes, dict):
             raise MalformedEvent("attributes", "expected an object")
         return [
             CallEvent(

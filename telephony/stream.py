@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
-from telephony.events import CallEvent
+from telephony.events import REFUSED, CallEvent, malformed
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,15 @@ class StreamConnector:
         self.logins += 1
         self.backoff.reset()
         logger.info("%s: logged in to %s:%s", self.scheme, self.host, self.port)
+
+    def _events(self, convert: Callable[[], list[CallEvent]]) -> list[CallEvent]:
+        """The events of one PBX message; one that cannot be stored is logged and skipped
+        (a PBX message is never retried, so dropping it beats stopping the stream)."""
+        try:
+            return convert()
+        except REFUSED as exc:
+            logger.warning("%s: event refused: %s", self.scheme, malformed(exc).detail)
+            return []
 
     async def _deliver(self, events: list[CallEvent]) -> None:
         for event in events:

@@ -19,11 +19,14 @@ def pg_engine(backend: str, clean_engine: AsyncEngine) -> AsyncEngine:
 
 @pytest.fixture
 async def logged(pg_engine: AsyncEngine) -> AsyncIterator[tuple[HotPool, list[str]]]:
+    """A pool of one connection, with the query log attached to it."""
     log = QueryLog()
     seen: list[str] = []
     log.listeners.append(seen.append)
-    pool = await create_hot_pool(pg_engine, size=1, timeout_s=1, query_log=log)
+    pool = await create_hot_pool(pg_engine, size=1, timeout_s=1)
     assert pool is not None
+    async with pool.acquire() as conn:
+        conn.add_query_logger(log)
     yield pool, seen
     await pool.close()
 

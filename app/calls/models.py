@@ -1,4 +1,8 @@
-"""Calls, the raw event journal, and pop delivery receipts."""
+"""Calls, the raw event journal, and pop delivery receipts.
+
+Column sizes are the limits ``telephony.events`` checks every event against: an event that
+does not fit is refused (422) before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,18 @@ from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, utcnow
+from telephony.events import (
+    AGENT_MAX,
+    CALL_ID_MAX,
+    CALLER_E164_MAX,
+    CALLER_NAME_MAX,
+    CALLER_RAW_MAX,
+    DIALED_MAX,
+    EVENT_ID_MAX,
+    KIND_MAX,
+    QUEUE_MAX,
+    SOURCE_MAX,
+)
 
 CALL_STATES = ("queued", "ringing", "answered", "held", "ended", "abandoned")
 
@@ -23,16 +39,16 @@ class Call(Base):
     )
 
     # "<source>:<provider call id>", e.g. "twilio:CA123..."
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    source: Mapped[str] = mapped_column(String(32))
+    id: Mapped[str] = mapped_column(String(CALL_ID_MAX), primary_key=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX))
     state: Mapped[str] = mapped_column(String(16))
-    caller_raw: Mapped[str] = mapped_column(String(128), default="")
-    caller_e164: Mapped[str | None] = mapped_column(String(20))
+    caller_raw: Mapped[str] = mapped_column(String(CALLER_RAW_MAX), default="")
+    caller_e164: Mapped[str | None] = mapped_column(String(CALLER_E164_MAX))
     caller_withheld: Mapped[bool] = mapped_column(Boolean, default=False)
-    caller_name: Mapped[str | None] = mapped_column(String(200))
-    dialed: Mapped[str | None] = mapped_column(String(64))
-    queue: Mapped[str | None] = mapped_column(String(64))
-    agent: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(CALLER_NAME_MAX))
+    dialed: Mapped[str | None] = mapped_column(String(DIALED_MAX))
+    queue: Mapped[str | None] = mapped_column(String(QUEUE_MAX))
+    agent: Mapped[str | None] = mapped_column(String(AGENT_MAX))
     # Agents the call is being offered to right now (ring-all / overflow).
     offered_to: Mapped[list[str]] = mapped_column(JSONType, default=list)
     customer_id: Mapped[int | None] = mapped_column(Integer)
@@ -69,10 +85,10 @@ class CallEventRecord(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    call_id: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(32))
-    event_id: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX))
+    source: Mapped[str] = mapped_column(String(SOURCE_MAX))
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_MAX))
+    kind: Mapped[str] = mapped_column(String(KIND_MAX))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised CallEvent
@@ -87,8 +103,8 @@ class PopDelivery(Base):
     __tablename__ = "pop_deliveries"
     __table_args__ = (Index("ix_pop_deliveries_username", "username"),)
 
-    call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), primary_key=True)
+    username: Mapped[str] = mapped_column(String(AGENT_MAX), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     pushed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,8 +10,10 @@
    ``OPTIMISTIC_ATTEMPTS`` it does the same in a transaction that reads the row ``FOR
    UPDATE`` (``_locked``): the same statements, serialised on the row lock.
 
-The planner's reads (directory, first-sight match and profile) go through an ordinary
-session on the engine's own pool; the event's writes only through the hot connection.
+The planner's reads (directory, first-sight match and profile) run on the same hot connection
+(``app.raw_statements.reads_on``); only what cannot run raw (a queue created on first use, say)
+takes a session connection from the engine's pool. The event's writes go only through the hot
+connection.
 
 Hot connections commit with ``synchronous_commit = off`` so the pop goes out as soon as the row
 is written; ``durable()`` (``app.calls.group_commit``) holds the PBX's answer until a flush
@@ -22,6 +24,7 @@ statement (the database restarted) expires the pool and the event is tried once 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,12 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.calls import one_trip
 from app.calls.call_rows import CallRows
 from app.calls.group_commit import GroupCommit
-from app.calls.planning import CallRow
+from app.calls.planning import CallRow, Plan
 from app.calls.state_machine import FINAL_STATES
 from app.calls.store import DUPLICATE, PlanFn, Written, journal_unapplied
 from app.errors import Overloaded, Unavailable
 from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, QueryLog
 from app.metrics import Metrics
+from app.raw_statements import reads_on
 from telephony.events import CallEvent
 
 # Optimistic writes (read, plan, write if unchanged) before an event takes the row lock.
@@ -48,6 +52,13 @@ OPTIMISTIC_ATTEMPTS = 3
 CONNECTION_ATTEMPTS = 3
 # Sessions kept for the event path's look-ups between events (at most this many).
 MAX_IDLE_SESSIONS = 32
+
+
+async def _plan_reading_on(
+    plan: PlanFn, session: AsyncSession, conn: Any, row: CallRow | None
+) -> Plan:
+    with reads_on(conn):
+        return await plan(session, row)
 
 
 class _StaleConnection(Exception):
@@ -72,7 +83,7 @@ class PgStore:
         self.dialect = dialect
         self.group_commit = group_commit
         self.metrics = metrics
-        # Statements run on the hot connections (``create_hot_pool(query_log=...)``).
+        # Told of the statements events run on the hot connections, while it has listeners.
         self.query_log = query_log
         self.acquire_timeout_s = acquire_timeout_s
         # The row each call's last event wrote here, so its next event skips the read.
@@ -86,9 +97,7 @@ class PgStore:
         for attempt in range(1, CONNECTION_ATTEMPTS + 1):
             try:
                 async with self.connection() as conn, self.session() as session:
-
-                    async def planned(row: CallRow | None) -> Any:
-                        return await plan(session, row)
+                    planned = functools.partial(_plan_reading_on, plan, session, conn)
 
                     kept = self.rows.take(call_id) if attempt == 1 else None
                     if kept is not None:
@@ -217,9 +226,16 @@ class PgStore:
             raise Overloaded(
                 "the server is overloaded (no database connection free); retry shortly"
             ) from exc
+        # Statements are reported only while someone listens (asyncpg times and records
+        # every statement of a connection that has a query logger).
+        logged = self.query_log is not None and bool(self.query_log.listeners)
+        if logged:
+            conn.add_query_logger(self.query_log)
         try:
             yield conn
         finally:
+            if logged and not conn.is_closed():
+                conn.remove_query_logger(self.query_log)
             # A connection the database dropped is closed by asyncpg and replaced on demand.
             await self.pool.release(conn)
 

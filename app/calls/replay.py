@@ -20,7 +20,7 @@ from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import CallRow, Planner
 from app.settings import get_settings
-from telephony.events import CallEvent
+from telephony.events import REFUSED, CallEvent, malformed
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,15 @@ CALL_COLUMNS = tuple(c.name for c in repo.CALLS.c)
 KEPT_WHEN_MATCHED = ("match", "customer_id", "pop", "pop_version")
 
 
-def _event_of(record: Any) -> CallEvent:
-    return CallEvent.model_validate({**record.event, "raw": record.raw})
+def _event_of(record: Any) -> CallEvent | None:
+    """The journaled event, or None (logged) when it does not fit today's limits: a row
+    journaled by an older version that let it in is skipped rather than stopping the replay."""
+    try:
+        return CallEvent.model_validate({**record.event, "raw": record.raw})
+    except REFUSED as exc:
+        detail = malformed(exc).detail
+        log.warning("journal event %s of %s skipped: %s", record.event_id, record.call_id, detail)
+        return None
 
 
 def default_planner() -> Planner:
@@ -71,20 +78,23 @@ async def replay_unapplied(
     return count
 
 
-async def fold(session: AsyncSession, planner: Planner, records: list[Any]) -> CallRow:
-    """The call as the live path would have written it after these journal rows."""
+async def fold(session: AsyncSession, planner: Planner, records: list[Any]) -> CallRow | None:
+    """The call as the live path would have written it after these journal rows (None when
+    not one of them fits today's limits)."""
     folded: CallRow | None = None
     for record in records:
+        event = _event_of(record)
+        if event is None:
+            continue
         plan = await planner.plan(
             session,
-            _event_of(record),
+            event,
             folded,
             received_at=record.received_at,
             started=time.perf_counter(),
             publish=False,
         )
         folded = {**dict.fromkeys(CALL_COLUMNS), **plan.applied.call}
-    assert folded is not None
     return folded
 
 
@@ -94,6 +104,8 @@ async def _replay_one(session: AsyncSession, call_id: str, planner: Planner) -> 
     if not records:
         return False
     folded = await fold(session, planner, records)
+    if folded is None:
+        return False
     values = {k: folded[k] for k in CALL_COLUMNS if k not in ("id", "version")}
     if row is None:
         await repo.insert_call(session, {**values, "id": call_id, "version": 1})

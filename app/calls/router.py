@@ -8,14 +8,15 @@ from fastapi import APIRouter, Path, Query
 
 from app.calls import repository as repo
 from app.calls.pop import caller_of, customer_name
-from app.calls.schemas import MatchChoice, WrapUp
+from app.calls.schemas import MatchChoice, StoredText, WrapUp
 from app.calls.service import CallService
 from app.deps import SessionDep, StateDep
 from app.errors import Forbidden, NotFound
 from app.users.deps import CurrentAgent, CurrentSupervisor, CurrentUser
+from telephony.events import CALL_ID_MAX
 
 router = APIRouter(tags=["calls"])
-CallId = Annotated[str, Path(max_length=200)]
+CallId = Annotated[StoredText, Path(max_length=CALL_ID_MAX)]
 
 
 def _service(state: StateDep) -> CallService:

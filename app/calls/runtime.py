@@ -75,13 +75,11 @@ async def build_store(state: State) -> EventStore:
     session store."""
     settings = state["settings"]
     timeout_s = settings.db_pool_timeout_s
-    query_log = QueryLog()
     pool = await create_hot_pool(
         state["engine"],
         size=settings.db_pool_size,
         timeout_s=timeout_s,
         server_settings=group_commit.SERVER_SETTINGS if settings.group_commit else None,
-        query_log=query_log,
     )
     if pool is None:
         return SessionStore(state["sessionmaker"])
@@ -97,7 +95,7 @@ async def build_store(state: State) -> EventStore:
         commits,
         acquire_timeout_s=timeout_s,
         metrics=state["metrics"],
-        query_log=query_log,
+        query_log=QueryLog(),
     )
 
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from telephony.events import NUL
+
+INT32_MAX = 2**31 - 1
+
+
+def _no_nul(value: str) -> str:
+    if NUL in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+StoredText = Annotated[str, AfterValidator(_no_nul)]
+"""Text that is stored: PostgreSQL cannot hold a NUL character, so it is a 422."""
 
 
 class OfferOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1, max_length=32)
+    sku: StoredText = Field(min_length=1, max_length=32)
     outcome: Literal["accepted", "declined", "not_offered"]
 
 
@@ -20,8 +34,8 @@ class WrapUp(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    disposition: str = Field(min_length=1, max_length=64)
-    notes: str | None = Field(default=None, max_length=10_000)
+    disposition: StoredText = Field(min_length=1, max_length=64)
+    notes: StoredText | None = Field(default=None, max_length=10_000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     offers: list[OfferOutcome] = Field(default_factory=list, max_length=50)
 
@@ -29,4 +43,4 @@ class WrapUp(BaseModel):
 class MatchChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int = Field(gt=0)
+    customer_id: int = Field(gt=0, le=INT32_MAX)

@@ -1,12 +1,15 @@
 """Telephony webhooks: provider HTTP requests -> verified, parsed ``CallEvent``s -> ingest.
 
-Every route reads the raw body itself, with a hard cap (``settings.max_body_bytes``: 413
-before anything is parsed, and the body is not read past the cap), builds a
+``POST /telephony/{provider}/events`` is answered by ``app.calls.fast_events``; the routes
+here are the ones that answer something else (Twilio's TwiML and callbacks, Vonage's NCCO).
+All of them read the raw body with ``read_body`` (one size limit, ``settings.max_body_bytes``:
+413 before anything is parsed, and the body is not read past it), build a
 ``telephony.base.WebhookRequest`` whose ``url`` is ``SCREENPOP_PUBLIC_URL`` + path + raw query
-(what Twilio signs), checks it with the provider's secret and parses it. Rejections map to
-``{"error", "detail"}`` with 401/404/413/415/422 and write nothing. When no database
-connection comes free within ``SCREENPOP_DB_POOL_TIMEOUT_S`` (overload) the answer is 503
-``{"error": "overloaded"}``, never a 500: providers retry, and the journal drops duplicates.
+(what Twilio signs), check it with the provider's secret and parse it into ``CallEvent``s,
+which refuse any value that would not fit the database. Rejections map to ``{"error",
+"detail"}`` with 401/404/413/415/422 and write nothing. When no database connection comes free
+within ``SCREENPOP_DB_POOL_TIMEOUT_S`` (overload) the answer is 503 ``{"error":
+"overloaded"}``, never a 500: providers retry, and the journal drops duplicates.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import Receive
 
+from app.calls import webhook_docs as docs
 from app.calls.service import CallService, IngestResult
 from app.db import utcnow
 from app.deps import get_state
@@ -28,27 +34,34 @@ from app.settings import Settings
 from app.state import State
 from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
-from telephony.events import CallEvent
+from telephony.events import QUEUE_MAX, CallEvent, malformed
 from telephony.registry import SECRET_SETTINGS, UnknownProvider, get_adapter
 from telephony.twilio import twiml_enqueue
 
 router = APIRouter(tags=["telephony"])
 DEFAULT_QUEUE = "default"
-QueueParam = Annotated[str | None, Query(max_length=64, description="Queue to enqueue into")]
+QueueParam = Annotated[str | None, Query(max_length=QUEUE_MAX, description="Queue to enqueue into")]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (413) anything over ``limit`` bytes without reading past it."""
-    declared = request.headers.get("content-length", "")
+async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    """The raw body from the ASGI ``receive``, refusing (413) anything over ``limit`` bytes
+    without reading past it; ``headers`` names are lower-case."""
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks)
 
 
@@ -81,8 +94,8 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
         adapter = get_adapter(provider)
     except UnknownProvider as exc:
         return _error(404, "unknown_provider", exc.detail)
-    body = await read_body(request, settings.max_body_bytes)
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = dict(request.headers.items())
+    body = await read_body(request.receive, headers, settings.max_body_bytes)
     outcome = parse_events(state, adapter, provider, request.scope, headers, body)
     if isinstance(outcome, TelephonyError):
         return _error(outcome.status_code, outcome.code, outcome.detail)
@@ -121,9 +134,10 @@ def parse_events(
         )
         events: list[CallEvent] = adapter.parse(webhook, default_region=settings.default_region)
         return events
-    except TelephonyError as exc:
-        state["metrics"].events.labels(source=provider, result=exc.code).inc()
-        return exc
+    except (TelephonyError, ValidationError) as exc:
+        refusal = exc if isinstance(exc, TelephonyError) else malformed(exc)
+        state["metrics"].events.labels(source=provider, result=refusal.code).inc()
+        return refusal
 
 
 async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
@@ -165,11 +179,10 @@ def summary(results: list[IngestResult]) -> dict[str, Any]:
     }
 
 
-def _summary(results: list[IngestResult], status: int = 202) -> JSONResponse:
-    return JSONResponse(summary(results), status_code=status)
-
-
-@router.api_route("/telephony/twilio/voice", methods=["GET", "POST"])
+@router.get(
+    "/telephony/twilio/voice", operation_id="twilio_voice_get", openapi_extra=docs.SIGNED_BY_TWILIO
+)
+@router.post("/telephony/twilio/voice", operation_id="twilio_voice", openapi_extra=docs.TWILIO)
 async def twilio_voice(
     request: Request, queue: QueueParam = None, workflow_sid: QueueParam = None
 ) -> Response:
@@ -186,8 +199,8 @@ async def twilio_voice(
     return Response(twiml_enqueue(name, workflow_sid=workflow_sid), media_type="application/xml")
 
 
-@router.post("/telephony/twilio/status", status_code=204)
-@router.post("/telephony/twilio/taskrouter", status_code=204)
+@router.post("/telephony/twilio/status", status_code=204, openapi_extra=docs.TWILIO)
+@router.post("/telephony/twilio/taskrouter", status_code=204, openapi_extra=docs.TWILIO)
 async def twilio_callbacks(request: Request) -> Response:
     """Twilio status callbacks (the caller's leg and agents' legs) and TaskRouter event
     callbacks (``reservation.created`` is the offer to an agent)."""
@@ -198,7 +211,10 @@ async def twilio_callbacks(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.api_route("/telephony/vonage/answer", methods=["GET", "POST"])
+@router.get("/telephony/vonage/answer", operation_id="vonage_answer", openapi_extra=docs.VONAGE)
+@router.post(
+    "/telephony/vonage/answer", operation_id="vonage_answer_post", openapi_extra=docs.VONAGE
+)
 async def vonage_answer(request: Request, queue: QueueParam = None) -> Response:
     """Vonage's answer webhook: journal the call, answer an NCCO joining the queue's
     conversation (``?queue=`` overrides the dialed number's queue)."""
@@ -209,18 +225,3 @@ async def vonage_answer(request: Request, queue: QueueParam = None) -> Response:
     name = queue or await _queue_name(request, results)
     ncco = [{"action": "conversation", "name": name}]
     return Response(json.dumps(ncco), media_type="application/json")
-
-
-@router.post("/telephony/{provider}/events", status_code=202)
-async def provider_events(
-    request: Request, provider: Annotated[str, Path(max_length=32)]
-) -> Response:
-    """Events from ``generic``, ``telnyx``, ``vonage``, ``amazon-connect``, ``kamailio``.
-
-    Answers ``202 {"call_id", "duplicate", "events"}``; the same event twice is a duplicate
-    and changes nothing.
-    """
-    events = await _receive(request, provider)
-    if isinstance(events, JSONResponse):
-        return events
-    return _summary(await _ingest(request, events))

@@ -139,7 +139,7 @@ async def resolve_caller(
     default_region: str = "GB",
 ) -> Match:
     """Match a caller to customers (see the module docstring for the rules). Read-only."""
-    ref = str(account_ref).strip()[:64] if account_ref is not None else ""
+    ref = str(account_ref).strip() if account_ref is not None else ""
     e164 = caller.e164
     if e164 is None and not caller.withheld:
         # Callers built by hand may carry only the raw number: normalise it here.

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
+from telephony.events import AGENT_MAX, CALL_ID_MAX, QUEUE_MAX
 
 POP_MODES = ("offer", "answer", "off")
 
@@ -16,7 +17,7 @@ class Queue(Base):
     __tablename__ = "queues"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(QUEUE_MAX), unique=True)
     service_level_s: Mapped[int] = mapped_column(Integer, default=20)
     pop_mode: Mapped[str] = mapped_column(String(8), default="offer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -36,7 +37,7 @@ class AgentPresence(Base):
 
     __tablename__ = "agent_presence"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(AGENT_MAX), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="logged_out")
     since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    call_id: Mapped[str | None] = mapped_column(String(200))
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_MAX))

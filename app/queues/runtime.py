@@ -16,6 +16,7 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.queues import repository
@@ -153,7 +154,12 @@ class QueuesRuntime:
                 log.exception("writing agent presence failed; will retry")
 
     async def flush_presence(self) -> None:
-        """Write every presence change not yet written (one statement for the batch)."""
+        """Write every presence change not yet written (one statement for the batch).
+
+        A batch the database refuses for its data is written row by row, and a row refused on
+        its own is dropped with a warning: one bad value cannot hold back every agent's
+        presence. Any other failure (the database away) keeps the rows for the next flush.
+        """
         dirty = self.stats.dirty_agents
         if not dirty:
             return
@@ -164,15 +170,47 @@ class QueuesRuntime:
         ]
         dirty.clear()
         try:
-            async with self.state["sessionmaker"]() as session:
-                await repository.upsert_presences(session, rows)
-                await session.commit()
+            await self._write_presence(rows)
+        except DBAPIError as exc:
+            if not refused_for_its_data(exc):
+                self._keep(rows)
+                raise
+            await self._write_one_by_one(rows)
         except Exception:
-            # Put them back unless something newer was recorded meanwhile.
-            for row in rows:
-                username = str(row["username"])
-                dirty.setdefault(username, self.stats.agents[username])
+            self._keep(rows)
             raise
+
+    async def _write_presence(self, rows: list[dict[str, Any]]) -> None:
+        async with self.state["sessionmaker"]() as session:
+            await repository.upsert_presences(session, rows)
+            await session.commit()
+
+    async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
+        for n, row in enumerate(rows):
+            try:
+                await self._write_presence([row])
+            except Exception as exc:
+                if not (isinstance(exc, DBAPIError) and refused_for_its_data(exc)):
+                    self._keep(rows[n:])
+                    raise
+                log.warning(
+                    "presence of agent %.80r dropped: the database refused it (%s)",
+                    row["username"],
+                    exc.orig,
+                )
+
+    def _keep(self, rows: list[dict[str, Any]]) -> None:
+        """Put rows back for the next flush, unless something newer was recorded meanwhile."""
+        for row in rows:
+            username = str(row["username"])
+            self.stats.dirty_agents.setdefault(username, self.stats.agents[username])
+
+
+def refused_for_its_data(exc: DBAPIError) -> bool:
+    """True when the database refused the values (SQLSTATE class 22 data exception, 23
+    integrity), not the connection: writing the same row again cannot succeed."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    return isinstance(exc, DataError | IntegrityError) or sqlstate[:2] in ("22", "23")
 
 
 async def start(state: State) -> None:

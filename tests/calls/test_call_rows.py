@@ -8,7 +8,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.calls import group_commit, one_trip
+from app.calls import one_trip
 from app.calls.call_rows import CallRows
 from tests.calls.support import TERMINATE_OTHERS, event, journal_rows, new_call_id, running_app
 from tests.conftest import add_user
@@ -75,10 +75,7 @@ async def test_the_next_event_of_a_call_is_one_statement(
             sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
             hot_log.remove(statements.append)
         assert offer.status_code == 202 and offer.json()["duplicate"] is False
-        # The event's one statement, then the group commit's flush the answer waited for.
-        assert len(statements) == 2, statements
-        assert statements[0].lstrip().startswith("WITH")
-        assert statements[1] == group_commit.FLUSH_SQL
+        assert len(statements) == 1 and statements[0].lstrip().startswith("WITH"), statements
 
 
 async def test_a_kept_row_changed_behind_our_back_is_read_again(

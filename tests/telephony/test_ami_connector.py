@@ -216,3 +216,27 @@ async def test_handler_failure_does_not_drop_the_stream() -> None:
         await connector.stop()
         await asyncio.wait_for(task, 5)
         await peer.kill()
+
+
+async def test_an_event_that_does_not_fit_is_skipped_not_the_stream() -> None:
+    """A Linkedid too long for a call id: that event is logged and dropped, the next arrives."""
+    peer = await AmiPeer().start()
+    seen: list[str] = []
+
+    async def record(event: CallEvent) -> None:
+        seen.append(event.call_id)
+
+    url = f"ami://screenpop:{AmiPeer.secret}@127.0.0.1:{peer.port}"
+    connector = AmiConnector(url, record, "GB")
+    task = asyncio.create_task(connector.run())
+    try:
+        await eventually(lambda: connector.logins == 1)
+        first, second = call_blocks()[:2]
+        await peer.send(first.replace(LINKEDID.encode(), b"9" * 300))
+        await peer.send(second)
+        await eventually(lambda: seen == [LINKEDID])
+        assert connector.logins == 1  # same session throughout
+    finally:
+        await connector.stop()
+        await asyncio.wait_for(task, 5)
+        await peer.kill()
