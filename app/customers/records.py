@@ -144,20 +144,36 @@ def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+async def _taken_external_refs(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+) -> set[str]:
+    """The batch's refs that some customer already has as ``external_ref`` (one query)."""
+    refs = sorted({ref[:64] for r in rows if (ref := text_or_none(r.get("ref"), 128))})
+    if not refs:
+        return set()
+    query = select(Customer.external_ref).where(Customer.external_ref.in_(refs))
+    return {ref for ref in (await conn.execute(query)).scalars() if ref is not None}
+
+
 async def _insert_customer(
-    conn: AsyncConnection, source: str, ref: str, values: dict[str, Any], limit: Decimal | None
+    conn: AsyncConnection,
+    source: str,
+    ref: str,
+    values: dict[str, Any],
+    limit: Decimal | None,
+    taken: set[str],
 ) -> int:
+    """A new customer with its reference and account; ``external_ref`` is the ref unless
+    another customer has it (``taken``, kept up to date)."""
     if "name" not in values:
         raise ValueError("name is empty")
-    taken = (
-        await conn.execute(select(Customer.id).where(Customer.external_ref == ref[:64]))
-    ).first()
+    external_ref = None if ref[:64] in taken else ref[:64]
     now = utcnow()
     result = await conn.execute(
         insert(Customer)
         .values(
             {
-                "external_ref": None if taken else ref[:64],
+                "external_ref": external_ref,
                 "customer_type": "consumer",
                 "language": "en",
                 "marketing_consent": False,
@@ -171,6 +187,8 @@ async def _insert_customer(
         .returning(Customer.id)
     )
     customer_id = int(result.scalar_one())
+    if external_ref is not None:
+        taken.add(external_ref)
     await conn.execute(
         insert(CustomerRef).values(source=source, ref=ref, customer_id=customer_id, updated_at=now)
     )
@@ -295,6 +313,7 @@ async def store_customers(
 ) -> None:
     """Store customer records (see the module docstring); bad ones land in ``report.bad``."""
     known = await customer_ids(conn, source, rows, "ref")
+    taken = await _taken_external_refs(conn, rows)
     for row in rows:
         try:
             ref = text_or_none(row.get("ref"), 128)
@@ -317,7 +336,9 @@ async def store_customers(
             customer_id = known.get(ref)
             added = customer_id is None
             if customer_id is None:
-                customer_id = known[ref] = await _insert_customer(conn, source, ref, values, limit)
+                customer_id = known[ref] = await _insert_customer(
+                    conn, source, ref, values, limit, taken
+                )
                 if phones:
                     await _set_phones(conn, customer_id, source[:20], phones, new=True)
                 changed = True
