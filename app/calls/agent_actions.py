@@ -29,6 +29,8 @@ from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
 from app.settings import Settings
+from app.sources import outbox
+from app.sources.config import SourcesConfig
 from app.users.service import Principal
 
 
@@ -60,6 +62,8 @@ class AgentActions:
         self.directory = directory
         self.publisher = publisher
         self.receipts = receipts
+        # Destinations of the journal (app/sources), when configured: set by the calls runtime.
+        self.sources: SourcesConfig | None = None
 
     async def live_pops(self, principal: Principal) -> list[dict[str, Any]]:
         """Every pop still live for this agent, as ``pop`` messages (replay on connect)."""
@@ -191,6 +195,8 @@ class AgentActions:
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
+                # Journal back to the systems of record: in this same transaction.
+                await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()
             except IntegrityError as exc:
                 await session.rollback()

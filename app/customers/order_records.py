@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -47,32 +47,30 @@ def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
 
 
 async def _set_lines(
-    conn: AsyncConnection,
-    order_id: int,
-    lines: list[dict[str, Any]],
-    products: set[str],
-    *,
-    new: bool = False,
+    conn: AsyncConnection, order_id: int, lines: list[dict[str, Any]], products: set[str]
 ) -> bool:
-    """An order's lines as given (``new``: it has none yet); unknown SKUs become products
-    (``products``: the SKUs known to exist, kept up to date)."""
-    if not new:
-        cols = (OrderLine.line_no, OrderLine.sku, OrderLine.description, OrderLine.quantity,
-                OrderLine.unit_price)  # fmt: skip
-        query = select(*cols).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
-        current = [dict(r._mapping) for r in (await conn.execute(query)).all()]
-        if current == lines:
-            return False
-        await conn.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
+    """A stored order's lines replaced by the given ones, if they differ."""
+    cols = (OrderLine.line_no, OrderLine.sku, OrderLine.description, OrderLine.quantity,
+            OrderLine.unit_price)  # fmt: skip
+    query = select(*cols).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    current = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+    if current == lines:
+        return False
+    await conn.execute(delete(OrderLine).where(OrderLine.order_id == order_id))
     if lines:
         await conn.execute(insert(OrderLine), [{**line, "order_id": order_id} for line in lines])
-        missing = {
-            line["sku"]: line["description"] for line in lines if line["sku"] not in products
-        }
-        if missing:
-            await conn.execute(insert(Product), [{"sku": k, "name": v} for k, v in missing.items()])
-            products.update(missing)
+        await _add_products(conn, lines, products)
     return True
+
+
+async def _add_products(
+    conn: AsyncConnection, lines: list[dict[str, Any]], products: set[str]
+) -> None:
+    """Unknown SKUs become products (``products``: the SKUs known to exist, kept up to date)."""
+    missing = {ln["sku"]: ln["description"] for ln in lines if ln["sku"] not in products}
+    if missing:
+        await conn.execute(insert(Product), [{"sku": k, "name": v} for k, v in missing.items()])
+        products.update(missing)
 
 
 class _Found(NamedTuple):
@@ -87,6 +85,8 @@ class _OrderBatch:
     customers: dict[str, int]  # customer_ref -> customer id
     orders: dict[str, Any]  # order ref -> (id, source)
     products: set[str]
+    # New orders waiting to be inserted together: ref -> (values, lines).
+    pending: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 async def _order_batch(
@@ -119,6 +119,8 @@ async def _store_order(
     ref = text_or_none(row.get("ref"), 32)
     if ref is None:
         raise ValueError("ref is empty")
+    if ref in batch.pending:  # the same order twice in one batch: store the first now
+        await _insert_pending(conn, source, batch)
     found = batch.orders.get(ref)
     if found is not None and found.source != source:
         raise ValueError(f"order {ref!r} already belongs to source {found.source!r}")
@@ -141,13 +143,7 @@ async def _store_order(
     values["is_return"] = values["total"] < 0
     lines = _lines(row)
     if found is None:
-        result = await conn.execute(
-            insert(Order).values(invoice_no=ref, source=source, **values).returning(Order.id)
-        )
-        order_id = int(result.scalar_one())
-        batch.orders[ref] = _Found(order_id, source)
-        if lines:
-            await _set_lines(conn, order_id, lines, batch.products, new=True)
+        batch.pending[ref] = (values, lines or [])
         report.added += 1
         return
     current = (
@@ -163,6 +159,24 @@ async def _store_order(
         report.unchanged += 1
 
 
+async def _insert_pending(conn: AsyncConnection, source: str, batch: _OrderBatch) -> None:
+    """The batch's new orders and their lines, in two statements (and one for new SKUs)."""
+    if not batch.pending:
+        return
+    rows = [{"invoice_no": ref, "source": source, **values}
+            for ref, (values, _) in batch.pending.items()]  # fmt: skip
+    stmt = insert(Order).returning(Order.id, sort_by_parameter_order=True)
+    ids = (await conn.execute(stmt, rows)).scalars().all()
+    lines = []
+    for (ref, (_, order_lines)), order_id in zip(batch.pending.items(), ids, strict=True):
+        batch.orders[ref] = _Found(order_id, source)
+        lines += [{**line, "order_id": order_id} for line in order_lines]
+    batch.pending.clear()
+    if lines:
+        await conn.execute(insert(OrderLine), lines)
+        await _add_products(conn, lines, batch.products)
+
+
 async def store_orders(
     conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], report: RecordReport
 ) -> None:
@@ -173,6 +187,7 @@ async def store_orders(
             await _store_order(conn, source, row, report, batch)
         except ValueError as exc:
             report.bad.append((where(row), str(exc)))
+    await _insert_pending(conn, source, batch)
 
 
 async def store_balances(

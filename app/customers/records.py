@@ -116,9 +116,13 @@ async def customer_ids(
 
 
 def _phone_rows(raws: list[str], region: str) -> list[dict[str, Any]]:
-    rows = []
+    """Numbers as typed and as E.164; one row per number (the first way it was typed)."""
+    rows, seen = [], set()
     for raw in dict.fromkeys(raws):
         e164 = normalise(raw, region).e164
+        if e164 is not None and e164 in seen:
+            continue
+        seen.add(e164)
         digits = "".join(ch for ch in (e164 or raw) if ch.isdigit())
         rows.append({"raw": raw[:64], "e164": e164, "last_digits": digits[-LAST_DIGITS:] or None})
     return rows
@@ -144,46 +148,55 @@ def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
-async def _insert_customer(
-    conn: AsyncConnection, source: str, ref: str, values: dict[str, Any], limit: Decimal | None
-) -> int:
-    if "name" not in values:
-        raise ValueError("name is empty")
-    taken = (
-        await conn.execute(select(Customer.id).where(Customer.external_ref == ref[:64]))
-    ).first()
+async def _taken_external_refs(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+) -> set[str]:
+    """The batch's refs that some customer already has as ``external_ref`` (one query)."""
+    refs = sorted({ref[:64] for r in rows if (ref := text_or_none(r.get("ref"), 128))})
+    if not refs:
+        return set()
+    query = select(Customer.external_ref).where(Customer.external_ref.in_(refs))
+    return {ref for ref in (await conn.execute(query)).scalars() if ref is not None}
+
+
+CUSTOMER_DEFAULTS: dict[str, Any] = {
+    "customer_type": "consumer", "language": "en", "marketing_consent": False,
+    "account_manager": None, "country": None, "email": None, "emails": [], "attributes": {},
+}  # fmt: skip
+# Customers new in a batch, inserted together: ref -> (columns, credit limit, numbers).
+NewCustomers = dict[str, tuple[dict[str, Any], Decimal | None, list[dict[str, Any]]]]
+
+
+async def _insert_new(
+    conn: AsyncConnection, source: str, new: NewCustomers, known: dict[str, int], taken: set[str]
+) -> None:
+    """The batch's new customers with their references, accounts and numbers, one statement
+    per table. ``external_ref`` is the ref unless another customer has it (``taken``)."""
+    if not new:
+        return
     now = utcnow()
-    result = await conn.execute(
-        insert(Customer)
-        .values(
-            {
-                "external_ref": None if taken else ref[:64],
-                "customer_type": "consumer",
-                "language": "en",
-                "marketing_consent": False,
-                "emails": [],
-                "attributes": {},
-                "created_at": now,
-                "updated_at": now,
-                **values,
-            }
-        )
-        .returning(Customer.id)
-    )
-    customer_id = int(result.scalar_one())
-    await conn.execute(
-        insert(CustomerRef).values(source=source, ref=ref, customer_id=customer_id, updated_at=now)
-    )
-    await conn.execute(
-        insert(Account).values(
-            customer_id=customer_id,
-            balance=Decimal("0"),
-            credit_limit=limit if limit is not None else Decimal("0"),
-            currency="GBP",
-            status="active",
-        )
-    )
-    return customer_id
+    rows = []
+    for ref, (values, _, _) in new.items():
+        external_ref = None if ref[:64] in taken else ref[:64]
+        if external_ref is not None:
+            taken.add(external_ref)
+        rows.append({**CUSTOMER_DEFAULTS, **values, "external_ref": external_ref,
+                     "created_at": now, "updated_at": now})  # fmt: skip
+    stmt = insert(Customer).returning(Customer.id, sort_by_parameter_order=True)
+    ids = (await conn.execute(stmt, rows)).scalars().all()
+    refs, accounts, phones = [], [], []
+    for (ref, (_, limit, numbers)), customer_id in zip(new.items(), ids, strict=True):
+        known[ref] = customer_id
+        refs.append({"source": source, "ref": ref, "customer_id": customer_id, "updated_at": now})
+        accounts.append({"customer_id": customer_id, "balance": Decimal("0"),
+                         "credit_limit": Decimal("0") if limit is None else limit,
+                         "currency": "GBP", "status": "active"})  # fmt: skip
+        phones += [{**p, "customer_id": customer_id, "label": source[:20]} for p in numbers]
+    new.clear()
+    await conn.execute(insert(CustomerRef), refs)
+    await conn.execute(insert(Account), accounts)
+    if phones:
+        await conn.execute(insert(CustomerPhone), phones)
 
 
 async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict[str, Any]) -> bool:
@@ -202,25 +215,18 @@ async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict
 
 
 async def _set_phones(
-    conn: AsyncConnection,
-    customer_id: int,
-    label: str,
-    phones: list[dict[str, Any]],
-    *,
-    new: bool = False,
+    conn: AsyncConnection, customer_id: int, label: str, phones: list[dict[str, Any]]
 ) -> bool:
-    """The numbers this source gave for the customer; ``new``: the customer has none yet."""
-    taken: set[str] = set()
-    if not new:
-        owned = (CustomerPhone.customer_id == customer_id, CustomerPhone.label == label)
-        current = (await conn.execute(select(CustomerPhone.raw).where(*owned))).scalars().all()
-        if sorted(current) == sorted(p["raw"] for p in phones):
-            return False
-        await conn.execute(delete(CustomerPhone).where(*owned))
-        others = select(CustomerPhone.e164).where(
-            CustomerPhone.customer_id == customer_id, CustomerPhone.e164.is_not(None)
-        )
-        taken = {e for e in (await conn.execute(others)).scalars() if e is not None}
+    """The numbers this source gives for a stored customer replace the ones it gave before."""
+    owned = (CustomerPhone.customer_id == customer_id, CustomerPhone.label == label)
+    current = (await conn.execute(select(CustomerPhone.raw).where(*owned))).scalars().all()
+    if sorted(current) == sorted(p["raw"] for p in phones):
+        return False
+    await conn.execute(delete(CustomerPhone).where(*owned))
+    others = select(CustomerPhone.e164).where(
+        CustomerPhone.customer_id == customer_id, CustomerPhone.e164.is_not(None)
+    )
+    taken = {e for e in (await conn.execute(others)).scalars() if e is not None}
     fresh = [p for p in phones if p["e164"] is None or p["e164"] not in taken]
     if fresh:
         await conn.execute(
@@ -295,16 +301,22 @@ async def store_customers(
 ) -> None:
     """Store customer records (see the module docstring); bad ones land in ``report.bad``."""
     known = await customer_ids(conn, source, rows, "ref")
+    taken = await _taken_external_refs(conn, rows)
+    new: NewCustomers = {}
     for row in rows:
         try:
             ref = text_or_none(row.get("ref"), 128)
             if ref is None:
                 raise ValueError("ref is empty")
-            if to_bool(row.get("deleted"), "deleted"):
+            deleted = to_bool(row.get("deleted"), "deleted")
+            into = text_or_none(row.get("merged_into"), 128)
+            if ref in new or deleted or into:
+                # Stored first: the same customer twice in a batch, or one a merge names.
+                await _insert_new(conn, source, new, known, taken)
+            if deleted:
                 await _forget(conn, source, ref, report)
                 known.pop(ref, None)
                 continue
-            into = text_or_none(row.get("merged_into"), 128)
             if into:
                 await _merge(conn, source, ref, into, report)
                 known.pop(ref, None)
@@ -317,9 +329,9 @@ async def store_customers(
             customer_id = known.get(ref)
             added = customer_id is None
             if customer_id is None:
-                customer_id = known[ref] = await _insert_customer(conn, source, ref, values, limit)
-                if phones:
-                    await _set_phones(conn, customer_id, source[:20], phones, new=True)
+                if "name" not in values:
+                    raise ValueError("name is empty")
+                new[ref] = (values, limit, phones or [])
                 changed = True
             else:
                 changed = await _update_customer(conn, customer_id, values)
@@ -336,6 +348,7 @@ async def store_customers(
             report.updated += 1
         else:
             report.unchanged += 1
+    await _insert_new(conn, source, new, known, taken)
 
 
 def customer_of(known: Mapping[str, int], source: str, row: Mapping[str, Any]) -> int:

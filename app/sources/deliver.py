@@ -85,7 +85,7 @@ class Deliverer:
         """Send every message due now (up to ``limit``); returns how many were delivered."""
         now = self.clock()
         query = (
-            select(OutboxMessage.id, OutboxMessage.next_attempt_at)
+            select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.destination)
             .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
             .order_by(OutboxMessage.next_attempt_at)
             .limit(limit)
@@ -93,8 +93,16 @@ class Deliverer:
         async with self.engine.connect() as conn:
             due = (await conn.execute(query)).all()
         delivered = 0
-        for message_id, planned in due:
-            delivered += await self._one(message_id, planned)
+        failing: set[str] = set()
+        for message_id, planned, destination in due:
+            # A destination that just failed is not tried again this round: its other
+            # messages wait (a down endpoint must not hold up every other destination).
+            if destination in failing:
+                continue
+            sent = await self._one(message_id, planned)
+            if sent is False:
+                failing.add(destination)
+            delivered += bool(sent)
         return delivered
 
     async def _claim(self, message_id: str, planned: datetime) -> Any:
@@ -115,10 +123,11 @@ class Deliverer:
             table = OutboxMessage.__table__
             return (await conn.execute(select(table).where(table.c.id == message_id))).one()
 
-    async def _one(self, message_id: str, planned: datetime) -> int:
+    async def _one(self, message_id: str, planned: datetime) -> bool | None:
+        """True: delivered; False: this attempt failed; None: another instance has it."""
         message = await self._claim(message_id, planned)
         if message is None:
-            return 0
+            return None
         dest = self.config.destinations.get(message.destination)
         error: str | None = None
         try:
@@ -145,7 +154,7 @@ class Deliverer:
             )
         if error is not None:
             log.warning("outbox %s to %s: %s", message_id, message.destination, error)
-        return 1 if error is None else 0
+        return error is None
 
     async def _post(self, dest: Destination, message: Any) -> None:
         body = orjson.dumps(message.payload)

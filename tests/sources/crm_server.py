@@ -3,9 +3,10 @@
 ``python -m tests.sources.crm_server PORT TOKEN SECRET``. Routes (Bearer TOKEN required on
 ``/api``): ``GET /api/contacts?phone=E164`` -> ``{"items": [contact]}``;
 ``GET /api/contacts/ID/orders`` -> ``{"data": [order]}``; ``GET /api/delay?ms=N`` -> a
-balance after N ms; ``GET /api/slow`` never answers in time; ``GET /api/broken`` -> 500. ``POST /hooks`` receives activities, checks the
-Standard Webhooks signature with SECRET (an independent implementation of the scheme) and
-keeps each; ``GET /received`` lists them; ``GET /stats`` counts requests per path.
+balance after N ms; ``GET /api/slow`` never answers in time; ``GET /api/broken`` -> 500.
+``POST /hooks/screenpop`` receives activities, checks the Standard Webhooks signature with
+SECRET (an independent implementation of the scheme) and keeps each; ``GET /received``
+lists them; ``GET /stats`` counts requests per path.
 """
 
 from __future__ import annotations

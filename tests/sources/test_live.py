@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from app.calls.pop import empty_document
+from app.sources.breaker import Breaker
 from app.sources.config import SourcesConfig, parse_config
 from app.sources.live import Caller, LiveFetch, LiveSources
 from app.sources.pop_parts import merge_parts
@@ -136,3 +137,20 @@ async def test_results_are_cached_per_call_and_briefly_per_customer(
         )
     finally:
         await live.close()
+
+
+def test_the_breaker_lets_one_trial_through_after_its_pause() -> None:
+    now = [0.0]
+    breaker = Breaker(failures=2, open_s=30, clock=lambda: now[0])
+    breaker.failure()
+    assert breaker.allow()  # one failure is not enough
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 31
+    assert breaker.allow() and not breaker.allow()  # half-open: a single trial
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 62
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow() and breaker.allow()

@@ -171,3 +171,32 @@ statement = '''INSERT INTO call_log (message_id, call_id, agent, disposition, no
     finally:
         await erp.dispose()
     assert [tuple(r) for r in rows] == [(message_id, "alice", "asked about the teapot")]
+
+
+async def test_a_down_destination_does_not_hold_up_another(
+    clean_engine: AsyncEngine, down_port: int, crm: CrmProcess
+) -> None:
+    config = parse_config(
+        f"""
+[destinations.down]
+kind = "http"
+url = "http://127.0.0.1:{down_port}/hooks"
+[destinations.crm]
+kind = "http"
+url = "{crm.url}/hooks/screenpop"
+secret = "${{CRM_WEBHOOK_SECRET}}"
+""",
+        EXAMPLE_ENV,
+    )
+    async with clean_engine.begin() as conn:
+        first = await outbox.enqueue(conn, config, "wrapup", WRAPUP)
+        second = await outbox.enqueue(conn, config, "wrapup", {**WRAPUP, "call_id": "generic:c-2"})
+    deliverer = Deliverer(clean_engine, config)
+    try:
+        assert await deliverer.deliver_due() == 2  # both activities reached the CRM
+    finally:
+        await deliverer.close()
+    down = [await message(clean_engine, ids[0]) for ids in (first, second)]
+    # The down destination was tried once this round; its second message waits its turn.
+    assert sorted(m.attempts for m in down) == [0, 1]
+    assert all(m.status == "pending" for m in down)
