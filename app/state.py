@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
+    from app.sources.runtime import SourcesRuntime
     from telephony.stream import StreamConnector
 
 
@@ -27,6 +28,7 @@ class Services(TypedDict, total=False):
     queue_stats: QueueStats
     queues_runtime: QueuesRuntime
     insights_refresh: asyncio.Task[None]
+    sources: SourcesRuntime
 
 
 class State(TypedDict):

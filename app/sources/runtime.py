@@ -23,7 +23,6 @@ from app.sources.sync import sync_source
 from app.state import State
 
 log = logging.getLogger(__name__)
-SERVICE_KEY = "sources"
 
 
 @dataclass
@@ -34,16 +33,9 @@ class SourcesRuntime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def get(state: State | dict[str, Any]) -> SourcesRuntime | None:
+def get(state: State) -> SourcesRuntime | None:
     """The running systems of record, or None when none are configured."""
-    services = state["services"] if "services" in state else state
-    found = services.get(SERVICE_KEY)
-    return found if isinstance(found, SourcesRuntime) else None
-
-
-def config_of(state: State | dict[str, Any]) -> SourcesConfig | None:
-    runtime = get(state)
-    return runtime.config if runtime is not None else None
+    return state["services"].get("sources")
 
 
 async def start(state: State) -> None:
@@ -57,7 +49,7 @@ async def start(state: State) -> None:
         if source.sync is not None and source.sync.schedule_s > 0:
             task = asyncio.create_task(_sync_loop(state, name, config), name=f"sync-{name}")
             runtime.tasks.append(task)
-    state["services"][SERVICE_KEY] = runtime
+    state["services"]["sources"] = runtime
 
 
 async def _sync_loop(state: State, name: str, config: SourcesConfig) -> None:
@@ -76,8 +68,8 @@ async def _sync_loop(state: State, name: str, config: SourcesConfig) -> None:
 
 
 async def stop(state: State) -> None:
-    runtime = state["services"].pop(SERVICE_KEY, None)
-    if not isinstance(runtime, SourcesRuntime):
+    runtime = state["services"].pop("sources", None)
+    if runtime is None:
         return
     for task in runtime.tasks:
         task.cancel()
