@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +25,9 @@ from app.customers import service as customers
 from app.live.hub import Hub
 from app.metrics import Metrics
 from app.settings import Settings
-from app.sources.follow import follow_call
-from app.sources.live import LiveSources
+
+if TYPE_CHECKING:
+    from app.sources.live import LiveSources
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class Publisher:
             self.finish_later(str(call["id"]), int(customer_id))
         if self.sources is not None and applied.old_state is None:
             # First sight: ask the systems of record; what arrives follows as pop.update.
+            from app.sources.follow import follow_call  # httpx & co only when configured
+
             store = functools.partial(self.store_live, str(call["id"]))
             self.spawn(follow_call(self.sources, self.session, call, store), "live-parts")
 

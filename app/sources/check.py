@@ -14,7 +14,8 @@ import httpx
 
 from app.sources.config import SourcesConfig
 from app.sources.fetchers import Fetcher, HttpFetcher, SqlFetcher
-from app.sources.live import Caller, shape
+from app.sources.live import Caller
+from app.sources.parts import shape
 
 
 async def check_source(

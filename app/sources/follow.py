@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.records import refs_of
-from app.sources.live import Caller, LiveSources, Part
+from app.sources.live import Caller, LiveSources
+from app.sources.parts import Part
 
 log = logging.getLogger(__name__)
 StoreParts = Callable[[list[dict[str, Any]]], Awaitable[None]]

@@ -33,11 +33,11 @@ import phonenumbers
 from app.sources.breaker import Breaker
 from app.sources.config import SourcesConfig
 from app.sources.fetchers import Fetcher, HttpFetcher, SqlFetcher
+from app.sources.parts import Part, shape
 
 log = logging.getLogger(__name__)
 MAX_CALLS = 5000
 MAX_CACHED = 20_000
-SINGLE_ROW_PARTS = ("identity", "balance")
 
 
 @dataclass(frozen=True)
@@ -70,37 +70,6 @@ class Caller:
             "ref": ref,
             "account_ref": self.account_ref,
         }
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of the pop from one source: ``data`` is a row (identity, balance) or rows."""
-
-    name: str
-    source: str
-    as_of: datetime
-    data: dict[str, Any] | list[dict[str, Any]]
-
-    def provenance(self) -> dict[str, str]:
-        return {"name": self.source, "as_of": self.as_of.isoformat()}
-
-    def as_dict(self) -> dict[str, Any]:
-        """As stored on a call's pop document (``live``)."""
-        return {"name": self.name, "source": self.source, "as_of": self.as_of.isoformat(),
-                "data": self.data}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, item: Mapping[str, Any]) -> Part:
-        return cls(
-            item["name"], item["source"], datetime.fromisoformat(item["as_of"]), item["data"]
-        )
-
-
-def shape(part: str, rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]] | None:
-    """Rows as the part's data: the first row for identity/balance, else the list."""
-    if part in SINGLE_ROW_PARTS:
-        return rows[0] if rows else None
-    return rows
 
 
 class LiveFetch:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.sources.live import Part
+from app.sources.parts import Part
 
 
 def _number(value: Any) -> float | None:

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.sources.config import SourcesConfig, load_config
-from app.sources.deliver import Deliverer
-from app.sources.live import LiveSources
-from app.sources.sync import sync_source
 from app.state import State
+
+if TYPE_CHECKING:  # imported by start(): HTTP and database clients only when configured
+    from app.sources.deliver import Deliverer
+    from app.sources.live import LiveSources
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ async def start(state: State) -> None:
     settings = state["settings"]
     if settings.sources_file is None:
         return
+    from app.sources.deliver import Deliverer
+    from app.sources.live import LiveSources
+
     config = load_config(settings.sources_file)
     runtime = SourcesRuntime(config, LiveSources(config), Deliverer(state["engine"], config))
     runtime.tasks.append(asyncio.create_task(runtime.deliverer.run(), name="outbox-deliverer"))
@@ -53,6 +57,8 @@ async def start(state: State) -> None:
 
 
 async def _sync_loop(state: State, name: str, config: SourcesConfig) -> None:
+    from app.sources.sync import sync_source
+
     source = config.sources[name]
     assert source.sync is not None
     while True:
