@@ -293,10 +293,18 @@ def queue_add(
     numbers: Annotated[str, typer.Option(help="Comma-separated dialed numbers (DIDs)")] = "",
     service_level_s: int = 20,
     pop_mode: Annotated[str, typer.Option(help="offer, answer or off")] = "offer",
+    dispositions: Annotated[
+        str,
+        typer.Option(
+            help="Wrap-up dispositions, comma-separated: code=Label or Label "
+            '(e.g. "sale=Sale made,Callback booked"); "default" restores the default list'
+        ),
+    ] = "",
 ) -> None:
-    """Create or update a queue and the dialed numbers that reach it."""
+    """Create or update a queue, the dialed numbers that reach it and its dispositions."""
     from app.db import create_engine, create_sessionmaker
     from app.errors import DomainError
+    from app.queues import dispositions as queue_dispositions
     from app.queues import service as queues
 
     settings = get_settings()
@@ -314,6 +322,14 @@ def queue_add(
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
                 )
+                if dispositions:
+                    await queue_dispositions.set_dispositions(
+                        session,
+                        name,
+                        None
+                        if dispositions.strip() == "default"
+                        else queue_dispositions.parse_dispositions(dispositions),
+                    )
                 await session.commit()
         finally:
             await engine.dispose()

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.calls import drafts
 from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import push_rows
@@ -28,6 +29,7 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
+from app.queues import dispositions
 from app.settings import Settings
 from app.sources import outbox
 from app.sources.config import SourcesConfig
@@ -182,6 +184,8 @@ class AgentActions:
                 raise Forbidden("only the agent on the call or a supervisor may wrap it up")
             if await repo.interaction_for_call(session, call_id) is not None:
                 raise Conflict(f"call {call_id!r} is already wrapped up")
+            await dispositions.check_disposition(session, call["queue"], data["disposition"])
+            graded = data.get("satisfaction") is not None
             values = {
                 "customer_id": call["customer_id"],
                 "channel": "phone",
@@ -190,11 +194,13 @@ class AgentActions:
                 "disposition": data.get("disposition"),
                 "notes": data.get("notes"),
                 "satisfaction": data.get("satisfaction"),
+                "satisfaction_kind": (data.get("satisfaction_kind") or "agent") if graded else None,
                 "offer_outcomes": list(data.get("offers") or []),
                 "created_at": utcnow(),
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
+                await drafts.clear_draft(session, call_id)
                 # Journal back to the systems of record: in this same transaction.
                 await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()

@@ -36,6 +36,8 @@ class Call(Base):
         Index("ix_calls_first_seen_at", "first_seen_at"),
         # An agent's calls today ("today's calls" on the agent page).
         Index("ix_calls_agent_first_seen_at", "agent", "first_seen_at"),
+        # A customer's calls, newest first (the customer timeline).
+        Index("ix_calls_customer_id_first_seen_at", "customer_id", "first_seen_at"),
     )
 
     # "<source>:<provider call id>", e.g. "twilio:CA123..."

@@ -11,16 +11,14 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import Applied
 from app.calls.pop import change_message, document_from_profile, pop_message
 from app.calls.state_machine import AGENT_LIVE_STATES
+from app.calls.store import EventStore
 from app.customers import service as customers
 from app.live.hub import Hub
 from app.metrics import Metrics
@@ -40,9 +38,6 @@ def agent_channel(username: str) -> str:
     return f"agent:{username}"
 
 
-SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
 class Publisher:
     """Publishes what events changed; completes partial pops in the background."""
 
@@ -51,13 +46,13 @@ class Publisher:
         settings: Settings,
         hub: Hub,
         directory: Directory,
-        session: SessionFactory,
+        store: EventStore,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
         self.directory = directory
-        self.session = session
+        self.store = store
         self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[str] = set()
@@ -97,7 +92,7 @@ class Publisher:
             from app.sources.follow import follow_call  # httpx & co only when configured
 
             store = functools.partial(self.store_live, str(call["id"]))
-            self.spawn(follow_call(self.sources, self.session, call, store), "live-parts")
+            self.spawn(follow_call(self.sources, self.store.reading, call, store), "live-parts")
 
     async def _pushed(self, applied: Applied, pushed_ms: float) -> None:
         """``pop.pushed`` per agent pushed (queue statistics' pop health) and the metrics."""
@@ -140,7 +135,7 @@ class Publisher:
     async def _finish_pop(self, call_id: str, customer_id: int) -> None:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
-            async with self.session() as session:
+            async with self.store.reading() as session:
                 profile = await customers.assemble_profile(session, customer_id)
 
             def complete(row: Any) -> dict[str, Any] | None:
@@ -170,20 +165,19 @@ class Publisher:
     ) -> bool:
         """One try: the pop replaced by ``change(row)`` (None: leave it), then sent to the
         agents holding it; False: the pop changed meanwhile."""
-        async with self.session() as session:
+        async with self.store.reading() as session:
             row = await repo.get_call(session, call_id)
-            fresh = change(row) if row is not None else None
-            if row is None or fresh is None:
-                return True
-            if not await repo.update_pop(session, call_id, row["pop_version"], {"pop": fresh}):
-                await session.rollback()
-                return False
+        fresh = change(row) if row is not None else None
+        if row is None or fresh is None:
+            return True
+        if not await self.store.replace_pop(call_id, row["pop_version"], fresh):
+            return False
+        async with self.store.reading() as session:
             # Read again: an offer may have committed since the first read, and its agent
-            # must get the update (our update now holds the row).
+            # must get the update.
             call = await repo.get_call(session, call_id)
             holders = await repo.pop_holders(session, call_id)
             roles = {u: await self.directory.agent(session, u) for u in holders}
-            await session.commit()
         if call is not None and self.row_written is not None:
             self.row_written(call_id, dict(call))
         if call is None or call["state"] not in AGENT_LIVE_STATES:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
+from app.db import Base, JSONType, UTCDateTime, utcnow
 from telephony.events import AGENT_MAX, CALL_ID_MAX, QUEUE_MAX
 
 POP_MODES = ("offer", "answer", "off")
@@ -20,6 +21,8 @@ class Queue(Base):
     name: Mapped[str] = mapped_column(String(QUEUE_MAX), unique=True)
     service_level_s: Mapped[int] = mapped_column(Integer, default=20)
     pop_mode: Mapped[str] = mapped_column(String(8), default="offer")
+    # [{"code", "label"}] offered in this queue's wrap-up; null: the default list.
+    dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
