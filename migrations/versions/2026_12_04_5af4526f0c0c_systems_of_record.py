@@ -1,7 +1,7 @@
 """systems of record: customer refs per source, billing balances, sync cursors, the outbox
 
 Revision ID: 5af4526f0c0c
-Revises: 5e1a7c3d9b42
+Revises: d5a9e2c7b310
 Create Date: 2026-12-04 21:24:49.764426
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 import app.db
 
 revision: str = '5af4526f0c0c'
-down_revision: str | None = '5e1a7c3d9b42'
+down_revision: str | None = 'd5a9e2c7b310'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
