@@ -12,7 +12,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # The image's Python and platform, for the lock file.
 LOCK_PLATFORM := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 
-.PHONY: install run test test-lowest lint typecheck docs bench bench-ab lock constraints clean
+.PHONY: install run test test-lowest lint typecheck docs bench bench-ab bench-sources lock constraints clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found on PATH (set PYTHON=...)"; exit 2; }
@@ -76,6 +76,10 @@ bench: $(STAMP)
 bench-ab: $(STAMP)
 	@test -n "$(REV)" || { echo "usage: make bench-ab REV=<git revision> [BENCH_ARGS='--quick --rounds 5']"; exit 2; }
 	$(BIN)/python -m bench --ab $(REV) $(BENCH_ARGS)
+
+# Does a live source (50 ms, or hanging) delay the agent's pop? See bench/sources.py.
+bench-sources: $(STAMP)
+	$(BIN)/python -m bench.sources
 
 clean:
 	rm -rf $(VENV) $(LOWEST) *.egg-info .pytest_cache .mypy_cache .ruff_cache screenpop.db*

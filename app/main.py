@@ -26,6 +26,8 @@ from app.metrics import Metrics, mark_process_dead
 from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
+from app.sources import router as sources_router
+from app.sources import runtime as sources_runtime
 from app.state import State
 from app.users import router as users_router
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "hub": hub,
             "services": {},
         }
+        await sources_runtime.start(state)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
+            await sources_runtime.stop(state)
             await hub.close()
             await engine.dispose()
 
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         desk_router.router,
         customers_router.router,
         queues_router.router,
+        sources_router.router,
         pages.router,
     ]
     for router in routers:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     kamailio_token: SecretStr | None = None
     lookup_api_key: SecretStr | None = None
 
+    # Systems of record (README, "Systems of record"): the TOML file of sources/destinations.
+    sources_file: Path | None = None
+
     asterisk_ami_url: str | None = None
     freeswitch_esl_url: str | None = None
 

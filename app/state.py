@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
+    from app.sources.runtime import SourcesRuntime
     from telephony.stream import StreamConnector
 
 
@@ -30,6 +31,7 @@ class Services(TypedDict, total=False):
     # Open agent pages on this instance, by username (app.queues.timeouts).
     agent_pages: Counter[str]
     insights_refresh: asyncio.Task[None]
+    sources: SourcesRuntime
 
 
 class State(TypedDict):

@@ -31,6 +31,8 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
 from app.queues import dispositions
 from app.settings import Settings
+from app.sources import outbox
+from app.sources.config import SourcesConfig
 from app.users.service import Principal
 
 
@@ -62,6 +64,8 @@ class AgentActions:
         self.directory = directory
         self.publisher = publisher
         self.receipts = receipts
+        # Destinations of the journal (app/sources), when configured: set by the calls runtime.
+        self.sources: SourcesConfig | None = None
 
     async def live_pops(self, principal: Principal) -> list[dict[str, Any]]:
         """Every pop still live for this agent, as ``pop`` messages (replay on connect)."""
@@ -199,6 +203,8 @@ class AgentActions:
             try:
                 interaction_id = await repo.insert_interaction(session, values)
                 await drafts.clear_draft(session, call_id)
+                # Journal back to the systems of record: in this same transaction.
+                await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()
             except IntegrityError as exc:
                 await session.rollback()

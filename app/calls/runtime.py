@@ -21,6 +21,7 @@ from app.calls.replay import replay_unapplied
 from app.calls.service import CallService
 from app.calls.store import EventStore, SessionStore
 from app.hot_pool import QueryLog, create_hot_pool
+from app.sources import runtime as sources_runtime
 from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
@@ -42,6 +43,13 @@ async def start(state: State) -> None:
     )
     services = state["services"]
     services["calls"] = service
+    systems = sources_runtime.get(state)
+    if systems is not None:
+        service.publisher.sources = systems.live
+        service.actions.sources = systems.config
+    rows = getattr(service.store, "rows", None)  # PgStore keeps each call's last row
+    if rows is not None:
+        service.publisher.row_written = rows.put
     state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks

@@ -436,14 +436,18 @@ async def refresh_balances(conn: AsyncConnection, order_ids: set[int] | None = N
     # Twice the average month, rounded up to £100, at least £500.
     limit = func.max if conn.dialect.name == "sqlite" else func.greatest
     credit = limit(500, -func.floor(-year_sum / 6.0 / 100) * 100)
+    # A balance given by a billing system (sync, mapped import) is the record: left alone.
     values = {"balance": func.round(open_sum, 2), "credit_limit": credit}
+    derived = Account.balance_source.is_(None)
     if order_ids is None:
-        await conn.execute(update(Account).values(values))
+        await conn.execute(update(Account).where(derived).values(values))
         return
     ids = sorted(order_ids)
     for start in range(0, len(ids), 5000):
         owners = select(Order.customer_id).where(Order.id.in_(ids[start : start + 5000]))
-        await conn.execute(update(Account).where(Account.customer_id.in_(owners)).values(values))
+        await conn.execute(
+            update(Account).where(derived, Account.customer_id.in_(owners)).values(values)
+        )
 
 
 ProgressFn = Callable[[int], None]

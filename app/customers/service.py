@@ -39,7 +39,7 @@ from telephony.callerid import normalise
 from telephony.events import CallerId
 
 LAST_DIGITS = 9
-MASKED_ACCOUNT_FIELDS = ("balance", "credit_limit", "available_credit")
+MASKED_ACCOUNT_FIELDS = ("balance", "credit_limit", "available_credit", "overdue")
 # Recency halves a candidate's score every this many days behind the most recent candidate.
 RECENCY_HALF_LIFE_DAYS = 90.0
 # New accounts get the importer's floor credit limit (see app/customers/importer.py).
@@ -225,6 +225,9 @@ def _identity(rows: Any) -> dict[str, Any]:
         "since": since.isoformat(),
         "country": first.country,
         "email": first.email,
+        "emails": [e for e in (first.email, *(first.emails or [])) if e],
+        "account_manager": first.account_manager,
+        "attributes": first.attributes or {},
         "phones": phones,
         "order_stats": {
             "orders": int(first.order_count or 0),
@@ -245,8 +248,16 @@ def _identity(rows: Any) -> dict[str, Any]:
             else None,
             "currency": first.currency,
             "status": first.account_status,
+            "overdue": _money(first.overdue),
+            "balance_as_of": _iso(first.balance_as_of),
             "masked": False,
         }
+        if first.balance_source is not None:
+            # The balance as the billing system gave it (sync or import), and how fresh.
+            account["source"] = {
+                "name": first.balance_source,
+                "as_of": _iso(first.balance_as_of),
+            }
     insights = None
     if first.insight_customer_id is not None:
         insights = {
@@ -281,6 +292,10 @@ def _purchases(rows: Any) -> list[dict[str, Any]]:
                 "is_return": bool(row.is_return),
                 "total": _money(row.total),
                 "country": row.country,
+                "currency": row.currency,
+                "status": row.status,
+                # Synced or imported from a system of record: which one.
+                "source": {"name": row.source} if row.source is not None else None,
                 "item_count": int(row.item_count or 0),
                 "items": [],
             }
