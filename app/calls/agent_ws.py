@@ -1,6 +1,6 @@
 """``WS /ws/agent?token=…``: an agent's pops, live and replayed.
 
-Protocol (the README, "Agent websocket"):
+Protocol (docs/calls.md, "Agent websocket"):
 
 * a token that is missing, forged or expired: the server accepts, then closes with
   **4401** and the reason (``unauthorized: token expired``), so browsers see the code;

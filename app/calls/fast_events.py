@@ -4,7 +4,7 @@ Every call event of every PBX comes through this one endpoint, so its per-reques
 the product's. FastAPI's exception middleware, exit stack, router (a match against every
 route), request/response wrappers and dependency solving cost ~20 % of the endpoint's CPU
 (py-spy), so this is the endpoint's only implementation: ASGI middleware inside
-``RequestIdMiddleware`` (request ids and the access log still apply), with the same body
+``ObserveRequests`` (request ids, the access log, metrics and spans still apply), with the same body
 reader, parser and ingest as the FastAPI webhook routes (``app.calls.webhooks``). Its OpenAPI
 description is added to the app's document by ``app.calls.webhook_docs``.
 

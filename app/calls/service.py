@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import logs, tracing
 from app.calls.agent_actions import AgentActions
 from app.calls.directory import Directory
 from app.calls.pg_store import PgStore
@@ -90,16 +91,29 @@ class CallService:
     async def ingest(
         self, event: CallEvent, *, received_at: datetime | None = None
     ) -> IngestResult:
-        """Journal ``event`` and apply it; publish what changed; return once it is on disk."""
+        """Journal ``event`` and apply it; publish what changed; return once it is on disk.
+
+        Log lines inside carry the call's id; with tracing on, each step is a span
+        (``calls.ingest`` > ``calls.write`` > ``calls.plan``, ``calls.publish``,
+        ``calls.durable``)."""
+        call_id = event.full_call_id
+        with (
+            logs.bound(call_id=call_id),
+            tracing.span("calls.ingest", call_id=call_id, kind=event.kind, source=event.source),
+        ):
+            return await self._ingest(event, received_at or utcnow())
+
+    async def _ingest(self, event: CallEvent, received: datetime) -> IngestResult:
         started = time.perf_counter()
-        received = received_at or utcnow()
 
         async def plan(session: AsyncSession, row: CallRow | None) -> Plan:
-            return await self.planner.plan(
-                session, event, row, received_at=received, started=started
-            )
+            with tracing.span("calls.plan"):
+                return await self.planner.plan(
+                    session, event, row, received_at=received, started=started
+                )
 
-        written = await self.store.write_event(event, journal_record(event, received), plan)
+        with tracing.span("calls.write"):
+            written = await self.store.write_event(event, journal_record(event, received), plan)
         call_id = event.full_call_id
         if written.duplicate:
             self._count(event.source, "duplicate")
@@ -109,14 +123,16 @@ class CallService:
             result = IngestResult(call_id, duplicate=False, applied=False)
         else:
             self._count(event.source, "applied")
-            await self.publisher.publish(written.applied, started)
+            with tracing.span("calls.publish", pushes=len(written.applied.pushes)):
+                await self.publisher.publish(written.applied, started)
             call = written.applied.call
             result = IngestResult(
                 call_id, duplicate=False, state=call["state"], queue=call.get("queue")
             )
         # Agents have the pop; the PBX's answer waits for the disk (a duplicate's too: the
         # first copy may be a moment from it yet, its answer lost).
-        await self.store.durable()
+        with tracing.span("calls.durable"):
+            await self.store.durable()
         return result
 
     def _count(self, source: str, result: str) -> None:

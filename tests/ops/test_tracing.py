@@ -120,3 +120,25 @@ def test_inject_and_extract_carry_a_trace_across_a_hop(receiver: Receiver) -> No
     by_name = {span.name: span for span in receiver.spans}
     assert carrier["traceparent"].startswith("00-")
     assert by_name["ws.frame"].parent_span_id == by_name["hub.publish"].span_id
+
+
+async def test_a_webhook_event_traces_the_pop_path(
+    clean_engine: Any, database_url: str, receiver: Receiver
+) -> None:
+    """A real event through the app: the call's steps are children of the webhook's span."""
+    from tests.calls.support import GENERIC, event, new_call_id, signed
+
+    app = create_app(make_settings(database_url, otlp_endpoint=receiver.url))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            raw, headers = signed(event(new_call_id(), "queued", queue="sales"))
+            response = await http.post(GENERIC, content=raw, headers=headers)
+            assert response.status_code == 202
+    by_name = {span.name: span for span in receiver.spans}
+    ingest = by_name["calls.ingest"]
+    assert attributes(ingest)["kind"] == "queued"
+    for step in ("calls.write", "calls.publish", "calls.durable"):
+        assert by_name[step].parent_span_id == ingest.span_id, step
+    assert by_name["calls.plan"].parent_span_id == by_name["calls.write"].span_id
+    assert ingest.parent_span_id, "the event's span hangs under the request's"
