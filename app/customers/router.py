@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.calls.schemas import INT32_MAX, StoredText
 from app.customers import lookup
 from app.customers import service as customers
 from app.customers.schemas import CustomerCandidate, CustomerCreate, CustomerCreated, CustomerSearch
@@ -23,8 +24,8 @@ async def search_customers(
     session: SessionDep,
     settings: SettingsDep,
     _: CurrentAgent,
-    phone: Annotated[str | None, Query(max_length=200)] = None,
-    external_ref: Annotated[str | None, Query(max_length=64)] = None,
+    phone: Annotated[StoredText | None, Query(max_length=200)] = None,
+    external_ref: Annotated[StoredText | None, Query(max_length=64)] = None,
 ) -> CustomerSearch:
     """Customers by phone number (the pop's matching rules) or by imported id."""
     if bool(phone) == bool(external_ref):
@@ -46,11 +47,11 @@ async def search_customers(
 
 @router.get("/api/customers/{customer_id}/profile")
 async def customer_profile(
-    customer_id: int,
+    customer_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentAgent,
-    call_id: Annotated[str | None, Query(max_length=200)] = None,
+    call_id: Annotated[StoredText | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     """The pop's profile document, masked for the caller's role; every view is logged."""
     doc = await customers.assemble_profile(session, customer_id)
