@@ -240,6 +240,18 @@ class PgStore:
             await self.pool.release(conn)
 
     @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session whose raw reads run on a hot connection (background work: pop
+        completion must not cost a session connection per late pop under load)."""
+        async with self.connection() as conn, self.session() as session:
+            with reads_on(conn):
+                yield session
+
+    async def replace_pop(self, call_id: str, pop_version: int, doc: Mapping[str, Any]) -> bool:
+        async with self.connection() as conn:
+            return await one_trip.update_pop(conn, self.dialect, call_id, pop_version, doc)
+
+    @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reads (and writes that stand alone, like a queue created on first
         use), committed at the end; kept for the next event when it ended cleanly."""
