@@ -98,7 +98,8 @@ _CONNECTION_ERRORS = (
 
 def _sqlstate(exc: BaseException) -> str:
     """The SQLSTATE of a driver error, or of the driver error a SQLAlchemy error wraps."""
-    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "orig", exc).__cause__):
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, orig, (orig or exc).__cause__):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
         if isinstance(code, str):
             return code
