@@ -241,10 +241,21 @@ def queue_add(
     numbers: Annotated[str, typer.Option(help="Comma-separated dialed numbers (DIDs)")] = "",
     service_level_s: int = 20,
     pop_mode: Annotated[str, typer.Option(help="offer, answer or off")] = "offer",
+    dispositions: Annotated[
+        str,
+        typer.Option(
+            help="Wrap-up dispositions, comma-separated: code=Label or Label "
+            '(e.g. "sale=Sale made,Callback booked"); "default" restores the default list'
+        ),
+    ] = "",
+    wrap_up_s: Annotated[
+        int, typer.Option(help="Seconds an agent stays in wrap-up before being available")
+    ] = 60,
 ) -> None:
-    """Create or update a queue and the dialed numbers that reach it."""
+    """Create or update a queue, the dialed numbers that reach it and its dispositions."""
     from app.db import create_engine, create_sessionmaker
     from app.errors import DomainError
+    from app.queues import dispositions as queue_dispositions
     from app.queues import service as queues
 
     settings = get_settings()
@@ -261,7 +272,16 @@ def queue_add(
                     service_level_s=service_level_s,
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
+                    wrap_up_s=wrap_up_s,
                 )
+                if dispositions:
+                    await queue_dispositions.set_dispositions(
+                        session,
+                        name,
+                        None
+                        if dispositions.strip() == "default"
+                        else queue_dispositions.parse_dispositions(dispositions),
+                    )
                 await session.commit()
         finally:
             await engine.dispose()
@@ -271,7 +291,10 @@ def queue_add(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s)")
+    console.print(
+        f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s,"
+        f" wrap-up {wrap_up_s}s)"
+    )
 
 
 @cli.command()

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import gc_policy, health, pages
-from app.calls import agent_ws, webhook_docs, webhooks
+from app.calls import agent_ws, drafts_router, webhook_docs, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
+from app.customers import desk_router
 from app.customers import router as customers_router
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
@@ -74,8 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(users_router.router)
     app.include_router(webhooks.router)
+    app.include_router(drafts_router.router)
     app.include_router(calls_router.router)
     app.include_router(agent_ws.router)
+    app.include_router(desk_router.router)
     app.include_router(customers_router.router)
     app.include_router(queues_router.router)
     app.include_router(pages.router)

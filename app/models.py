@@ -1,5 +1,6 @@
 """Every ORM model, imported once so Alembic and tests see the whole schema."""
 
+from app.calls.drafts import WrapupDraft
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import (
     Account,
@@ -37,4 +38,5 @@ __all__ = [
     "Queue",
     "QueueNumber",
     "User",
+    "WrapupDraft",
 ]

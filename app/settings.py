@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # once) and the PBX's answer waits until they are on disk, flushed for many at a time
     # (app/calls/group_commit.py). False: each write waits for its own flush.
     group_commit: bool = True
+    # Over a working day: a call with no event for this long is closed (app.calls.expiry); an
+    # agent with no open page and no call for this long is logged out (app.queues.timeouts);
+    # both are checked every sweep_interval_s.
+    call_max_idle_s: int = Field(default=14400, ge=1)
+    agent_offline_s: int = Field(default=120, ge=1)
+    sweep_interval_s: float = Field(default=5.0, gt=0)
     # Insights: a declined offer is not suggested to that customer again for this many days;
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,6 +27,8 @@ class Services(TypedDict, total=False):
     calls_connectors: list[StreamConnector]
     queue_stats: QueueStats
     queues_runtime: QueuesRuntime
+    # Open agent pages on this instance, by username (app.queues.timeouts).
+    agent_pages: Counter[str]
     insights_refresh: asyncio.Task[None]
 
 

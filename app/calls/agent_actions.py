@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.calls import drafts
 from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import push_rows
@@ -28,6 +29,7 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
+from app.queues import dispositions
 from app.settings import Settings
 from app.users.service import Principal
 
@@ -121,7 +123,9 @@ class AgentActions:
     ) -> dict[str, Any]:
         """The call's match and pop set to ``customer_id`` (versioned), the choice remembered."""
         call_id = row["id"]
-        profile = await customers.assemble_profile(session, customer_id)
+        profile = await customers.assemble_profile(
+            session, customer_id, decline_suppress_days=self.settings.decline_suppress_days
+        )
         if row["caller_e164"]:
             await customers.remember_choice(
                 session,
@@ -178,6 +182,8 @@ class AgentActions:
                 raise Forbidden("only the agent on the call or a supervisor may wrap it up")
             if await repo.interaction_for_call(session, call_id) is not None:
                 raise Conflict(f"call {call_id!r} is already wrapped up")
+            await dispositions.check_disposition(session, call["queue"], data["disposition"])
+            graded = data.get("satisfaction") is not None
             values = {
                 "customer_id": call["customer_id"],
                 "channel": "phone",
@@ -186,11 +192,13 @@ class AgentActions:
                 "disposition": data.get("disposition"),
                 "notes": data.get("notes"),
                 "satisfaction": data.get("satisfaction"),
+                "satisfaction_kind": (data.get("satisfaction_kind") or "agent") if graded else None,
                 "offer_outcomes": list(data.get("offers") or []),
                 "created_at": utcnow(),
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
+                await drafts.clear_draft(session, call_id)
                 await session.commit()
             except IntegrityError as exc:
                 await session.rollback()

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from app.customers import service as customers
+from app.customers.numbers import national_format
 from app.settings import Settings
 
 PROFILE_KEYS = ("customer", "account", "purchases", "insights", "next_needs", "interactions")
@@ -50,9 +51,12 @@ def document_from_profile(profile: Mapping[str, Any], *, complete: bool) -> dict
 
 
 def caller_of(call: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller as every document shows it; ``national`` is the number as its own country
+    writes it (what an agent reads aloud), E.164 stays the identity."""
     return {
         "raw": call.get("caller_raw") or "",
         "e164": call.get("caller_e164"),
+        "national": national_format(call.get("caller_e164")),
         "withheld": bool(call.get("caller_withheld")),
     }
 

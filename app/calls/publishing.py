@@ -121,7 +121,11 @@ class Publisher:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
             async with self.store.reading() as session:
-                profile = await customers.assemble_profile(session, customer_id)
+                profile = await customers.assemble_profile(
+                    session,
+                    customer_id,
+                    decline_suppress_days=self.settings.decline_suppress_days,
+                )
             for _ in range(POP_UPDATE_ATTEMPTS):
                 if await self._store_update(call_id, customer_id, profile):
                     return

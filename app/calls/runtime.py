@@ -1,8 +1,9 @@
 """Background parts of the calls domain, started and stopped by the lifespan.
 
 ``start`` puts the ``CallService`` in ``state["services"]["calls"]``, replays journaled events
-whose processing failed, starts the Asterisk AMI / FreeSWITCH ESL connectors when their URLs
-are set, and, in demo mode, the call simulator against this very service.
+whose processing failed, starts the sweep that closes idle calls (``app.calls.expiry``), the
+Asterisk AMI / FreeSWITCH ESL connectors when their URLs are set, and, in demo mode, the call
+simulator against this very service.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from typing import Any
 
 from app.calls import group_commit
+from app.calls.expiry import run_expiry
 from app.calls.pg_store import PgStore
 from app.calls.publishing import CALLS_CHANNEL
 from app.calls.replay import replay_unapplied
@@ -62,6 +64,7 @@ async def start(state: State) -> None:
         connectors.append(
             EslConnector(settings.freeswitch_esl_url, on_event, settings.default_region)
         )
+    tasks.append(asyncio.create_task(run_expiry(service), name="calls-expiry"))
     for connector in connectors:
         tasks.append(asyncio.create_task(connector.run(), name=f"connector-{connector.scheme}"))
     if settings.demo:
@@ -75,7 +78,7 @@ async def build_store(state: State) -> EventStore:
     session store."""
     settings = state["settings"]
     timeout_s = settings.db_pool_timeout_s
-    pool = await create_hot_pool(
+    pool = create_hot_pool(
         state["engine"],
         size=settings.db_pool_size,
         timeout_s=timeout_s,
@@ -83,17 +86,12 @@ async def build_store(state: State) -> EventStore:
     )
     if pool is None:
         return SessionStore(state["sessionmaker"])
-    commits = (
-        group_commit.GroupCommit(pool, acquire_timeout_s=timeout_s)
-        if settings.group_commit
-        else None
-    )
+    commits = group_commit.GroupCommit(pool) if settings.group_commit else None
     return PgStore(
         state["sessionmaker"],
         pool,
         state["engine"].dialect,
         commits,
-        acquire_timeout_s=timeout_s,
         metrics=state["metrics"],
         query_log=QueryLog(),
     )

@@ -122,6 +122,8 @@ class Interaction(Base):
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    # Whose grade: "caller" (the caller's own rating) or "agent" (the agent's impression).
+    satisfaction_kind: Mapped[str | None] = mapped_column(String(8))
     # [{"sku": "...", "outcome": "accepted|declined|not_offered"}]
     offer_outcomes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -53,19 +53,23 @@ async def customer_profile(
     settings: SettingsDep,
     user: CurrentAgent,
     call_id: Annotated[StoredText | None, Query(max_length=200)] = None,
+    reason: Annotated[Literal["search", "lookup"], Query()] = "lookup",
 ) -> JSONResponse:
-    """The pop's profile document, masked for the caller's role; every view is logged, and
-    the log row is committed before the profile is sent. A ``call_id`` must be a call the
-    viewer is or was on (or supervises): 403 otherwise, 404 for an unknown call."""
+    """The pop's profile document, masked for the caller's role; every view is logged with
+    its reason (the call, or ``search`` from the agent desk's search / ``lookup``), and the
+    log row is committed before the profile is sent. A ``call_id`` must be a call the viewer
+    is or was on (or supervises): 403 otherwise, 404 for an unknown call."""
     if call_id:
         await audit.check_call_reason(session, user, call_id)
-    doc = await customers.assemble_profile(session, customer_id)
+    doc = await customers.assemble_profile(
+        session, customer_id, decline_suppress_days=settings.decline_suppress_days
+    )
     await customers.log_profile_view(
         session,
         username=user.username,
         customer_id=customer_id,
         call_id=call_id or None,
-        reason="call" if call_id else "lookup",
+        reason="call" if call_id else reason,
     )
     await session.commit()
     return JSONResponse(customers.mask_profile(doc, user.role, settings))

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository as repo
+from app.customers.feedback import DECLINE_SUPPRESS_DAYS, apply_feedback
 from app.customers.numbers import number_info
 from app.customers.profile_query import ProfileRows, profile_rows
 from app.customers.schemas import CustomerCreate
@@ -355,7 +356,11 @@ async def _four_queries(session: AsyncSession, customer_id: int) -> ProfileRows:
 
 
 async def assemble_profile(
-    session: AsyncSession, customer_id: int, *, single_statement: bool = True
+    session: AsyncSession,
+    customer_id: int,
+    *,
+    single_statement: bool = True,
+    decline_suppress_days: int = DECLINE_SUPPRESS_DAYS,
 ) -> dict[str, Any]:
     """The whole profile: one statement on PostgreSQL, four indexed queries on SQLite (or with
     ``single_statement=False``; the document is the same). Raises ``NotFound`` for an
@@ -364,7 +369,9 @@ async def assemble_profile(
     Keys: ``customer``, ``account`` (or None), ``purchases`` (last 10 orders, newest first,
     up to 20 items each), ``insights`` (or None until ``screenpop train`` ran),
     ``next_needs`` (best first, [] when none), ``interactions`` (last 10, newest first),
-    ``treatment`` (or None) and ``as_of``.
+    ``treatment`` (or None) and ``as_of``. The touch points count at once
+    (``app.customers.feedback``): declined SKUs left out of ``next_needs``,
+    ``insights.satisfaction``, a recovery ``treatment`` after a grade of 1 or 2.
     """
     rows = await profile_rows(session, customer_id) if single_statement else None
     if rows is None:
@@ -375,7 +382,9 @@ async def assemble_profile(
     doc["purchases"] = _purchases(rows.order_lines)
     doc["next_needs"] = _next_needs(rows.next_needs, doc["customer"]["marketing_consent"])
     doc["interactions"] = _interactions(rows.interactions)
-    doc["as_of"] = utcnow().isoformat()
+    now = utcnow()
+    apply_feedback(doc, now, decline_suppress_days)
+    doc["as_of"] = now.isoformat()
     return doc
 
 
