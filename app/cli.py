@@ -528,6 +528,45 @@ def outbox(
         console.print(f"[green]{message_id} is due again[/green]")
 
 
+@cli.command()
+def audit(
+    customer: Annotated[int | None, typer.Option(help="Only views of this customer id")] = None,
+    user: Annotated[str | None, typer.Option(help="Only views by this username")] = None,
+    day: Annotated[str | None, typer.Option(help="Only views on this UTC day, YYYY-MM-DD")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table")] = False,
+) -> None:
+    """Who viewed which customer's profile, when and for which call (newest first)."""
+    import datetime as dt
+
+    from app.customers import audit as audit_log
+    from app.db import create_engine, create_sessionmaker
+
+    try:
+        on_day = dt.date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        console.print(f"[red]--day: {day!r} is not YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from exc
+    settings = get_settings()
+
+    async def run() -> list[dict[str, object]]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await audit_log.profile_views(
+                    session, customer_id=customer, username=user, day=on_day
+                )
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    if as_csv:
+        sys.stdout.write(audit_log.as_csv(rows))
+        return
+    for row in rows:
+        print("\t".join("" if row[c] is None else str(row[c]) for c in audit_log.COLUMNS))
+    console.print(f"{len(rows)} view(s)")
+
+
 def _safe_url(settings: Settings) -> str:
     url = settings.database_url
     if "@" in url:

@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness (503 with the reason and ``Retry-After`` while the database is
+unreachable) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from sqlalchemy import text
 
 from app import gauges
 from app.deps import StateDep
+from app.errors import Unavailable
+from app.outage import OUTAGE
 
 router = APIRouter(tags=["ops"])
 
@@ -24,10 +27,14 @@ async def readyz(state: StateDep) -> JSONResponse:
         async with state["engine"].connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        OUTAGE.begin(detail, state["engine"])
         return JSONResponse(
-            {"status": "unavailable", "error": "database_unavailable", "detail": str(exc)[:200]},
+            {"status": "unavailable", "error": "database_unavailable", "detail": detail},
             status_code=503,
+            headers={"retry-after": str(Unavailable.retry_after)},
         )
+    OUTAGE.end()
     return JSONResponse({"status": "ready", "database": "ok"})
 
 

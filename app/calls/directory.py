@@ -32,6 +32,10 @@ from app.users import directory as users_directory
 from app.users.directory import ACTIVE_AGENTS
 
 log = logging.getLogger(__name__)
+
+# At most this many distinct unknown agent names are logged per process (a flood of made-up
+# names must not flood the log).
+UNKNOWN_AGENTS_LOGGED = 1000
 DEFAULT_POP_MODE = "offer"
 
 
@@ -107,6 +111,7 @@ class Directory:
         self._agents: dict[str, tuple[float, AgentRef]] = {}
         self._queues: dict[str, tuple[float, QueueRef]] = {}
         self._numbers: dict[str, tuple[float, QueueRef | None]] = {}
+        self._warned: set[str] = set()  # unknown agent names already logged (bounded)
 
     def _fresh(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self.ttl_s
@@ -144,8 +149,20 @@ class Directory:
         ref = (
             AgentRef(found.username, found.role, True) if found else AgentRef(ident, "agent", False)
         )
+        if found is None:
+            self._warn_unknown(ident)
         self._agents[ident] = (time.monotonic(), ref)
         return ref
+
+    def _warn_unknown(self, ident: str) -> None:
+        """Log an event's agent that is no active user, once per name (per process)."""
+        if ident in self._warned or len(self._warned) >= UNKNOWN_AGENTS_LOGGED:
+            return
+        self._warned.add(ident)
+        log.warning(
+            "an event names agent %r, who is no active user (username, extension or worker id)",
+            ident[:80],
+        )
 
     async def queue(self, session: AsyncSession, name: str) -> QueueRef:
         """The named queue, created with defaults if nobody created it yet."""

@@ -9,7 +9,9 @@ reader, parser and ingest as the FastAPI webhook routes (``app.calls.webhooks``)
 description is added to the app's document by ``app.calls.webhook_docs``.
 
 Answers ``202 {"call_id", "duplicate", "events"}``, or ``{"error", "detail"}`` with
-401/404/413/415/422/503 (405 to another method). Every other path goes on to FastAPI.
+401/404/413/415/422/503 (405 to another method); a 503 carries ``Retry-After``, and database
+failures are mapped by ``app.errors.database_error`` as on every route. Every other path goes
+on to FastAPI.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.calls import webhooks
-from app.errors import DomainError
+from app.errors import DATABASE_ERRORS, DomainError, database_error
 from telephony.errors import TelephonyError
 from telephony.registry import UnknownProvider, get_adapter
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/telephony/"
 SUFFIX = "/events"
+DB_OR_DOMAIN_ERRORS: tuple[type[Exception], ...] = (DomainError, *DATABASE_ERRORS)
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -54,28 +57,34 @@ class FastEvents:
             status, body = _error(405, "method_not_allowed", "use POST")
             await _answer(send, status, body, [(b"allow", b"POST")])
             return
-        status, body = await self._handle(scope, receive, provider)
-        await _answer(send, status, body)
+        status, body, extra = await self._handle(scope, receive, provider)
+        await _answer(send, status, body, extra)
 
-    async def _handle(self, scope: Scope, receive: Receive, provider: str) -> tuple[int, bytes]:
+    async def _handle(
+        self, scope: Scope, receive: Receive, provider: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         state: Any = scope["state"]
         try:
             adapter = get_adapter(provider)
         except UnknownProvider as exc:
-            return _error(404, "unknown_provider", exc.detail)
+            return (*_error(404, "unknown_provider", exc.detail), [])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await webhooks.read_body(receive, headers, state["settings"].max_body_bytes)
             events = webhooks.parse_events(state, adapter, provider, scope, headers, body)
             if isinstance(events, TelephonyError):
-                return _error(events.status_code, events.code, events.detail)
+                return (*_error(events.status_code, events.code, events.detail), [])
             results = await webhooks.ingest_events(state["services"]["calls"], events)
-        except DomainError as exc:
-            return _error(exc.status, exc.error, exc.detail)
+        except DB_OR_DOMAIN_ERRORS as exc:
+            mapped = database_error(exc, state.get("engine"))
+            if mapped is not None:
+                return _domain(mapped)
+            log.exception("unhandled error on %s", scope["path"])
+            return (*_error(500, "internal", "internal error; see the server log"), [])
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
-            return _error(500, "internal", "internal error; see the server log")
-        return 202, orjson.dumps(webhooks.summary(results))
+            return (*_error(500, "internal", "internal error; see the server log"), [])
+        return 202, orjson.dumps(webhooks.summary(results)), []
 
 
 async def _answer(
@@ -90,6 +99,12 @@ async def _answer(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _domain(exc: DomainError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    status, body = _error(exc.status, exc.error, exc.detail)
+    retry = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
+    return status, body, retry
 
 
 def _error(status: int, error: str, detail: str) -> tuple[int, bytes]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
+from app.calls.schemas import INT32_MAX
 from app.customers import search, timeline
 from app.deps import SessionDep, SettingsDep
 from app.users.deps import CurrentAgent
@@ -31,7 +32,7 @@ async def search_customers(
 
 @router.get("/api/customers/{customer_id}/timeline")
 async def customer_timeline(
-    customer_id: int,
+    customer_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     session: SessionDep,
     _: CurrentAgent,
     before: Annotated[str | None, Query(max_length=100)] = None,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app.customers import lookup
+from app.calls.schemas import INT32_MAX, StoredText
+from app.customers import audit, lookup
 from app.customers import service as customers
 from app.customers.schemas import CustomerCandidate, CustomerCreate, CustomerCreated, CustomerSearch
 from app.deps import SessionDep, SettingsDep
-from app.errors import Invalid, NotFound
+from app.errors import Forbidden, Invalid, NotFound
 from app.users.deps import CurrentAgent
 from telephony.callerid import normalise
 
@@ -23,8 +25,8 @@ async def search_customers(
     session: SessionDep,
     settings: SettingsDep,
     _: CurrentAgent,
-    phone: Annotated[str | None, Query(max_length=200)] = None,
-    external_ref: Annotated[str | None, Query(max_length=64)] = None,
+    phone: Annotated[StoredText | None, Query(max_length=200)] = None,
+    external_ref: Annotated[StoredText | None, Query(max_length=64)] = None,
 ) -> CustomerSearch:
     """Customers by phone number (the pop's matching rules) or by imported id."""
     if bool(phone) == bool(external_ref):
@@ -46,15 +48,19 @@ async def search_customers(
 
 @router.get("/api/customers/{customer_id}/profile")
 async def customer_profile(
-    customer_id: int,
+    customer_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentAgent,
-    call_id: Annotated[str | None, Query(max_length=200)] = None,
+    call_id: Annotated[StoredText | None, Query(max_length=200)] = None,
     reason: Annotated[Literal["search", "lookup"], Query()] = "lookup",
 ) -> JSONResponse:
     """The pop's profile document, masked for the caller's role; every view is logged with
-    its reason: the call, or ``search`` (opened from the agent desk's search) / ``lookup``."""
+    its reason (the call, or ``search`` from the agent desk's search / ``lookup``), and the
+    log row is committed before the profile is sent. A ``call_id`` must be a call the viewer
+    is or was on (or supervises): 403 otherwise, 404 for an unknown call."""
+    if call_id:
+        await audit.check_call_reason(session, user, call_id)
     doc = await customers.assemble_profile(
         session, customer_id, decline_suppress_days=settings.decline_suppress_days
     )
@@ -65,7 +71,26 @@ async def customer_profile(
         call_id=call_id or None,
         reason="call" if call_id else reason,
     )
+    await session.commit()
     return JSONResponse(customers.mask_profile(doc, user.role, settings))
+
+
+@router.get("/api/audit", response_model=None)
+async def audit_log(
+    session: SessionDep,
+    user: CurrentAgent,
+    customer_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+    username: Annotated[StoredText | None, Query(max_length=64)] = None,
+    date: Annotated[dt.date | None, Query(description="a UTC day, YYYY-MM-DD")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    """Profile views, newest first (admins only): by customer, user and UTC day; JSON or CSV."""
+    if user.role != "admin":
+        raise Forbidden("admin role required")
+    rows = await audit.profile_views(session, customer_id=customer_id, username=username, day=date)
+    if format == "csv":
+        return PlainTextResponse(audit.as_csv(rows), media_type="text/csv")
+    return JSONResponse({"views": rows})
 
 
 @router.post("/api/customers", status_code=201)

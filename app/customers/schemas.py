@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.calls.schemas import StoredText
+
 # Deliberately loose: a plausible address, not RFC 5322 (agents type these while on the phone).
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -18,13 +20,13 @@ class CustomerCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    phone: str | None = Field(default=None, max_length=64)
+    name: StoredText = Field(min_length=1, max_length=200)
+    phone: StoredText | None = Field(default=None, max_length=64)
     customer_type: CustomerType = "consumer"
-    email: str | None = Field(default=None, max_length=200)
+    email: StoredText | None = Field(default=None, max_length=200)
     marketing_consent: bool = False
-    language: str = Field(default="en", min_length=2, max_length=8)
-    country: str | None = Field(default=None, max_length=64)
+    language: StoredText = Field(default="en", min_length=2, max_length=8)
+    country: StoredText | None = Field(default=None, max_length=64)
 
     @field_validator("email")
     @classmethod

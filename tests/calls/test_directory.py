@@ -3,6 +3,7 @@ number, read again when stale (both backends)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 import pytest
@@ -123,3 +124,15 @@ async def test_unchanged_tables_are_checked_not_read(session: AsyncSession, back
         sa_event.remove(engine, "before_cursor_execute", count)
     assert unchanged == 1  # the fingerprint only
     assert len(statements) >= 3  # changed: read again
+
+
+async def test_an_unknown_agent_is_kept_raw_and_logged_once_per_name(
+    session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Directory(ttl_s=0.0)  # every look-up misses the cache: still one warning
+    with caplog.at_level(logging.WARNING, logger="app.calls.directory"):
+        for _ in range(3):
+            assert await directory.agent(session, "ghost-1") == AgentRef("ghost-1", "agent", False)
+            assert await directory.agent(session, "ghost-2") == AgentRef("ghost-2", "agent", False)
+    warned = [r.getMessage() for r in caplog.records if "no active user" in r.getMessage()]
+    assert len(warned) == 2 and "'ghost-1'" in warned[0] and "'ghost-2'" in warned[1]

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.calls.models import Call
 from app.customers.models import Customer, ProfileView
 from tests.customers.factories import (
     CustomerSpec,
@@ -137,6 +138,9 @@ async def test_profile_is_served_and_every_view_logged(
     assert [p["invoice_no"] for p in doc["purchases"]] == ["536365"]
     assert doc["insights"] is None and doc["next_needs"] == []
 
+    async with AsyncSession(clean_engine) as session:
+        session.add(Call(id="generic:abc", source="generic", state="answered", agent="bob"))
+        await session.commit()
     during_call = await client.get(
         f"/api/customers/{ids['ann']}/profile",
         params={"call_id": "generic:abc"},
