@@ -25,6 +25,7 @@ from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
 from app.state import State
+from app.users import access as users_access
 from app.users import router as users_router
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "hub": hub,
             "services": {},
         }
+        access = users_access.Access(state["sessionmaker"], settings.users_refresh_s)
+        state["services"]["access"] = access
+        state["services"]["access_refresh"] = await users_access.start(access)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
+            await users_access.stop(state["services"]["access_refresh"])
             await hub.close()
             await engine.dispose()
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
+    from app.users.access import Access
     from telephony.stream import StreamConnector
 
 
@@ -27,6 +28,8 @@ class Services(TypedDict, total=False):
     queue_stats: QueueStats
     queues_runtime: QueuesRuntime
     insights_refresh: asyncio.Task[None]
+    access: Access
+    access_refresh: asyncio.Task[None]
 
 
 class State(TypedDict):

@@ -29,7 +29,8 @@ from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
 from app.live.hub import Hub
 from app.live.pump import pump
-from app.users.service import Principal, principal_from_token
+from app.users.deps import checked_principal
+from app.users.service import Principal
 
 router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
@@ -54,9 +55,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     """Pops for the signed-in agent (every tab of theirs gets the same frames)."""
     state = get_state(websocket)
     try:
-        principal = principal_from_token(
-            state["settings"].jwt_key(), websocket.query_params.get("token")
-        )
+        principal = checked_principal(websocket, websocket.query_params.get("token"))
     except Unauthorized as exc:
         await websocket.accept()
         await websocket.close(code=CLOSE_UNAUTHORIZED, reason=f"unauthorized: {exc.detail}")
@@ -78,7 +77,14 @@ async def agent_socket(websocket: WebSocket) -> None:
     await _presence(hub, principal.username, True)
     try:
         await replay()
-        await pump(websocket, sub, on_client_message=on_message, on_resync=replay, audience="agent")
+        await pump(
+            websocket,
+            sub,
+            on_client_message=on_message,
+            on_resync=replay,
+            audience="agent",
+            revoked=state["services"]["access"].revoked(principal, supervisor=False),
+        )
     finally:
         hub.unsubscribe(sub)
         await _presence(hub, principal.username, False)
