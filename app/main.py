@@ -27,6 +27,7 @@ from app.settings import Settings, get_settings
 from app.state import State
 from app.users import access as users_access
 from app.users import router as users_router
+from app.users.login_limits import LoginLimiter
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access = users_access.Access(state["sessionmaker"], settings.users_refresh_s)
         state["services"]["access"] = access
         state["services"]["access_refresh"] = await users_access.start(access)
+        state["services"]["login_limits"] = LoginLimiter(
+            settings.login_failures_per_user, settings.login_failures_per_address
+        )
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)

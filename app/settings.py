@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Seconds between reads of the users' active flag, role and queues (app/users/access.py):
     # a deactivated or demoted user loses access within this time.
     users_refresh_s: float = Field(default=5.0, gt=0, le=10)
+    # Failed sign-ins per minute before 429 (app/users/login_limits.py), per instance.
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
 
     @field_validator(
         "webhook_secret",

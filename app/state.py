@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
     from app.users.access import Access
+    from app.users.login_limits import LoginLimiter
     from telephony.stream import StreamConnector
 
 
@@ -30,6 +31,7 @@ class Services(TypedDict, total=False):
     insights_refresh: asyncio.Task[None]
     access: Access
     access_refresh: asyncio.Task[None]
+    login_limits: LoginLimiter
 
 
 class State(TypedDict):
