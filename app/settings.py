@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     # Websocket keepalive pings by uvicorn (0 = none): a connection that misses a pong closes.
     ws_ping_interval_s: float = Field(default=20.0, ge=0)
+    # Linux: a connection whose peer acknowledges nothing (a client that stopped reading, a
+    # dead network) for this long is aborted by the kernel (TCP_USER_TIMEOUT; 0 = off).
+    tcp_user_timeout_s: float = Field(default=10.0, ge=0)
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0
     # PostgreSQL: event writes commit without waiting for the disk (the pop goes out at

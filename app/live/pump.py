@@ -45,7 +45,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_RESYNC = 4009
 # Client messages are small acks and choices; anything bigger is refused without parsing.
 MAX_CLIENT_MESSAGE = 16 * 1024
-CLOSE_WAIT_S = 5.0
+CLOSE_WAIT_S = 2.0
 
 ClientHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ResyncHandler = Callable[[], Awaitable[None]]
