@@ -32,7 +32,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-HASH_THREADS = 2
+HASH_THREADS = 1
 _executor = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
 
 
