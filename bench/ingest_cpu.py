@@ -125,14 +125,13 @@ async def main() -> None:
     query_log = QueryLog()
     store: EventStore = SessionStore(sessionmaker)
     if not args.session_path:
-        hot_pool = await create_hot_pool(engine, size=4, timeout_s=5)
+        hot_pool = create_hot_pool(engine, size=4, timeout_s=5)
         assert hot_pool is not None
         store = PgStore(
             sessionmaker,
             hot_pool,
             engine.dialect,
             group_commit=None,
-            acquire_timeout_s=5,
             query_log=query_log,
         )
     hub: Any = CountingHub()

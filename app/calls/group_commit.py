@@ -23,7 +23,7 @@ import contextlib
 from typing import Any
 
 from app.errors import Overloaded, Unavailable
-from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted
 
 # One round trip (simple query protocol). The transaction must write WAL of its own: PostgreSQL
 # commits a transaction that wrote none (a bare ``txid_current()``) without flushing, whatever
@@ -41,9 +41,8 @@ SERVER_SETTINGS = {"synchronous_commit": "off"}
 class GroupCommit:
     """``await wait()``: every commit made on the hot pool before the call is on disk."""
 
-    def __init__(self, pool: HotPool, *, acquire_timeout_s: float) -> None:
+    def __init__(self, pool: HotPool) -> None:
         self.pool = pool
-        self.acquire_timeout_s = acquire_timeout_s
         self._next: asyncio.Future[None] | None = None  # the flush not started yet
         self._runner: asyncio.Task[None] | None = None
         self.flushes = 0
@@ -58,7 +57,7 @@ class GroupCommit:
             self._runner = asyncio.create_task(self._run(), name="group-commit")
         try:
             await asyncio.shield(waiting)
-        except TimeoutError as exc:
+        except PoolExhausted as exc:
             raise Overloaded("no database connection came free to confirm the write") from exc
         except Exception as exc:
             raise Unavailable(f"the database did not confirm the write is on disk: {exc}") from exc
@@ -83,7 +82,7 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         for attempt in (1, 2):
-            conn: Any = await self.pool.acquire(timeout=self.acquire_timeout_s)
+            conn: Any = await self.pool.acquire()
             try:
                 await conn.execute(FLUSH_SQL)
                 self.flushes += 1
@@ -96,9 +95,9 @@ class GroupCommit:
                 if attempt == 2 or not isinstance(exc, HOT_CONNECTION_ERRORS):
                     raise
                 # The database dropped its connections (a restart): a flush is safe to repeat.
-                await self.pool.expire_connections()
+                self.pool.expire()
             finally:
-                await self.pool.release(conn)
+                self.pool.release(conn)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -49,7 +49,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from app.calls.repository import CALLS, DELIVERIES, EVENTS, upsert_deliveries
+from app.calls.repository import CALLS, DELIVERIES, EVENTS, UPDATE_POP, upsert_deliveries
 from app.customers.models import ProfileView
 from app.raw_statements import RawStatement
 
@@ -106,6 +106,7 @@ def _read(lock: bool) -> Any:
 
 _READ = {False: RawStatement(_read(False)), True: RawStatement(_read(True))}
 _JOURNAL = RawStatement(postgresql.insert(EVENTS).returning(EVENTS.c.id))
+_UPDATE_POP = RawStatement(UPDATE_POP)
 
 
 def with_pop(row: dict[str, Any]) -> dict[str, Any]:
@@ -255,3 +256,18 @@ async def insert_journal(conn: Any, dialect: Dialect, record: Mapping[str, Any])
     compiled = _JOURNAL.prepare(dialect, frozenset(record))
     assert compiled is not None
     await compiled.fetch(conn, record)
+
+
+async def update_pop(
+    conn: Any, dialect: Dialect, call_id: str, pop_version: int, doc: Mapping[str, Any]
+) -> bool:
+    """The call's pop replaced by ``doc`` if still at ``pop_version`` (one statement)."""
+    compiled = _UPDATE_POP.prepare(dialect, frozenset({"pop", "pop_version"}))
+    assert compiled is not None
+    params = {
+        "pop": doc,
+        "pop_version": pop_version + 1,
+        "where_id": call_id,
+        "where_pop_version": pop_version,
+    }
+    return await compiled.execute(conn, params) == "UPDATE 1"

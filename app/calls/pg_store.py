@@ -40,7 +40,7 @@ from app.calls.planning import CallRow, Plan
 from app.calls.state_machine import FINAL_STATES
 from app.calls.store import DUPLICATE, PlanFn, Written, journal_unapplied
 from app.errors import Overloaded, Unavailable
-from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, QueryLog
+from app.hot_pool import HOT_CONNECTION_ERRORS, HotPool, PoolExhausted, QueryLog
 from app.metrics import Metrics
 from app.raw_statements import reads_on
 from telephony.events import CallEvent
@@ -74,7 +74,6 @@ class PgStore:
         pool: HotPool,
         dialect: Dialect,
         group_commit: GroupCommit | None,
-        acquire_timeout_s: float,
         metrics: Metrics | None = None,
         query_log: QueryLog | None = None,
     ) -> None:
@@ -85,7 +84,6 @@ class PgStore:
         self.metrics = metrics
         # Told of the statements events run on the hot connections, while it has listeners.
         self.query_log = query_log
-        self.acquire_timeout_s = acquire_timeout_s
         # The row each call's last event wrote here, so its next event skips the read.
         self.rows = CallRows()
         self._idle_sessions: list[AsyncSession] = []
@@ -115,7 +113,7 @@ class PgStore:
                 # The database likely restarted: every pooled connection is gone, not just
                 # this one; the pool opens new ones (SQLAlchemy's pool does the same).
                 lost = exc
-                await self.pool.expire_connections()
+                self.pool.expire()
         raise Unavailable("the database connection was lost; retry shortly") from lost
 
     async def _read(
@@ -221,8 +219,8 @@ class PgStore:
     async def connection(self) -> AsyncIterator[Any]:
         """A hot connection; ``Overloaded`` when none comes free in time."""
         try:
-            conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
-        except TimeoutError as exc:
+            conn = await self.pool.acquire()
+        except PoolExhausted as exc:
             raise Overloaded(
                 "the server is overloaded (no database connection free); retry shortly"
             ) from exc
@@ -237,7 +235,19 @@ class PgStore:
             if logged and not conn.is_closed():
                 conn.remove_query_logger(self.query_log)
             # A connection the database dropped is closed by asyncpg and replaced on demand.
-            await self.pool.release(conn)
+            self.pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session whose raw reads run on a hot connection (background work: pop
+        completion must not cost a session connection per late pop under load)."""
+        async with self.connection() as conn, self.session() as session:
+            with reads_on(conn):
+                yield session
+
+    async def replace_pop(self, call_id: str, pop_version: int, doc: Mapping[str, Any]) -> bool:
+        async with self.connection() as conn:
+            return await one_trip.update_pop(conn, self.dialect, call_id, pop_version, doc)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import Applied
 from app.calls.pop import change_message, document_from_profile, pop_message
 from app.calls.state_machine import AGENT_LIVE_STATES
+from app.calls.store import EventStore
 from app.customers import service as customers
 from app.live.hub import Hub
 from app.metrics import Metrics
@@ -36,9 +34,6 @@ def agent_channel(username: str) -> str:
     return f"agent:{username}"
 
 
-SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
 class Publisher:
     """Publishes what events changed; completes partial pops in the background."""
 
@@ -47,13 +42,13 @@ class Publisher:
         settings: Settings,
         hub: Hub,
         directory: Directory,
-        session: SessionFactory,
+        store: EventStore,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
         self.directory = directory
-        self.session = session
+        self.store = store
         self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[str] = set()
@@ -125,7 +120,7 @@ class Publisher:
     async def _finish_pop(self, call_id: str, customer_id: int) -> None:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
-            async with self.session() as session:
+            async with self.store.reading() as session:
                 profile = await customers.assemble_profile(session, customer_id)
             for _ in range(POP_UPDATE_ATTEMPTS):
                 if await self._store_update(call_id, customer_id, profile):
@@ -139,21 +134,20 @@ class Publisher:
 
     async def _store_update(self, call_id: str, customer_id: int, profile: Any) -> bool:
         """One try: the pop replaced if unchanged, then sent; False: changed meanwhile."""
-        async with self.session() as session:
+        async with self.store.reading() as session:
             row = await repo.get_call(session, call_id)
-            doc = (row or {}).get("pop") or {}
-            if row is None or row["customer_id"] != customer_id or doc.get("complete"):
-                return True
-            fresh = {**doc, **document_from_profile(profile, complete=True)}
-            if not await repo.update_pop(session, call_id, row["pop_version"], {"pop": fresh}):
-                await session.rollback()
-                return False
+        doc = (row or {}).get("pop") or {}
+        if row is None or row["customer_id"] != customer_id or doc.get("complete"):
+            return True
+        fresh = {**doc, **document_from_profile(profile, complete=True)}
+        if not await self.store.replace_pop(call_id, row["pop_version"], fresh):
+            return False
+        async with self.store.reading() as session:
             # Read again: an offer may have committed since the first read, and its agent
-            # must get the update (our update now holds the row).
+            # must get the update.
             call = await repo.get_call(session, call_id)
             holders = await repo.pop_holders(session, call_id)
             roles = {u: await self.directory.agent(session, u) for u in holders}
-            await session.commit()
         if call is None or call["state"] not in AGENT_LIVE_STATES:
             return True
         live = {call["agent"], *(call["offered_to"] or [])}

@@ -132,7 +132,7 @@ _JOURNAL_AND_LOCK = _journal_and_lock()
 # reads go through the session, inside its transaction.
 _RAW_GET_CALL = RawStatement(_GET_CALL)
 # The pop replaced if still at the version read; SET columns come from the parameters.
-_UPDATE_POP = (
+UPDATE_POP = (
     update(CALLS)
     .where(
         CALLS.c.id == bindparam("where_id"),
@@ -240,7 +240,7 @@ async def update_pop(
     """Replace the pop (and what goes with it) if it is still at ``pop_version``."""
     params = {**values, "where_id": call_id, "where_pop_version": pop_version}
     params["pop_version"] = pop_version + 1
-    result = await session.execute(_UPDATE_POP, params)
+    result = await session.execute(UPDATE_POP, params)
     return bool(getattr(result, "rowcount", 0) == 1)
 
 

@@ -75,7 +75,7 @@ async def build_store(state: State) -> EventStore:
     session store."""
     settings = state["settings"]
     timeout_s = settings.db_pool_timeout_s
-    pool = await create_hot_pool(
+    pool = create_hot_pool(
         state["engine"],
         size=settings.db_pool_size,
         timeout_s=timeout_s,
@@ -83,17 +83,12 @@ async def build_store(state: State) -> EventStore:
     )
     if pool is None:
         return SessionStore(state["sessionmaker"])
-    commits = (
-        group_commit.GroupCommit(pool, acquire_timeout_s=timeout_s)
-        if settings.group_commit
-        else None
-    )
+    commits = group_commit.GroupCommit(pool) if settings.group_commit else None
     return PgStore(
         state["sessionmaker"],
         pool,
         state["engine"].dialect,
         commits,
-        acquire_timeout_s=timeout_s,
         metrics=state["metrics"],
         query_log=QueryLog(),
     )

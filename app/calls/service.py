@@ -67,7 +67,7 @@ class CallService:
         self.store: EventStore = store or SessionStore(sessionmaker)
         self.directory = Directory()
         self.planner = Planner(settings, self.directory)
-        self.publisher = Publisher(settings, hub, self.directory, self.store.session, metrics)
+        self.publisher = Publisher(settings, hub, self.directory, self.store, metrics)
         # Agents' ack / seen receipts, written in batches (see app.calls.receipts).
         self.receipts = ReceiptWriter(
             sessionmaker, flush_interval_s=settings.receipt_flush_ms / 1000, metrics=metrics

@@ -60,8 +60,11 @@ class EventStore(Protocol):
     async def durable(self) -> None:
         """Return once every write this store acknowledged so far is on disk."""
 
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A session for reads and background writes (pop completion), committed at the end."""
+    def reading(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session for background reads (pop completion)."""
+
+    async def replace_pop(self, call_id: str, pop_version: int, doc: Mapping[str, Any]) -> bool:
+        """The call's pop replaced by ``doc`` if still at ``pop_version``, committed."""
 
     async def close(self) -> None: ...
 
@@ -132,11 +135,15 @@ class SessionStore:
         """Each event's transaction commits before it is answered."""
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def reading(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
-            if session.in_transaction():
-                await session.commit()
+
+    async def replace_pop(self, call_id: str, pop_version: int, doc: Mapping[str, Any]) -> bool:
+        async with self.sessionmaker() as session:
+            replaced = await repo.update_pop(session, call_id, pop_version, {"pop": doc})
+            await session.commit()
+        return replaced
 
     async def close(self) -> None:
         """Nothing of its own to release."""

@@ -7,8 +7,9 @@ Policy (the README, "Slow consumers and close codes"):
   call, or a pending snapshot of the same kind on the same channel, is replaced by the newer
   message, which moves to the tail so it never overtakes a pop queued after the old one.
 - Pops and pop updates carry their own ``version``; one that this subscription has already
-  queued at the same or a higher version is dropped (Redis fallback, replays and resyncs can
-  produce the same pop twice). A ``call.state`` for the call clears that memory so a call
+  queued a pop or pop update of the call at the same or a higher version is dropped (Redis
+  fallback, replays and resyncs can produce the same pop twice, and a pop update can overtake
+  the pop it completes). A ``call.state`` for the call clears that memory so a call
   withdrawn and offered again pops again.
 - Nothing else is ever discarded. When the queue is full of things that cannot be coalesced the
   subscription is marked overflowed; the websocket is then closed (4008) and the client gets
@@ -137,7 +138,9 @@ class Subscription:
         if kind in VERSIONED_TYPES and call_id is not None:
             version = message.get("version")
             if isinstance(version, int):
-                key = (kind, call_id)
+                # One memory for both types: a pop.update can overtake the pop it updates
+                # (pop completion racing the offer), and the older pop must not follow it.
+                key = ("pop", call_id)
                 last = self._versions.get(key)
                 if last is not None and version <= last:
                     self.duplicates += 1
@@ -146,7 +149,6 @@ class Subscription:
         elif kind == "call.state" and call_id is not None:
             # A withdrawn call offered to the same agent again must pop again.
             self._versions.pop(("pop", call_id), None)
-            self._versions.pop(("pop.update", call_id), None)
 
         fields = self._coalesce.get(kind)
         if fields is not None:

@@ -221,7 +221,12 @@ function receivePop(message) {
 function receivePopUpdate(message) {
   const id = callIdOf(message);
   const entry = id && pops.get(id);
-  if (!entry) return;
+  // An update can overtake the pop it completes (the server drops the older pop): it has the
+  // pop's whole shape, so it pops.
+  if (!entry) {
+    if (id) receivePop({ ...message, type: "pop" });
+    return;
+  }
   const version = Number(message.version || entry.version);
   if (version < entry.version) return;
   for (const [key, value] of Object.entries(message)) {

@@ -25,7 +25,7 @@ def pg_engine(backend: str, clean_engine: AsyncEngine) -> AsyncEngine:
 
 @pytest.fixture
 async def pool(pg_engine: AsyncEngine) -> AsyncIterator[HotPool]:
-    made = await create_hot_pool(
+    made = create_hot_pool(
         pg_engine, size=2, timeout_s=0.3, server_settings=group_commit.SERVER_SETTINGS
     )
     assert made is not None
@@ -40,25 +40,25 @@ async def test_hot_connections_commit_without_waiting_for_the_disk(
     try:
         assert await conn.fetchval("SHOW synchronous_commit") == "off"
     finally:
-        await pool.release(conn)
-    plain = await create_hot_pool(pg_engine, size=1, timeout_s=0.3)
+        pool.release(conn)
+    plain = create_hot_pool(pg_engine, size=1, timeout_s=0.3)
     assert plain is not None
     conn = await plain.acquire()
     try:
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
     finally:
-        await plain.release(conn)
+        plain.release(conn)
         await plain.close()
 
 
 async def test_waiters_at_once_share_one_flush(pool: HotPool) -> None:
-    commits = GroupCommit(pool, acquire_timeout_s=0.3)
+    commits = GroupCommit(pool)
     await asyncio.gather(*(commits.wait() for _ in range(20)))
     assert commits.flushes == 1
 
 
 async def test_a_waiter_arriving_during_a_flush_waits_for_the_next(pool: HotPool) -> None:
-    commits = GroupCommit(pool, acquire_timeout_s=0.3)
+    commits = GroupCommit(pool)
     first = asyncio.create_task(commits.wait())
     for _ in range(3):
         await asyncio.sleep(0)  # the first flush has taken its waiters and is in flight
@@ -73,7 +73,7 @@ async def test_a_waiter_arriving_during_a_flush_waits_for_the_next(pool: HotPool
 async def test_a_failed_flush_is_unavailable_and_the_next_one_works(
     pool: HotPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commits = GroupCommit(pool, acquire_timeout_s=0.3)
+    commits = GroupCommit(pool)
     monkeypatch.setattr(group_commit, "FLUSH_SQL", "SELECT no_such_function()")
     with pytest.raises(Unavailable, match="did not confirm"):
         await commits.wait()
@@ -85,7 +85,7 @@ async def test_a_failed_flush_is_unavailable_and_the_next_one_works(
 async def test_a_flush_after_the_database_dropped_its_connections_succeeds(
     pool: HotPool, pg_engine: AsyncEngine
 ) -> None:
-    commits = GroupCommit(pool, acquire_timeout_s=0.3)
+    commits = GroupCommit(pool)
     await commits.wait()  # a pooled connection now
     async with pg_engine.connect() as admin:
         assert (await admin.execute(text(TERMINATE_OTHERS))).all()
@@ -94,14 +94,14 @@ async def test_a_flush_after_the_database_dropped_its_connections_succeeds(
 
 
 async def test_no_connection_free_is_overloaded(pool: HotPool) -> None:
-    commits = GroupCommit(pool, acquire_timeout_s=0.3)
+    commits = GroupCommit(pool)
     held = [await pool.acquire(), await pool.acquire()]
     try:
         with pytest.raises(Overloaded):
             await commits.wait()
     finally:
         for conn in held:
-            await pool.release(conn)
+            pool.release(conn)
 
 
 async def test_every_event_is_answered_after_a_flush(
@@ -130,6 +130,6 @@ async def test_group_commit_off_commits_each_write_on_its_own(
         try:
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
         finally:
-            await service.store.pool.release(conn)
+            service.store.pool.release(conn)
         answer = await app.post(event(new_call_id(), "queued", queue="sales"))
         assert answer.status_code == 202

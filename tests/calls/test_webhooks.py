@@ -228,7 +228,7 @@ async def test_an_exhausted_connection_pool_answers_503_overloaded_quickly(
         finally:
             for conn in held:
                 await conn.close()
-            await hot_pool.release(hot)
+            hot_pool.release(hot)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "overloaded" and refused.json()["detail"]
         assert elapsed < 5
