@@ -129,8 +129,12 @@ class Access:
 
 
 async def start(access: Access) -> asyncio.Task[None]:
-    """Read once (so the first request is checked) and keep refreshing in a task."""
-    await access.refresh()
+    """Read once (so the first request is checked) and keep refreshing in a task; a first
+    read that fails is retried by the task (tokens are then checked only for validity)."""
+    try:
+        await access.refresh()
+    except Exception as exc:
+        log.warning("user access: first read failed (retried by the task): %s", exc)
     return asyncio.create_task(access.run(), name="users-access")
 
 
