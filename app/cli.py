@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import migrate as migrations
 from app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.sources.config import SourcesConfig
 
 cli = typer.Typer(
     help="screenpop: the caller's profile on the agent's screen.", no_args_is_help=True
@@ -21,6 +26,8 @@ user_cli = typer.Typer(help="Manage agents, supervisors and admins.", no_args_is
 queue_cli = typer.Typer(help="Manage queues.", no_args_is_help=True)
 cli.add_typer(user_cli, name="user")
 cli.add_typer(queue_cli, name="queue")
+sources_cli = typer.Typer(help="Systems of record (SCREENPOP_SOURCES_FILE).", no_args_is_help=True)
+cli.add_typer(sources_cli, name="sources")
 console = Console(stderr=True)
 
 
@@ -43,7 +50,7 @@ def serve(
     """Migrate, then serve the API, websockets and pages."""
     import uvicorn
 
-    from app.logs import configure_logging
+    from app.logs import configure_logging, logging_config
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -52,6 +59,10 @@ def serve(
         # on another, and only Redis carries the pop across.
         console.print("[red]--workers > 1 needs SCREENPOP_REDIS_URL[/red] (pops cross workers)")
         raise typer.Exit(2)
+    if workers > 1:
+        _share_metrics_between_workers()
+    if settings.sources_file is not None:
+        _sources_config(settings)  # refuse to start on an invalid file, naming the key
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:
@@ -70,7 +81,7 @@ def serve(
         workers=workers,
         loop="auto",
         http="auto",
-        log_level="warning",
+        log_config=logging_config(settings.log_level, settings.log_json),
         access_log=False,
         ws="websockets-sansio",
         ws_ping_interval=settings.ws_ping_interval_s or None,
@@ -87,15 +98,37 @@ def serve(
         raise typer.Exit(3)
 
 
+def _share_metrics_between_workers() -> None:
+    """Point every worker's Prometheus values at one fresh folder (``app.metrics``)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The operator's folder: it must be emptied between runs, as prometheus_client says.
+        return
+    folder = tempfile.mkdtemp(prefix="screenpop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 @cli.command(name="import")
 def import_(
     file: Annotated[Path, typer.Argument(help="Orders in the retail CSV layout (.csv or .csv.gz)")],
+    mapping: Annotated[
+        str,
+        typer.Option(help="'retail' (the default layout), or a mapping file for CSV/JSON Lines"),
+    ] = "retail",
 ) -> None:
     """Import orders (idempotent: the same file twice changes nothing)."""
     from app.customers.importer import ImportFileError, import_orders
     from app.db import create_engine
 
     settings = get_settings()
+    if mapping != "retail":
+        _import_mapped(settings, file, Path(mapping))
+        return
     migrations.upgrade(settings.database_url)
 
     async def run() -> None:
@@ -131,6 +164,42 @@ def import_(
         raise typer.Exit(2) from exc
 
 
+def _import_mapped(settings: Settings, file: Path, mapping_file: Path) -> None:
+    """``import FILE --mapping MAP.toml``: customers, orders or balances through a mapping."""
+    from app.customers.importer import ImportFileError
+    from app.customers.mapped_import import import_mapped, load_mapping
+    from app.db import create_engine
+
+    async def run() -> dict[str, int]:
+        mapping = load_mapping(mapping_file)
+        migrations.upgrade(settings.database_url)
+        engine = create_engine(settings.database_url)
+        columns = (TextColumn(f"[bold]import {mapping.entity}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn())  # fmt: skip
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("import", total=None)
+                report = await import_mapped(
+                    engine,
+                    file,
+                    mapping,
+                    default_region=settings.default_region,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+        for where, reason in report.bad[:50]:
+            console.print(f"[yellow]{where}[/yellow]: {escape(reason)} (skipped)")
+        return report.as_dict()
+
+    try:
+        summary = asyncio.run(run())
+    except ImportFileError as exc:
+        console.print(f"[red]cannot import:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(summary))
+
+
 @cli.command()
 def train(
     since: Annotated[
@@ -143,6 +212,46 @@ def train(
     settings = get_settings()
     migrations.upgrade(settings.database_url)
     asyncio.run(training.run_cli(settings, since=since, console=console))
+
+
+@cli.command()
+def purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="An age (90d, 12h, 4w) or an ISO date")
+    ],
+    only: Annotated[
+        str, typer.Option(help="Comma-separated: journal, audit, deliveries (default: all)")
+    ] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing")] = False,
+) -> None:
+    """Delete finished calls' journal, profile-view audit and pop receipts past retention."""
+    from app import retention
+    from app.db import create_engine
+
+    try:
+        before = retention.cutoff(older_than)
+    except retention.BadAge as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    kinds = [k.strip() for k in only.split(",") if k.strip()] or None
+    if kinds and set(kinds) - set(retention.TARGETS):
+        console.print(f"[red]--only: choose from {', '.join(retention.TARGETS)}[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            if dry_run:
+                counts = await retention.count(engine, before)
+                return {k: v for k, v in counts.items() if not kinds or k in kinds}
+            return await retention.purge(engine, before, kinds)
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(run())
+    verb = "would delete" if dry_run else "deleted"
+    console.print_json(data={"before": before.isoformat(), verb.replace(" ", "_"): counts})
 
 
 @cli.command()
@@ -254,10 +363,21 @@ def queue_add(
     numbers: Annotated[str, typer.Option(help="Comma-separated dialed numbers (DIDs)")] = "",
     service_level_s: int = 20,
     pop_mode: Annotated[str, typer.Option(help="offer, answer or off")] = "offer",
+    dispositions: Annotated[
+        str,
+        typer.Option(
+            help="Wrap-up dispositions, comma-separated: code=Label or Label "
+            '(e.g. "sale=Sale made,Callback booked"); "default" restores the default list'
+        ),
+    ] = "",
+    wrap_up_s: Annotated[
+        int, typer.Option(help="Seconds an agent stays in wrap-up before being available")
+    ] = 60,
 ) -> None:
-    """Create or update a queue and the dialed numbers that reach it."""
+    """Create or update a queue, the dialed numbers that reach it and its dispositions."""
     from app.db import create_engine, create_sessionmaker
     from app.errors import DomainError
+    from app.queues import dispositions as queue_dispositions
     from app.queues import service as queues
 
     settings = get_settings()
@@ -274,7 +394,16 @@ def queue_add(
                     service_level_s=service_level_s,
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
+                    wrap_up_s=wrap_up_s,
                 )
+                if dispositions:
+                    await queue_dispositions.set_dispositions(
+                        session,
+                        name,
+                        None
+                        if dispositions.strip() == "default"
+                        else queue_dispositions.parse_dispositions(dispositions),
+                    )
                 await session.commit()
         finally:
             await engine.dispose()
@@ -284,7 +413,132 @@ def queue_add(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s)")
+    console.print(
+        f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s,"
+        f" wrap-up {wrap_up_s}s)"
+    )
+
+
+def _sources_config(settings: Settings) -> SourcesConfig:
+    """The validated sources file, or exit 2 naming what is wrong."""
+    from app.sources.config import SourcesConfigError, load_config
+
+    if settings.sources_file is None:
+        console.print("[red]SCREENPOP_SOURCES_FILE is not set[/red]")
+        raise typer.Exit(2)
+    try:
+        return load_config(settings.sources_file)
+    except SourcesConfigError as exc:
+        console.print(f"[red]{settings.sources_file}:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+@sources_cli.command("check")
+def sources_check(
+    number: Annotated[str | None, typer.Option(help="A caller number to ask for")] = None,
+) -> None:
+    """Connect to each source, run each live part for NUMBER, print what it maps (JSON)."""
+    from app.sources.check import check_all
+    from telephony.callerid import normalise
+
+    settings = get_settings()
+    config = _sources_config(settings)
+    e164 = normalise(number, settings.default_region).e164 if number else None
+    if number and e164 is None:
+        console.print(f"[red]{number!r} is not a phone number[/red]")
+        raise typer.Exit(2)
+    report = asyncio.run(check_all(config, e164))
+    typer.echo(json.dumps(report, indent=2, default=str))
+    failed = any("error" in p for s in report.values() for p in s["parts"].values())
+    raise typer.Exit(1 if failed else 0)
+
+
+@cli.command()
+def sync(
+    source: Annotated[str, typer.Argument(help="A sql source with [sources.NAME.sync] queries")],
+    full: Annotated[bool, typer.Option(help="Read everything again (ignore the cursor)")] = False,
+) -> None:
+    """Read a source's sync queries into the database (incremental by :since; resumable)."""
+    from app.db import create_engine
+    from app.sources.sync import SyncError, sync_source
+
+    settings = get_settings()
+    config = _sources_config(settings)
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> dict[str, Any]:
+        engine = create_engine(settings.database_url)
+        columns = (TextColumn(f"[bold]sync {source}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("rows"), TimeElapsedColumn())  # fmt: skip
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("sync", total=None)
+                reports = await sync_source(
+                    engine,
+                    source,
+                    config.sources.get(source),
+                    full=full,
+                    region=settings.default_region,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        finally:
+            await engine.dispose()
+        for entity, report in reports.items():
+            for where, reason in report.records.bad[:20]:
+                console.print(f"[yellow]{entity} {where}[/yellow]: {escape(reason)} (skipped)")
+        return {entity: report.as_dict() for entity, report in reports.items()}
+
+    try:
+        summary = asyncio.run(run())
+    except SyncError as exc:
+        console.print(f"[red]cannot sync:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(summary))
+
+
+@cli.command()
+def outbox(
+    action: Annotated[str, typer.Argument(help="list or retry")] = "list",
+    message_id: Annotated[str | None, typer.Argument(help="The message to retry")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: int = 50,
+) -> None:
+    """List the journaling outbox (newest first), or make a message due again."""
+    from app.db import create_engine
+    from app.sources import outbox as journal
+
+    if action not in ("list", "retry") or (action == "retry") != (message_id is not None):
+        console.print("[red]use: screenpop outbox list | screenpop outbox retry ID[/red]")
+        raise typer.Exit(2)
+    if status is not None and status not in journal.STATUSES:
+        console.print(f"[red]--status must be one of {', '.join(journal.STATUSES)}[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                if message_id is not None:
+                    return 0 if await journal.retry(conn, message_id) else 1
+                for m in await journal.list_messages(conn, status=status, limit=limit):
+                    typer.echo(
+                        f"{m.id}  {m.status:9}  {m.destination:12}  {m.event:8}  "
+                        f"attempts={m.attempts}  created={m.created_at:%Y-%m-%d %H:%M:%S}  "
+                        f"next={m.next_attempt_at:%H:%M:%S}  {m.last_error or ''}"
+                    )
+                typer.echo(json.dumps(await journal.counts(conn)))
+                return 0
+        finally:
+            await engine.dispose()
+
+    code = asyncio.run(run())
+    if message_id is not None:
+        if code:
+            console.print(f"[red]no undelivered message {message_id}[/red]")
+            raise typer.Exit(1)
+        console.print(f"[green]{message_id} is due again[/green]")
 
 
 def _safe_url(settings: Settings) -> str:

@@ -102,5 +102,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("unhandled error", extra={"method": request.method, "path": request.url.path})
         return error_response(500, "internal", "internal error; see the server log")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from app import gauges
 from app.deps import StateDep
 
 router = APIRouter(tags=["ops"])
@@ -32,4 +33,5 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state["metrics"].registry), media_type=CONTENT_TYPE_LATEST)
+    gauges.sample_local(state)
+    return Response(state["metrics"].exposition(), media_type=CONTENT_TYPE_LATEST)

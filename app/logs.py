@@ -1,22 +1,80 @@
-"""Structured logging with a request id carried through a context variable."""
+"""Structured logs: one JSON object a line, with the request id, call id and trace id in scope.
+
+Log calls keep a constant message (what happened) and put the variable parts in ``extra``::
+
+    log.warning("redis publish failed", extra={"channel": channel, "error": repr(exc)})
+
+``bound(call_id=...)`` adds fields to every line logged inside it (a context variable, so it
+follows the task, not the thread); the request middleware binds ``request_id`` the same way.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import sys
-import time
-import uuid
+import logging.config
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import trace
 
-request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-access_log = logging.getLogger("screenpop.access")
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context")
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
+_QUIET = ("uvicorn.access", "aiosqlite", "asyncio", "httpx")
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` (e.g. ``call_id``) to every log line written inside the block."""
+    token = _context.set({**_context.get({}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
+    """Like ``bound`` for code that cannot use a ``with`` block; undo with ``unbind(token)``."""
+    return _context.set({**_context.get({}), **fields})
+
+
+def unbind(token: contextvars.Token[dict[str, Any]]) -> None:
+    _context.reset(token)
+
+
+def current_fields() -> dict[str, Any]:
+    """The fields bound in this context (request id, call id, ...)."""
+    return dict(_context.get({}))
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The bound context, the trace ids and the record's ``extra`` fields, in that order."""
+    fields = dict(_context.get({}))
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        fields["trace_id"] = format(span.trace_id, "032x")
+        fields["span_id"] = format(span.span_id, "016x")
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_"):
+            if key == "fields" and isinstance(value, dict):
+                fields.update(value)
+            else:
+                fields[key] = value
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", <bound and extra fields>, "exc"?}``."""
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": round(record.created, 3),
@@ -24,67 +82,48 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        rid = request_id.get()
-        if rid:
-            doc["request_id"] = rid
-        extra = getattr(record, "fields", None)
-        if isinstance(extra, dict):
-            doc.update(extra)
+        doc.update(record_fields(record))
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """For a terminal: ``LEVEL logger: msg key=value ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = " ".join(f"{k}={v}" for k, v in record_fields(record).items())
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{line} {pairs}" if pairs else line
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+def logging_config(level: str = "INFO", json: bool = True) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` document: every logger (ours, uvicorn's, libraries')
+    through one structured handler on stderr. uvicorn applies it in each worker process."""
+    formatter = "app.logs.JsonFormatter" if json else "app.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "structured",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's own loggers would otherwise keep their plain-text handlers.
+            **{n: {"handlers": [], "propagate": True} for n in ("uvicorn", "uvicorn.error")},
+            **{n: {"level": "WARNING"} for n in _QUIET},
+        },
+    }
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json else logging.Formatter("%(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiosqlite", "asyncio", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-class RequestIdMiddleware:
-    """Pure ASGI: take or mint ``X-Request-ID``, echo it back, log one access line."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64]
-        rid = incoming or uuid.uuid4().hex[:16]
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if scope["type"] == "http" and access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %s",
-                    scope.get("method"),
-                    scope.get("path"),
-                    status,
-                    extra={
-                        "fields": {
-                            "status": status,
-                            "ms": round((time.perf_counter() - started) * 1000, 2),
-                        }
-                    },
-                )
-            request_id.reset(token)
+    """Apply ``logging_config`` in this process."""
+    logging.config.dictConfig(logging_config(level, json))

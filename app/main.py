@@ -8,22 +8,26 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from app import gc_policy, health, pages
-from app.calls import agent_ws, webhook_docs, webhooks
+from app import api_docs, gauges, gc_policy, health, pages, tracing
+from app.calls import agent_ws, drafts_router, webhook_docs, webhooks
 from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
+from app.customers import desk_router
 from app.customers import router as customers_router
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.http_observer import ObserveRequests
 from app.insights import runtime as insights_runtime
 from app.live.hub import build_hub
-from app.logs import RequestIdMiddleware
-from app.metrics import Metrics
+from app.metrics import Metrics, mark_process_dead
 from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
 from app.settings import Settings, get_settings
+from app.sources import router as sources_router
+from app.sources import runtime as sources_runtime
 from app.state import State
 from app.users import access as users_access
 from app.users import router as users_router
@@ -58,36 +62,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state["services"]["login_limits"] = LoginLimiter(
             settings.login_failures_per_user, settings.login_failures_per_address
         )
+        await sources_runtime.start(state)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
         await insights_runtime.start(state)
+        sampler = gauges.start(state)
+        tracing.start(settings)
         # See app/gc_policy.py: a full collection stalls every pop in flight.
         thresholds = gc_policy.tune_for_serving()
         try:
             yield state
         finally:
             gc_policy.restore(thresholds)
+            tracing.stop()
+            await gauges.stop(sampler)
+            mark_process_dead()
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
             await users_access.stop(state["services"]["access_refresh"])
+            await sources_runtime.stop(state)
             await hub.close()
             await engine.dispose()
 
-    app = FastAPI(title="screenpop", lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from assets shipped in fastapi-offline: no CDN.
+    app: FastAPI = FastAPIOffline(
+        title="screenpop",
+        version=api_docs.VERSION,
+        description=api_docs.DESCRIPTION,
+        lifespan=lifespan,
+        static_url="/static/api-docs",
+    )
     install_error_handlers(app)
     webhook_docs.install(app)
-    # Added first, so it runs inside RequestIdMiddleware: request ids and the access log apply.
+    # Added first, so it runs inside ObserveRequests: request ids, logs, metrics, spans apply.
     app.add_middleware(FastEvents)
-    app.add_middleware(RequestIdMiddleware)
-    app.include_router(health.router)
-    app.include_router(users_router.router)
-    app.include_router(webhooks.router)
-    app.include_router(calls_router.router)
-    app.include_router(agent_ws.router)
-    app.include_router(customers_router.router)
-    app.include_router(queues_router.router)
-    app.include_router(pages.router)
+    app.add_middleware(ObserveRequests)
+    routers = [
+        health.router,
+        api_docs.router,
+        users_router.router,
+        webhooks.router,
+        drafts_router.router,
+        calls_router.router,
+        agent_ws.router,
+        desk_router.router,
+        customers_router.router,
+        queues_router.router,
+        sources_router.router,
+        pages.router,
+    ]
+    for router in routers:
+        app.include_router(router)
     if FRONTEND_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=FRONTEND_DIR), name="static")
+    api_docs.install(app, routers)
     return app

@@ -1,10 +1,12 @@
 """Every ORM model, imported once so Alembic and tests see the whole schema."""
 
+from app.calls.drafts import WrapupDraft
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import (
     Account,
     Customer,
     CustomerPhone,
+    CustomerRef,
     Interaction,
     MatchChoice,
     Order,
@@ -15,6 +17,7 @@ from app.customers.models import (
 from app.db import Base
 from app.insights.models import CustomerInsight, NextNeed
 from app.queues.models import AgentPresence, Queue, QueueNumber
+from app.sources.models import OutboxMessage, SyncCursor
 from app.users.models import User
 
 __all__ = [
@@ -26,15 +29,19 @@ __all__ = [
     "Customer",
     "CustomerInsight",
     "CustomerPhone",
+    "CustomerRef",
     "Interaction",
     "MatchChoice",
     "NextNeed",
     "Order",
     "OrderLine",
+    "OutboxMessage",
     "PopDelivery",
     "Product",
     "ProfileView",
     "Queue",
     "QueueNumber",
+    "SyncCursor",
     "User",
+    "WrapupDraft",
 ]

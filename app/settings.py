@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     kamailio_token: SecretStr | None = None
     lookup_api_key: SecretStr | None = None
 
+    # Systems of record (README, "Systems of record"): the TOML file of sources/destinations.
+    sources_file: Path | None = None
+
     asterisk_ami_url: str | None = None
     freeswitch_esl_url: str | None = None
 
@@ -50,6 +53,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     log_json: bool = True
     log_level: str = "INFO"
+    # OpenTelemetry traces over OTLP/HTTP (e.g. http://otel-collector:4318); unset: no traces.
+    otlp_endpoint: str | None = None
+    # Share of traces kept (a caller's sampled traceparent is always followed).
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     db_pool_size: int = 10
     # permessage-deflate on websockets: less bandwidth for remote agents, CPU on every frame.
     ws_compression: bool = False
@@ -64,6 +71,12 @@ class Settings(BaseSettings):
     # once) and the PBX's answer waits until they are on disk, flushed for many at a time
     # (app/calls/group_commit.py). False: each write waits for its own flush.
     group_commit: bool = True
+    # Over a working day: a call with no event for this long is closed (app.calls.expiry); an
+    # agent with no open page and no call for this long is logged out (app.queues.timeouts);
+    # both are checked every sweep_interval_s.
+    call_max_idle_s: int = Field(default=14400, ge=1)
+    agent_offline_s: int = Field(default=120, ge=1)
+    sweep_interval_s: float = Field(default=5.0, gt=0)
     # Insights: a declined offer is not suggested to that customer again for this many days;
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
+    from app.sources.runtime import SourcesRuntime
     from app.users.access import Access
     from app.users.login_limits import LoginLimiter
     from telephony.stream import StreamConnector
@@ -28,10 +30,13 @@ class Services(TypedDict, total=False):
     calls_connectors: list[StreamConnector]
     queue_stats: QueueStats
     queues_runtime: QueuesRuntime
+    # Open agent pages on this instance, by username (app.queues.timeouts).
+    agent_pages: Counter[str]
     insights_refresh: asyncio.Task[None]
     access: Access
     access_refresh: asyncio.Task[None]
     login_limits: LoginLimiter
+    sources: SourcesRuntime
 
 
 class State(TypedDict):

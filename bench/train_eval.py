@@ -8,8 +8,10 @@
    (holdout), written to temporary files.
 2. Imports the train part into a fresh database, runs ``screenpop train`` (so predictions are
    as of the newest training order, just before the split) and ``screenpop evaluate`` on the
-   holdout: the quality figures.
-3. Imports the whole file into another fresh database and times ``screenpop train`` on it
+   holdout: the quality figures, with 95 % bootstrap intervals and the simple baselines.
+3. Scores the same suggestions as an outside client sees them, through the profile API of a
+   real server (``bench/profile_scorer.py``), and reports whether that agrees with ``evaluate``.
+4. Imports the whole file into another fresh database and times ``screenpop train`` on it
    (wall seconds and the peak RSS of the train process): the cost figures.
 
 Prints the figures and, last, one JSON line. Exits cleanly when the shared data is absent.
@@ -22,6 +24,7 @@ import asyncio
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,10 +36,13 @@ from typing import Any
 
 import asyncpg
 
+from bench.profile_scorer import score_through_api
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT.parent / "shared" / "data" / "retail_train.csv.gz"
 PG_DSN = os.environ.get("SCREENPOP_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SCREENPOP = [sys.executable, "-m", "app.cli"]
+SINCE = "2011-10-01"  # the full file's last week
 
 
 def split(source: Path, cut: date, out_dir: Path) -> tuple[Path, Path]:
@@ -85,8 +91,8 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
-def run(url: str, *args: str) -> tuple[str, float, float]:
-    """Run a screenpop command; (stdout, wall seconds, peak RSS MiB of that process)."""
+def run(url: str, *args: str, stream: str = "stdout") -> tuple[str, float, float]:
+    """Run a screenpop command; (its stdout or stderr, wall seconds, peak RSS MiB)."""
     env = {**os.environ, "SCREENPOP_DATABASE_URL": url, "SCREENPOP_LOG_JSON": "false"}
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -97,10 +103,8 @@ def run(url: str, *args: str) -> tuple[str, float, float]:
     if proc.returncode != 0:
         sys.exit(f"screenpop {' '.join(args)} failed:\n{err.decode()[-3000:]}")
     # ru_maxrss of the children so far: the largest child, which is this one when it is alone.
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return out.decode(), seconds, peak
+    return (out if stream == "stdout" else err).decode(), seconds, peak
 
 
 def main() -> None:
@@ -124,6 +128,13 @@ def main() -> None:
             out, _, _ = run(url, "evaluate", "--holdout", str(holdout_csv))
             result["evaluation"] = json.loads(out.strip().splitlines()[-1])
             result["split_train_s"] = round(train_s, 1)
+            api = score_through_api(url, train_csv, holdout_csv, k=10)
+            result["profile_api"] = api
+            result["api_agrees"] = all(
+                api[kind][m] == result["evaluation"][kind][m]
+                for kind in ("reorder_or_new", "cross_sell")
+                for m in ("hit_rate", "recall", "mrr", "customers")
+            )
         finally:
             asyncio.run(drop_database(url))
         if not args.skip_full:
@@ -139,20 +150,53 @@ def main() -> None:
                 asyncio.run(drop_database(url))
     ev = result["evaluation"]
     print(f"holdout customers: {ev['customers']} (k={ev['k']})")
-    for kind in ("reorder_or_new", "cross_sell"):
-        m = ev[kind]
-        print(f"{kind}: hit@k {m['hit_rate']}  recall@k {m['recall']}  MRR {m['mrr']}")
-    print(f"popularity: {ev['popularity']}")
+    rows = [("model", ev), *((f"baseline {n}", b) for n, b in ev["baselines"].items())]
+    for name, figures in rows:
+        for kind in ("reorder_or_new", "cross_sell"):
+            print(f"{name:32} {kind:15} {_line(figures[kind])}")
+    print(f"profile API scorer agrees with evaluate: {result['api_agrees']}")
     if "full" in result:
         full = result["full"]
-        print(f"full-data train: {full['train_s']} s, peak RSS {full['peak_rss_mib']} MiB")
+        print(
+            f"full-data train: {full['train_s']} s wall, {full['train_cpu_s']} s CPU,"
+            f" peak RSS {full['peak_rss_mib']} MiB"
+        )
+        print(f"train --since {SINCE}: {full['since_s']} s for {full['since_customers']} customers")
     print(json.dumps(result))
 
 
+def _line(m: dict[str, Any]) -> str:
+    ci = m.get("ci95", {})
+    return (
+        "  ".join(
+            f"{name} {m[name]:.3f} [{ci.get(name, ['-', '-'])[0]}, {ci.get(name, ['-', '-'])[1]}]"
+            for name in ("hit_rate", "recall", "mrr")
+        )
+        + f"  (n={m.get('customers')})"
+    )
+
+
 def child_train(url: str) -> None:
-    """Run `screenpop train` alone under this fresh process and report its time and peak RSS."""
+    """Run `screenpop train` alone under this fresh process and report its time and peak RSS,
+    then time a `train --since` over the last week of the data."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     _, seconds, peak = run(url, "train")
-    print(json.dumps({"train_s": round(seconds, 1), "peak_rss_mib": round(peak)}))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # `train` prints its progress and its JSON summary on the console (stderr).
+    err, since_s, _ = run(url, "train", "--since", SINCE, stream="stderr")
+    report = json.loads(err[err.index("{") :])
+    print(
+        json.dumps(
+            {
+                "train_s": round(seconds, 1),
+                "train_cpu_s": round(cpu, 1),
+                "peak_rss_mib": round(peak),
+                "since_s": round(since_s, 1),
+                "since_customers": report["customers"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,20 @@ from pydantic import (
 from telephony.errors import MalformedEvent
 
 EventKind = Literal[
-    "queued", "offered", "answered", "held", "resumed", "transferred", "ended", "abandoned"
+    "queued",
+    "offered",
+    "answered",
+    "held",
+    "resumed",
+    "transferred",
+    "ended",
+    "abandoned",
+    "expired",
 ]
 EVENT_KINDS: frozenset[str] = frozenset(
     ("queued", "offered", "answered", "held", "resumed", "transferred", "ended", "abandoned")
 )
+"""What a provider may send; ``expired`` is screenpop's own (``app.calls.expiry``)."""
 
 # Attribute conventions shared by all adapters (the app reads these keys).
 OFFER_WITHDRAWN = "offer_withdrawn"
@@ -91,7 +100,8 @@ class CallEvent(BaseModel):
     agent: str | None = None
     occurred_at: datetime
     attributes: dict[str, Any] = {}
-    raw: dict[str, Any]
+    # None only for screenpop's own events (an expiry): no provider sent anything.
+    raw: dict[str, Any] | None
 
     @model_validator(mode="after")
     def _fits(self) -> CallEvent:
@@ -185,7 +195,7 @@ def _check_attributes(attributes: Mapping[str, Any]) -> None:
         raise MalformedEvent(f"attributes.{OFFER_WITHDRAWN}", "must be true or false")
 
 
-def _check_json(attributes: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
+def _check_json(attributes: Mapping[str, Any], raw: Mapping[str, Any] | None) -> None:
     """Refuse attributes or a raw payload that cannot be stored as JSON: not serialisable, or
     a NUL in any text or key. One serialisation finds whether there is a NUL at all; only then
     are they walked to name where (``attributes.…``, or the payload's own field names)."""

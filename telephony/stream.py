@@ -87,7 +87,7 @@ class StreamConnector:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
             except OSError as exc:
                 logger.warning(
-                    "%s: cannot connect to %s:%s: %s", self.scheme, self.host, self.port, exc
+                    "pbx stream cannot connect", extra={**self._where(), "error": repr(exc)}
                 )
             else:
                 self._writer = writer
@@ -103,7 +103,9 @@ class StreamConnector:
                     ProtocolError,
                 ) as exc:
                     if not self._stopping.is_set():
-                        logger.warning("%s: session ended: %r", self.scheme, exc)
+                        logger.warning(
+                            "pbx stream session ended", extra={**self._where(), "error": repr(exc)}
+                        )
                 finally:
                     self._writer = None
                     writer.close()
@@ -112,7 +114,9 @@ class StreamConnector:
             if self._stopping.is_set():
                 break
             delay = self.backoff.next_delay()
-            logger.info("%s: reconnecting in %.1f s", self.scheme, delay)
+            logger.info(
+                "pbx stream reconnecting", extra={**self._where(), "delay_s": round(delay, 1)}
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
@@ -125,7 +129,7 @@ class StreamConnector:
     def _logged_in(self) -> None:
         self.logins += 1
         self.backoff.reset()
-        logger.info("%s: logged in to %s:%s", self.scheme, self.host, self.port)
+        logger.info("pbx stream logged in", extra=self._where())
 
     def _events(self, convert: Callable[[], list[CallEvent]]) -> list[CallEvent]:
         """The events of one PBX message; one that cannot be stored is logged and skipped
@@ -144,7 +148,13 @@ class StreamConnector:
                 raise
             except Exception:
                 # One bad event must not cost us the stream; the handler logs its own context.
-                logger.exception("%s: event handler failed for %s", self.scheme, event.event_id)
+                logger.exception(
+                    "pbx stream event handler failed",
+                    extra={**self._where(), "event_id": event.event_id, "call_id": event.call_id},
+                )
+
+    def _where(self) -> dict[str, object]:
+        return {"scheme": self.scheme, "host": self.host, "port": self.port}
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError

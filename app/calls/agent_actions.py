@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.calls import drafts
 from app.calls import repository as repo
 from app.calls.directory import Directory
 from app.calls.planning import push_rows
@@ -29,7 +30,10 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
+from app.queues import dispositions
 from app.settings import Settings
+from app.sources import outbox
+from app.sources.config import SourcesConfig
 from app.users.service import Principal
 
 
@@ -61,6 +65,8 @@ class AgentActions:
         self.directory = directory
         self.publisher = publisher
         self.receipts = receipts
+        # Destinations of the journal (app/sources), when configured: set by the calls runtime.
+        self.sources: SourcesConfig | None = None
 
     async def live_pops(self, principal: Principal) -> list[dict[str, Any]]:
         """Every pop still live for this agent, as ``pop`` messages (replay on connect)."""
@@ -135,7 +141,9 @@ class AgentActions:
     ) -> dict[str, Any]:
         """The call's match and pop set to ``customer_id`` (versioned), the choice remembered."""
         call_id = row["id"]
-        profile = await customers.assemble_profile(session, customer_id)
+        profile = await customers.assemble_profile(
+            session, customer_id, decline_suppress_days=self.settings.decline_suppress_days
+        )
         if row["caller_e164"]:
             await customers.remember_choice(
                 session,
@@ -192,6 +200,8 @@ class AgentActions:
                 raise Forbidden("only the agent on the call or a supervisor may wrap it up")
             if await repo.interaction_for_call(session, call_id) is not None:
                 raise Conflict(f"call {call_id!r} is already wrapped up")
+            await dispositions.check_disposition(session, call["queue"], data["disposition"])
+            graded = data.get("satisfaction") is not None
             values = {
                 "customer_id": call["customer_id"],
                 "channel": "phone",
@@ -200,11 +210,15 @@ class AgentActions:
                 "disposition": data.get("disposition"),
                 "notes": data.get("notes"),
                 "satisfaction": data.get("satisfaction"),
+                "satisfaction_kind": (data.get("satisfaction_kind") or "agent") if graded else None,
                 "offer_outcomes": list(data.get("offers") or []),
                 "created_at": utcnow(),
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
+                await drafts.clear_draft(session, call_id)
+                # Journal back to the systems of record: in this same transaction.
+                await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()
             except IntegrityError as exc:
                 await session.rollback()

@@ -15,7 +15,8 @@ Protocol (the README, "Agent websocket"):
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
   seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``).
   Anything else gets ``{"type": "error", …}`` and the connection stays open;
-* ``agent.connection`` is published on the ``presence`` channel on connect and disconnect.
+* ``agent.connection`` is published on the ``presence`` channel on connect and disconnect;
+  the open pages are counted per instance for its heartbeat (``app.queues.timeouts``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from app.errors import BadRequest, Unauthorized
 from app.live.hub import Hub
 from app.live.pump import pump
 from app.live.subscription import call_id_of
+from app.queues.timeouts import local_pages
 from app.users.deps import checked_principal
 from app.users.service import Principal
 
@@ -106,6 +108,8 @@ async def agent_socket(websocket: WebSocket) -> None:
     async def on_message(message: dict[str, Any]) -> None:
         await handle_client_message(service, principal, message)
 
+    pages = local_pages(state)
+    pages[principal.username] += 1
     await _presence(hub, principal.username, True)
     try:
         await start_replay()
@@ -122,6 +126,9 @@ async def agent_socket(websocket: WebSocket) -> None:
             task.cancel()
         await asyncio.gather(*replaying, return_exceptions=True)
         hub.unsubscribe(sub)
+        pages[principal.username] -= 1
+        if pages[principal.username] <= 0:
+            del pages[principal.username]
         await _presence(hub, principal.username, False)
 
 

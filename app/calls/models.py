@@ -36,6 +36,8 @@ class Call(Base):
         Index("ix_calls_first_seen_at", "first_seen_at"),
         # An agent's calls today ("today's calls" on the agent page).
         Index("ix_calls_agent_first_seen_at", "agent", "first_seen_at"),
+        # A customer's calls, newest first (the customer timeline).
+        Index("ix_calls_customer_id_first_seen_at", "customer_id", "first_seen_at"),
     )
 
     # "<source>:<provider call id>", e.g. "twilio:CA123..."
@@ -92,7 +94,8 @@ class CallEventRecord(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     event: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the normalised CallEvent
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)  # what the provider sent
+    # What the provider sent; null for screenpop's own events (an expiry).
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # False when applying the event failed after it was journaled: replay_journal fixes it.
     applied: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 

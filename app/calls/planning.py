@@ -425,7 +425,11 @@ class Planner:
             return match, empty_document(complete=True), False
         remaining = self.settings.pop_budget_ms / 1000 - (time.perf_counter() - started)
         if remaining > 0:
-            profile = await customers.assemble_profile(session, match.customer_id)
+            profile = await customers.assemble_profile(
+                session,
+                match.customer_id,
+                decline_suppress_days=self.settings.decline_suppress_days,
+            )
             return match, document_from_profile(profile, complete=True), False
         identity = await customers.assemble_identity(session, match.customer_id)
         return match, document_from_profile(identity, complete=False), True

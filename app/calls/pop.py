@@ -5,7 +5,8 @@ domain; pushing it is then a matter of wrapping it with the call's current state
 
 * ``{"type": "pop", "version", "call": {...}, "match": {...}, "customer", "account",
   "purchases", "insights", "next_needs", "interactions", "treatment", "transfer",
-  "complete", "as_of"}`` - the whole pop (``complete`` False: the slow parts follow);
+  "complete", "as_of", "sources", "extras"}`` - the whole pop (``complete`` False: the slow
+  parts follow; ``sources``/``extras``: parts from systems of record, app/sources);
 * ``{"type": "pop.update", ...}`` - the same shape, a newer ``version`` of the same call;
 * ``{"type": "call.state", "call_id", "state", "withdrawn", "reason"}`` - the call moved on;
   ``withdrawn`` True means this agent no longer has the call (answered elsewhere,
@@ -21,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from app.customers import service as customers
+from app.customers.numbers import national_format
 from app.settings import Settings
+from app.sources.pop_parts import with_live
 
 PROFILE_KEYS = ("customer", "account", "purchases", "insights", "next_needs", "interactions")
 
@@ -43,16 +46,19 @@ def empty_document(*, complete: bool) -> dict[str, Any]:
 def document_from_profile(profile: Mapping[str, Any], *, complete: bool) -> dict[str, Any]:
     """A pop document from ``assemble_profile`` (complete) or ``assemble_identity`` output."""
     doc = empty_document(complete=complete)
-    for key in (*PROFILE_KEYS, "treatment", "as_of"):
+    for key in (*PROFILE_KEYS, "treatment", "as_of", "sources", "extras"):
         if key in profile and profile[key] is not None:
             doc[key] = profile[key]
     return doc
 
 
 def caller_of(call: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller as every document shows it; ``national`` is the number as its own country
+    writes it (what an agent reads aloud), E.164 stays the identity."""
     return {
         "raw": call.get("caller_raw") or "",
         "e164": call.get("caller_e164"),
+        "national": national_format(call.get("caller_e164")),
         "withheld": bool(call.get("caller_withheld")),
     }
 
@@ -81,7 +87,8 @@ def pop_message(
     call: Mapping[str, Any], *, role: str, settings: Settings, kind: str = "pop"
 ) -> dict[str, Any]:
     """The ``pop`` (or ``pop.update``) message for an agent of ``role``, money masked by role."""
-    doc = call.get("pop") or empty_document(complete=True)
+    # Parts from systems of record, stored raw on the call, merged here for every producer.
+    doc = with_live(call.get("pop") or empty_document(complete=True))
     message: dict[str, Any] = {
         "type": kind,
         "version": int(call.get("pop_version") or 0),
@@ -97,6 +104,9 @@ def pop_message(
         "transfer": doc.get("transfer"),
         "complete": bool(doc.get("complete", True)),
         "as_of": doc.get("as_of"),
+        # Parts from systems of record (app/sources/pop_parts.py): which, and how fresh.
+        "sources": doc.get("sources") or [],
+        "extras": doc.get("extras") or {},
     }
     return customers.mask_profile(message, role, settings)
 

@@ -7,10 +7,11 @@ Nothing here writes an event: a message goes out only for what a store has commi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from app.calls import repository as repo
 from app.calls.directory import Directory
@@ -22,6 +23,9 @@ from app.customers import service as customers
 from app.live.hub import Hub
 from app.metrics import Metrics
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.sources.live import LiveSources
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,11 @@ class Publisher:
         self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[str] = set()
+        # Live systems of record (app/sources), when configured: set by the calls runtime.
+        self.sources: LiveSources | None = None
+        # Given the row a pop update wrote, so the store keeps it for the call's next event
+        # (which would otherwise plan on the older row, conflict, read and plan again).
+        self.row_written: Callable[[str, dict[str, Any]], None] | None = None
 
     async def publish(self, applied: Applied, started: float) -> None:
         call = applied.call
@@ -78,6 +87,12 @@ class Publisher:
         ):
             # Partial: complete it now (or again, if the instance that started it is gone).
             self.finish_later(str(call["id"]), int(customer_id))
+        if self.sources is not None and applied.old_state is None:
+            # First sight: ask the systems of record; what arrives follows as pop.update.
+            from app.sources.follow import follow_call  # httpx & co only when configured
+
+            store = functools.partial(self.store_live, str(call["id"]))
+            self.spawn(follow_call(self.sources, self.store.reading, call, store), "live-parts")
 
     async def _pushed(self, applied: Applied, pushed_ms: float) -> None:
         """``pop.pushed`` per agent pushed (queue statistics' pop health) and the metrics."""
@@ -121,9 +136,20 @@ class Publisher:
         """Store the full profile as the next pop version; send it to the agents holding it."""
         try:
             async with self.store.reading() as session:
-                profile = await customers.assemble_profile(session, customer_id)
+                profile = await customers.assemble_profile(
+                    session,
+                    customer_id,
+                    decline_suppress_days=self.settings.decline_suppress_days,
+                )
+
+            def complete(row: Any) -> dict[str, Any] | None:
+                doc = row.get("pop") or {}
+                if row["customer_id"] != customer_id or doc.get("complete"):
+                    return None
+                return {**doc, **document_from_profile(profile, complete=True)}
+
             for _ in range(POP_UPDATE_ATTEMPTS):
-                if await self._store_update(call_id, customer_id, profile):
+                if await self._store_update(call_id, complete):
                     return
         except asyncio.CancelledError:
             raise
@@ -132,14 +158,22 @@ class Publisher:
         finally:
             self._finishing.discard(call_id)
 
-    async def _store_update(self, call_id: str, customer_id: int, profile: Any) -> bool:
-        """One try: the pop replaced if unchanged, then sent; False: changed meanwhile."""
+    async def store_live(self, call_id: str, parts: list[dict[str, Any]]) -> None:
+        """Systems-of-record parts onto the call's pop (``app.sources.follow``), then sent."""
+        for _ in range(POP_UPDATE_ATTEMPTS):
+            if await self._store_update(call_id, lambda row: {**(row["pop"] or {}), "live": parts}):
+                return
+
+    async def _store_update(
+        self, call_id: str, change: Callable[[Any], dict[str, Any] | None]
+    ) -> bool:
+        """One try: the pop replaced by ``change(row)`` (None: leave it), then sent to the
+        agents holding it; False: the pop changed meanwhile."""
         async with self.store.reading() as session:
             row = await repo.get_call(session, call_id)
-        doc = (row or {}).get("pop") or {}
-        if row is None or row["customer_id"] != customer_id or doc.get("complete"):
+        fresh = change(row) if row is not None else None
+        if row is None or fresh is None:
             return True
-        fresh = {**doc, **document_from_profile(profile, complete=True)}
         if not await self.store.replace_pop(call_id, row["pop_version"], fresh):
             return False
         async with self.store.reading() as session:
@@ -148,6 +182,8 @@ class Publisher:
             call = await repo.get_call(session, call_id)
             holders = await repo.pop_holders(session, call_id)
             roles = {u: await self.directory.agent(session, u) for u in holders}
+        if call is not None and self.row_written is not None:
+            self.row_written(call_id, dict(call))
         if call is None or call["state"] not in AGENT_LIVE_STATES:
             return True
         live = {call["agent"], *(call["offered_to"] or [])}

@@ -1,8 +1,9 @@
 """Background parts of the calls domain, started and stopped by the lifespan.
 
 ``start`` puts the ``CallService`` in ``state["services"]["calls"]``, replays journaled events
-whose processing failed, starts the Asterisk AMI / FreeSWITCH ESL connectors when their URLs
-are set, and, in demo mode, the call simulator against this very service.
+whose processing failed, starts the sweep that closes idle calls (``app.calls.expiry``), the
+Asterisk AMI / FreeSWITCH ESL connectors when their URLs are set, and, in demo mode, the call
+simulator against this very service.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import logging
 from typing import Any
 
 from app.calls import group_commit
+from app.calls.expiry import run_expiry
 from app.calls.pg_store import PgStore
 from app.calls.publishing import CALLS_CHANNEL
 from app.calls.replay import replay_unapplied
 from app.calls.service import CallService
 from app.calls.store import EventStore, SessionStore
 from app.hot_pool import QueryLog, create_hot_pool
+from app.sources import runtime as sources_runtime
 from app.state import State
 from telephony.asterisk import AmiConnector
 from telephony.events import CallEvent
@@ -40,6 +43,13 @@ async def start(state: State) -> None:
     )
     services = state["services"]
     services["calls"] = service
+    systems = sources_runtime.get(state)
+    if systems is not None:
+        service.publisher.sources = systems.live
+        service.actions.sources = systems.config
+    rows = getattr(service.store, "rows", None)  # PgStore keeps each call's last row
+    if rows is not None:
+        service.publisher.row_written = rows.put
     state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks
@@ -62,6 +72,7 @@ async def start(state: State) -> None:
         connectors.append(
             EslConnector(settings.freeswitch_esl_url, on_event, settings.default_region)
         )
+    tasks.append(asyncio.create_task(run_expiry(service), name="calls-expiry"))
     for connector in connectors:
         tasks.append(asyncio.create_task(connector.run(), name=f"connector-{connector.scheme}"))
     if settings.demo:

@@ -37,6 +37,8 @@ class WrapUp(BaseModel):
     disposition: StoredText = Field(min_length=1, max_length=64)
     notes: StoredText | None = Field(default=None, max_length=10_000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
+    # Whose grade: the caller's own rating, or the agent's impression (the default).
+    satisfaction_kind: Literal["caller", "agent"] | None = None
     offers: list[OfferOutcome] = Field(default_factory=list, max_length=50)
 
 

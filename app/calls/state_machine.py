@@ -14,6 +14,8 @@ Providers deliver late, twice and out of order, so the rules are chosen to conve
 * ring-all: every ``offered`` adds the agent to ``offered_to``; an offer withdrawal (a
   ``queued`` event naming an agent with ``offer_withdrawn``) removes that agent, and the call
   goes back to ``queued`` when nobody is left; ``answered`` by one withdraws all the others;
+* ``expired`` (screenpop's own, no event for ``SCREENPOP_CALL_MAX_IDLE_S``) closes a live call
+  as ``ended``; like every end, it changes nothing on a call already over;
 * ``transferred`` of a connected call moves it to the new agent (the caller is untouched);
   of a call still ringing, it becomes an offer to the new agent.
 
@@ -91,6 +93,8 @@ def apply(facts: CallFacts, step: Step) -> Outcome:
         return _transferred(facts, step)
     if kind in ("ended", "abandoned"):
         return _ended(facts, step)
+    if kind == "expired":
+        return _expired(facts, step)
     raise ValueError(f"unknown event kind {kind!r}")
 
 
@@ -231,6 +235,18 @@ def _ended(facts: CallFacts, step: Step) -> Outcome:
             offered_to=(),
             ended_at=step.occurred_at,
         ),
+        withdrawn=withdrawn,
+    )
+
+
+def _expired(facts: CallFacts, step: Step) -> Outcome:
+    """No event for too long (``app.calls.expiry``): the call is closed as ``ended``, nobody
+    rings any more and its agent is released."""
+    if facts.state in FINAL_STATES:
+        return Outcome(facts)
+    withdrawn = tuple(a for a in facts.offered_to if a != facts.agent)
+    return Outcome(
+        _touch(facts, step, state="ended", offered_to=(), ended_at=step.occurred_at),
         withdrawn=withdrawn,
     )
 

@@ -9,8 +9,9 @@ interrupted import can simply be run again.
 
 Balance (documented in the README): invoices are on 30-day terms, so the open balance is the
 net value (sales minus returns) of the customer's invoices in the 30 days up to the newest
-invoice in the database. The credit limit is twice the average monthly net spend over the last
-12 months, rounded up to £100, at least £500.
+invoice in the database, computed for the customers whose orders the import touched (the
+others keep the balance their own import computed). The credit limit is twice the average
+monthly net spend over the last 12 months, rounded up to £100, at least £500.
 """
 
 from __future__ import annotations
@@ -376,7 +377,7 @@ async def _write(conn: AsyncConnection, batch: _Batch) -> None:
 
 
 async def _finish(conn: AsyncConnection, order_ids: set[int]) -> None:
-    """Totals for the orders touched, sequences after explicit ids, balances for everyone."""
+    """Totals for the orders touched, sequences after explicit ids, balances of their owners."""
     line_sum = (
         select(func.coalesce(func.sum(OrderLine.quantity * OrderLine.unit_price), 0))
         .where(OrderLine.order_id == Order.id)
@@ -395,7 +396,7 @@ async def _finish(conn: AsyncConnection, order_ids: set[int]) -> None:
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
                 )
             )
-    await refresh_balances(conn)
+    await refresh_balances(conn, order_ids)
     # Wholesale buyers (large quantities per line) are businesses: industrial customers.
     wholesale = (
         select(Order.customer_id)
@@ -411,8 +412,10 @@ async def _finish(conn: AsyncConnection, order_ids: set[int]) -> None:
     )
 
 
-async def refresh_balances(conn: AsyncConnection) -> None:
-    """Open balance and credit limit for every customer, as the module docstring defines."""
+async def refresh_balances(conn: AsyncConnection, order_ids: set[int] | None = None) -> None:
+    """Open balance and credit limit, as the module docstring defines, of the customers who own
+    ``order_ids`` (None: every customer). Customers an import did not touch keep theirs: a
+    newer file for other customers never zeroes balances that were true."""
     newest = (await conn.execute(select(func.max(Order.ordered_at)))).scalar_one()
     if newest is None:
         return
@@ -433,7 +436,18 @@ async def refresh_balances(conn: AsyncConnection) -> None:
     # Twice the average month, rounded up to £100, at least £500.
     limit = func.max if conn.dialect.name == "sqlite" else func.greatest
     credit = limit(500, -func.floor(-year_sum / 6.0 / 100) * 100)
-    await conn.execute(update(Account).values(balance=func.round(open_sum, 2), credit_limit=credit))
+    # A balance given by a billing system (sync, mapped import) is the record: left alone.
+    values = {"balance": func.round(open_sum, 2), "credit_limit": credit}
+    derived = Account.balance_source.is_(None)
+    if order_ids is None:
+        await conn.execute(update(Account).where(derived).values(values))
+        return
+    ids = sorted(order_ids)
+    for start in range(0, len(ids), 5000):
+        owners = select(Order.customer_id).where(Order.id.in_(ids[start : start + 5000]))
+        await conn.execute(
+            update(Account).where(derived, Account.customer_id.in_(owners)).values(values)
+        )
 
 
 ProgressFn = Callable[[int], None]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,7 +36,28 @@ class Customer(Base):
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     country: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(200))
+    # Further addresses beyond ``email`` (the first), in the order the source gave them.
+    emails: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
+    account_manager: Mapped[str | None] = mapped_column(String(64))
+    # Free attributes from a source or an import mapping (shown in the profile as given).
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CustomerRef(Base):
+    """A customer's reference in one system of record (``source``): the key sync upserts by
+    and the ``:ref`` live queries are asked with."""
+
+    __tablename__ = "customer_refs"
+    __table_args__ = (Index("ix_customer_refs_customer_id", "customer_id"),)
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class CustomerPhone(Base):
@@ -68,6 +90,11 @@ class Account(Base):
     credit_limit: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # Set when a billing system gave the balance (sync or import): then the importer's
+    # invoice-derived balance leaves this account alone.
+    overdue: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    balance_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    balance_source: Mapped[str | None] = mapped_column(String(64))
 
 
 class Product(Base):
@@ -90,6 +117,10 @@ class Order(Base):
     is_return: Mapped[bool] = mapped_column(Boolean, default=False)
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     country: Mapped[str | None] = mapped_column(String(64))
+    # The system of record the order was synced or imported from (None: the retail import).
+    source: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str | None] = mapped_column(String(32))
 
 
 class OrderLine(Base):
@@ -122,6 +153,8 @@ class Interaction(Base):
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    # Whose grade: "caller" (the caller's own rating) or "agent" (the agent's impression).
+    satisfaction_kind: Mapped[str | None] = mapped_column(String(8))
     # [{"sku": "...", "outcome": "accepted|declined|not_offered"}]
     offer_outcomes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -73,3 +73,16 @@ def number_info(number: str | None, *, default_region: str = "GB") -> dict[str, 
         info["number_type"] = _TYPES.get(phonenumbers.number_type(parsed), "unknown")
         info["carrier"] = carrier.name_for_number(parsed, "en") or None
     return info
+
+
+@lru_cache(maxsize=65536)
+def national_format(e164: str | None) -> str | None:
+    """A number as its own country writes it (``+441144960796`` -> ``0114 496 0796``), or None
+    when it is not a parsable international number."""
+    if not e164 or not e164.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL) or None

@@ -51,15 +51,19 @@ async def customer_profile(
     settings: SettingsDep,
     user: CurrentAgent,
     call_id: Annotated[str | None, Query(max_length=200)] = None,
+    reason: Annotated[Literal["search", "lookup"], Query()] = "lookup",
 ) -> JSONResponse:
-    """The pop's profile document, masked for the caller's role; every view is logged."""
-    doc = await customers.assemble_profile(session, customer_id)
+    """The pop's profile document, masked for the caller's role; every view is logged with
+    its reason: the call, or ``search`` (opened from the agent desk's search) / ``lookup``."""
+    doc = await customers.assemble_profile(
+        session, customer_id, decline_suppress_days=settings.decline_suppress_days
+    )
     await customers.log_profile_view(
         session,
         username=user.username,
         customer_id=customer_id,
         call_id=call_id or None,
-        reason="call" if call_id else "lookup",
+        reason="call" if call_id else reason,
     )
     return JSONResponse(customers.mask_profile(doc, user.role, settings))
 

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository as repo
+from app.customers.feedback import DECLINE_SUPPRESS_DAYS, apply_feedback
 from app.customers.numbers import number_info
 from app.customers.profile_query import ProfileRows, profile_rows
 from app.customers.schemas import CustomerCreate
@@ -38,7 +39,7 @@ from telephony.callerid import normalise
 from telephony.events import CallerId
 
 LAST_DIGITS = 9
-MASKED_ACCOUNT_FIELDS = ("balance", "credit_limit", "available_credit")
+MASKED_ACCOUNT_FIELDS = ("balance", "credit_limit", "available_credit", "overdue")
 # Recency halves a candidate's score every this many days behind the most recent candidate.
 RECENCY_HALF_LIFE_DAYS = 90.0
 # New accounts get the importer's floor credit limit (see app/customers/importer.py).
@@ -224,6 +225,9 @@ def _identity(rows: Any) -> dict[str, Any]:
         "since": since.isoformat(),
         "country": first.country,
         "email": first.email,
+        "emails": [e for e in (first.email, *(first.emails or [])) if e],
+        "account_manager": first.account_manager,
+        "attributes": first.attributes or {},
         "phones": phones,
         "order_stats": {
             "orders": int(first.order_count or 0),
@@ -244,8 +248,16 @@ def _identity(rows: Any) -> dict[str, Any]:
             else None,
             "currency": first.currency,
             "status": first.account_status,
+            "overdue": _money(first.overdue),
+            "balance_as_of": _iso(first.balance_as_of),
             "masked": False,
         }
+        if first.balance_source is not None:
+            # The balance as the billing system gave it (sync or import), and how fresh.
+            account["source"] = {
+                "name": first.balance_source,
+                "as_of": _iso(first.balance_as_of),
+            }
     insights = None
     if first.insight_customer_id is not None:
         insights = {
@@ -280,6 +292,10 @@ def _purchases(rows: Any) -> list[dict[str, Any]]:
                 "is_return": bool(row.is_return),
                 "total": _money(row.total),
                 "country": row.country,
+                "currency": row.currency,
+                "status": row.status,
+                # Synced or imported from a system of record: which one.
+                "source": {"name": row.source} if row.source is not None else None,
                 "item_count": int(row.item_count or 0),
                 "items": [],
             }
@@ -355,7 +371,11 @@ async def _four_queries(session: AsyncSession, customer_id: int) -> ProfileRows:
 
 
 async def assemble_profile(
-    session: AsyncSession, customer_id: int, *, single_statement: bool = True
+    session: AsyncSession,
+    customer_id: int,
+    *,
+    single_statement: bool = True,
+    decline_suppress_days: int = DECLINE_SUPPRESS_DAYS,
 ) -> dict[str, Any]:
     """The whole profile: one statement on PostgreSQL, four indexed queries on SQLite (or with
     ``single_statement=False``; the document is the same). Raises ``NotFound`` for an
@@ -364,7 +384,9 @@ async def assemble_profile(
     Keys: ``customer``, ``account`` (or None), ``purchases`` (last 10 orders, newest first,
     up to 20 items each), ``insights`` (or None until ``screenpop train`` ran),
     ``next_needs`` (best first, [] when none), ``interactions`` (last 10, newest first),
-    ``treatment`` (or None) and ``as_of``.
+    ``treatment`` (or None) and ``as_of``. The touch points count at once
+    (``app.customers.feedback``): declined SKUs left out of ``next_needs``,
+    ``insights.satisfaction``, a recovery ``treatment`` after a grade of 1 or 2.
     """
     rows = await profile_rows(session, customer_id) if single_statement else None
     if rows is None:
@@ -375,7 +397,9 @@ async def assemble_profile(
     doc["purchases"] = _purchases(rows.order_lines)
     doc["next_needs"] = _next_needs(rows.next_needs, doc["customer"]["marketing_consent"])
     doc["interactions"] = _interactions(rows.interactions)
-    doc["as_of"] = utcnow().isoformat()
+    now = utcnow()
+    apply_feedback(doc, now, decline_suppress_days)
+    doc["as_of"] = now.isoformat()
     return doc
 
 

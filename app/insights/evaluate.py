@@ -1,23 +1,21 @@
-"""``screenpop evaluate``: score the stored next needs against later purchases (DESIGN.md).
+"""``screenpop evaluate``: score the stored next needs against later purchases.
 
-Protocol:
-- holdout lines: quantity > 0 and a product code (postage, fees, manual lines excluded);
-- customers: those in the database (by ``external_ref``) who bought products both before (in the
-  database) and in the holdout file;
-- ``reorder_or_new``: the first k of the customer's ``next_needs`` (rank order, both kinds)
-  against every product they bought in the holdout;
-- ``cross_sell``: the first k suggestions of kind ``cross_sell`` against the products they bought
-  in the holdout and never before (a customer with none counts as a miss);
-- per customer: hit = at least one of the k was bought; recall = hits / min(k, relevant);
-  reciprocal rank = 1 / position of the first hit (0 without one); each averaged over customers;
-- ``popularity``: the same hit rates for the k products bought by most customers in the last
-  60 days of the database (for ``cross_sell``: the most popular the customer never bought).
+The protocol is ``metrics.py``'s. Inputs: holdout lines with quantity > 0 and a product code
+(postage, fees, manual lines excluded); the customers in the database (by ``external_ref``)
+who bought products both before (in the database) and in the holdout file; their
+``next_needs`` in rank order (as the profile API shows them).
+
+Beside the model, the same run scores two simple baselines on the same customers:
+- ``popularity``: the products bought by most customers in the last 60 days of the database
+  (for cross-sell: the most popular ones the customer never bought);
+- ``repeat_then_popular``: the customer's own products by orders x exp(-days / 90), then the
+  popular ones they never bought.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -30,33 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.customers.importer import BadRow, ImportFileError, open_text, parse_rows
 from app.customers.models import Customer, Order, OrderLine
 from app.db import create_engine
+from app.insights import metrics
 from app.insights.history import STREAM_CHUNK, is_product_code
 from app.insights.models import NextNeed
 from app.settings import Settings
 
 POPULARITY_DAYS = 60
-
-
-def score_lists(
-    predictions: Sequence[str], relevant: set[str], k: int
-) -> tuple[float, float, float]:
-    """(hit, recall, reciprocal rank) of the first ``k`` predictions for one customer."""
-    if not relevant:
-        return 0.0, 0.0, 0.0
-    top = list(predictions)[:k]
-    positions = [n for n, sku in enumerate(top, start=1) if sku in relevant]
-    if not positions:
-        return 0.0, 0.0, 0.0
-    return 1.0, len(positions) / min(k, len(relevant)), 1.0 / positions[0]
-
-
-def _mean(rows: list[tuple[float, float, float]]) -> dict[str, float]:
-    n = max(len(rows), 1)
-    return {
-        "hit_rate": round(sum(r[0] for r in rows) / n, 4),
-        "recall": round(sum(r[1] for r in rows) / n, 4),
-        "mrr": round(sum(r[2] for r in rows) / n, 4),
-    }
 
 
 def read_holdout(path: Path) -> tuple[dict[str, set[str]], list[BadRow]]:
@@ -71,7 +48,7 @@ def read_holdout(path: Path) -> tuple[dict[str, set[str]], list[BadRow]]:
 
 
 async def evaluate(engine: AsyncEngine, holdout: Path, k: int = 10) -> dict[str, Any]:
-    """The DESIGN.md evaluation of what ``train`` stored, as the JSON-ready dict."""
+    """The evaluation of what ``train`` stored (the README, "Evaluation"), as JSON-ready data."""
     later, _bad = read_holdout(holdout)
     async with engine.connect() as conn:
         refs: dict[int, str] = {}
@@ -106,25 +83,57 @@ async def evaluate(engine: AsyncEngine, holdout: Path, k: int = 10) -> dict[str,
                     needs.setdefault(ref, []).append((sku, kind))
 
     popular = _popular(dated)
-    customers = sorted(ref for ref in later if ref in before)
-    any_rows, cross_rows, pop_any, pop_cross = [], [], [], []
-    for ref in customers:
-        bought, old = later[ref], before[ref]
-        new = bought - old
-        preds = needs.get(ref, [])
-        any_rows.append(score_lists([s for s, _ in preds], bought, k))
-        cross_rows.append(score_lists([s for s, kind in preds if kind == "cross_sell"], new, k))
-        pop_any.append(score_lists(popular[:k], bought, k))
-        pop_cross.append(score_lists(list(islice((s for s in popular if s not in old), k)), new, k))
+    model = metrics.score(needs, before, later, k)
+    pop_lists = {ref: _popularity(popular, old, k) for ref, old in before.items()}
+    own = _own_products(dated, {str(cid) for cid in refs})
+    repeat_lists = {
+        ref: _baseline(own.get(str(cid), []), popular, before[ref], k)
+        for cid, ref in refs.items()
+        if ref in before
+    }
+    pop = metrics.score(pop_lists, before, later, k)
     return {
-        "customers": len(customers),
+        "customers": model["reorder_or_new"]["customers"],
         "k": k,
-        "reorder_or_new": _mean(any_rows),
-        "cross_sell": _mean(cross_rows),
+        **model,
         "popularity": {
-            "reorder_or_new_hit_rate": _mean(pop_any)["hit_rate"],
-            "cross_sell_hit_rate": _mean(pop_cross)["hit_rate"],
+            "reorder_or_new_hit_rate": pop["reorder_or_new"]["hit_rate"],
+            "cross_sell_hit_rate": pop["cross_sell"]["hit_rate"],
         },
+        "baselines": {
+            "popularity": pop,
+            "repeat_then_popular": metrics.score(repeat_lists, before, later, k),
+        },
+    }
+
+
+def _popularity(popular: list[str], old: set[str], k: int) -> list[tuple[str, str]]:
+    """The k most popular products, then more of the popular ones never bought (k in all)."""
+    new = [s for s in popular if s not in old][:k]
+    top = [(s, "reorder" if s in old else "cross_sell") for s in popular[:k]]
+    return top + [(s, "cross_sell") for s in new if s not in popular[:k]]
+
+
+def _baseline(own: list[str], popular: list[str], old: set[str], k: int) -> list[tuple[str, str]]:
+    """The customer's own products first (re-orders), then popular ones never bought."""
+    new = [(s, "cross_sell") for s in islice((s for s in popular if s not in old), k)]
+    return [(s, "reorder") for s in own[:k]] + new
+
+
+def _own_products(dated: list[tuple[Any, str, str]], wanted: set[str]) -> dict[str, list[str]]:
+    """Each wanted customer's products by lines x exp(-days since / 90), most first."""
+    if not dated:
+        return {}
+    newest = max(at for at, _, _ in dated)
+    heat: dict[str, dict[str, float]] = {}
+    for at, sku, cid in dated:
+        if cid in wanted:
+            days = (newest - at).total_seconds() / 86_400
+            mine = heat.setdefault(cid, {})
+            mine[sku] = mine.get(sku, 0.0) + math.exp(-days / 90)
+    return {
+        cid: [sku for sku, _ in sorted(h.items(), key=lambda kv: (-kv[1], kv[0]))]
+        for cid, h in heat.items()
     }
 
 

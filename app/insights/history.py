@@ -101,10 +101,11 @@ class History:
     def n_items(self) -> int:
         return len(self.skus)
 
-    def before(self, day: float) -> History:
-        """The history as it was known at ``day`` (lines and touch points strictly earlier)."""
+    def before(self, day: float, touches_until: float | None = None) -> History:
+        """The history as it was known at ``day``: lines strictly earlier, and touch points
+        before ``touches_until`` (default ``day``)."""
         keep = self.line_day < day
-        touch = self.touch_day < day
+        touch = self.touch_day < (day if touches_until is None else touches_until)
         return History(
             customer_ids=self.customer_ids,
             external_refs=self.external_refs,
@@ -122,7 +123,7 @@ class History:
             touch_customer=self.touch_customer[touch],
             touch_day=self.touch_day[touch],
             touch_satisfaction=self.touch_satisfaction[touch],
-            outcomes=[o for o in self.outcomes if o.day < day],
+            outcomes=[o for o in self.outcomes if o.day < (touches_until or day)],
         )
 
 

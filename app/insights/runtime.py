@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.insights.models import InsightRun
-from app.insights.train import train
 from app.state import State
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,9 @@ async def refresh_once(engine: AsyncEngine, suppress_days: int) -> None:
         query = select(InsightRun.as_of).order_by(InsightRun.id.desc()).limit(1)
         last: datetime | None = (await conn.execute(query)).scalar_one_or_none()
     since = last - OVERLAP if last is not None else None
+    # Imported here: the model's libraries (LightGBM) stay out of every server's start-up.
+    from app.insights.train import train
+
     report = await train(engine, since=since, decline_suppress_days=suppress_days)
     log.info("insights refreshed", extra={"insights": report.as_dict()})
 

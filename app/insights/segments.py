@@ -1,7 +1,7 @@
 """Who the customer is to us: lifetime value, tier, potential, segment, stage, churn, treatment.
 
 All per-customer figures come from one pass of NumPy group-bys over the history arrays.
-The rules are written out in docs/readme/insights.md; the thresholds are here, named.
+The rules are written out in the README ("What is computed"); the thresholds are here, named.
 """
 
 from __future__ import annotations

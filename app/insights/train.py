@@ -1,13 +1,14 @@
 """``screenpop train``: compute insights and next needs for every customer and write them in bulk.
 
-A full run reads the history (one streaming query per table), fits the next-need rankers on an
-inner time split, computes every customer's insight block and ranked next needs, and replaces
-the rows in ``customer_insights`` / ``next_needs`` batch by batch (delete + insert per batch, one
-transaction each, so the hot path always sees a complete set for a customer).
+A full run reads the history (one streaming query per table), fits the next-need rankers on
+past time windows (``ranker.py``), computes every customer's insight block and ranked next
+needs with their reasons, and replaces the rows in ``customer_insights`` / ``next_needs`` batch
+by batch (delete + insert per batch, one transaction each, so the hot path always sees a
+complete set for a customer).
 
 A ``--since`` run recomputes only the customers with orders or touch points since the date. It
-reuses the last full run's ranker weights and population thresholds (tier cut-offs, medians)
-and recomputes popularity and co-occurrence from the current data, which is cheap.
+reuses the last full run's rankers and population thresholds (tier cut-offs, medians) and
+recomputes the generators' inputs (popularity, co-purchase, neighbours) from the current data.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,9 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import create_engine, utcnow
 from app.insights import next_needs as model
-from app.insights import segments
+from app.insights import ranker, segments
+from app.insights.aggregates import HORIZON_DAYS
 from app.insights.history import History, Ints, from_day, load_history, to_day
 from app.insights.models import CustomerInsight, InsightRun, NextNeed
+from app.insights.progress import Report, StageBars, silent
+from app.insights.reasons import Reasons
 from app.settings import Settings
 
 WRITE_BATCH_CUSTOMERS = 2_000
@@ -81,24 +84,27 @@ async def train(
     now: datetime | None = None,
     since: datetime | None = None,
     decline_suppress_days: int = 90,
-    progress: Callable[[str], None] | None = None,
+    progress: Report = silent,
 ) -> TrainReport:
     """Recompute insights and next needs (all customers, or those active since ``since``).
 
-    ``now`` is the moment the predictions are for; by default the newest order or touch point
-    in the database (the data's "as of"), so a database of old orders is scored as of its end.
-    Nothing dated at or after ``now`` is read.
+    ``now`` is the moment the predictions are for; by default just after the newest order in
+    the database (the data's "as of": wrap-ups arrive live and do not move it, but those after
+    it still apply), so a database of old orders is scored as of its end. With an explicit
+    ``now`` nothing dated at or after it is read.
     """
     started = time.perf_counter()
     started_at = utcnow()
-    say = progress or (lambda _msg: None)
+    say = progress
     async with engine.connect() as conn:
-        say("reading history")
+        say("reading history", 0, 1)
         history = await load_history(conn)
         last_full = await _last_full_params(conn) if since is not None else None
     as_of = now or _as_of(history)
     now_day = to_day(as_of)
-    history = history.before(now_day)
+    # An explicit ``now`` reads nothing after it. By default "now" is the newest order, and the
+    # wrap-ups recorded since (declines, grades) still count: they are the live part.
+    history = history.before(now_day, now_day if now is not None else np.inf)
     if since is None:
         targets = np.arange(history.n_customers, dtype=np.int64)
     else:
@@ -110,13 +116,12 @@ async def train(
             ]
         )
         targets = np.unique(active).astype(np.int64)
-    say(f"computing {len(targets)} customers")
+    say("reading history", 1, 1)
     computed = await asyncio.to_thread(
-        _compute, history, now_day, targets, last_full, decline_suppress_days
+        _compute, history, now_day, targets, last_full, decline_suppress_days, say
     )
-    say(f"writing {len(computed.insights)} insights, {len(computed.needs)} next needs")
     async with engine.connect() as conn:
-        await _write(conn, history.customer_ids[targets], computed)
+        await _write(conn, history.customer_ids[targets], computed, say)
         await conn.execute(
             insert(InsightRun),
             [
@@ -145,13 +150,10 @@ async def train(
 
 
 def _as_of(history: History) -> datetime:
-    newest = max(
-        float(history.line_day.max(initial=-np.inf)),
-        float(history.touch_day.max(initial=-np.inf)),
-    )
+    """Just after the newest order: the data's "as of" (wrap-ups are live, so not the clock)."""
+    newest = float(history.line_day.max(initial=-np.inf))
     if not np.isfinite(newest):
         return utcnow()
-    # Just after the newest record, so that it counts as "before now".
     return from_day(newest) + timedelta(minutes=1)
 
 
@@ -196,20 +198,46 @@ def _compute(
     targets: Ints,
     last_full: dict[str, Any] | None,
     suppress_days: int,
+    say: Report,
 ) -> _Computed:
     """The CPU part (run in a worker thread so a scheduled refresh never blocks the loop)."""
+    if last_full is not None and not ranker.Rankers.fits(last_full["rankers"]):
+        last_full = None  # fitted on other features (an older version): refit now
     refitted = last_full is None
     if last_full is None:
-        rankers = model.fit_rankers(history, now)
+        rankers = ranker.fit_rankers(history, now, say)
         thresholds = None
     else:
-        rankers = model.Rankers.from_dict(last_full["rankers"])
+        rankers = ranker.Rankers.from_dict(last_full["rankers"])
         thresholds = segments.Thresholds.from_dict(last_full["thresholds"])
+    say("segments and value", 0, 1)
     insights, thresholds = segments.compute(history, now, targets, thresholds)
-    exclude, boost = _feedback(history, now, suppress_days)
-    suggestions, agg = model.suggest(history, now, rankers, targets, exclude=exclude, boost=boost)
+    feedback_day = max(now, float(history.touch_day.max(initial=now)) + 1e-6)
+    exclude, boost = _feedback(history, feedback_day, suppress_days)
+    say("segments and value", 1, 1)
+    say(f"scoring {len(targets)} customers", 0, 1)
+    suggestions, agg, _ = model.suggest(
+        history, now, rankers, targets, exclude=exclude, boost=boost
+    )
+    say(f"scoring {len(targets)} customers", 1, 1)
     computed_at = utcnow()
-    insight_rows = [
+    accepted = {(c, i) for c, items in boost.items() for i in items}
+    need_rows = _need_rows(history, suggestions, Reasons(history, agg, accepted), computed_at)
+    insight_rows = _insight_rows(history, insights, computed_at)
+    params = {
+        "rankers": rankers.as_dict(),
+        "thresholds": thresholds.as_dict(),
+        "horizon_days": HORIZON_DAYS,
+    }
+    if last_full is not None:
+        params = {**last_full, "horizon_days": HORIZON_DAYS}
+    return _Computed(insight_rows, need_rows, params, refitted)
+
+
+def _insight_rows(
+    history: History, insights: dict[int, segments.Insight], computed_at: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "customer_id": int(history.customer_ids[c]),
             "clv_historic": Decimal(str(ins.clv_historic)),
@@ -226,8 +254,12 @@ def _compute(
         }
         for c, ins in insights.items()
     ]
-    reasons = _Reasons(history, agg, now, boost)
-    need_rows = [
+
+
+def _need_rows(
+    history: History, found: model.Suggestions, reasons: Reasons, computed_at: datetime
+) -> list[dict[str, Any]]:
+    return [
         {
             "customer_id": int(history.customer_ids[c]),
             "rank": int(rank),
@@ -235,104 +267,34 @@ def _compute(
             "name": (history.names[i] or history.skus[i])[:200],
             "kind": str(kind),
             "score": round(float(p), 5),
-            "reason": reasons.reason(int(c), int(i), str(kind), int(anchor))[:300],
+            "reason": reasons.reason(c, i, kind, driver, anchor, x)[:300],
             "may_offer": bool(history.consent[c]),
             "computed_at": computed_at,
         }
-        for c, i, kind, p, rank, anchor in zip(
-            suggestions.c.tolist(),
-            suggestions.i.tolist(),
-            suggestions.kind.tolist(),
-            suggestions.score.tolist(),
-            suggestions.rank.tolist(),
-            suggestions.anchor.tolist(),
+        for c, i, kind, p, rank, anchor, driver, x in zip(
+            found.c.tolist(),
+            found.i.tolist(),
+            found.kind.tolist(),
+            found.score.tolist(),
+            found.rank.tolist(),
+            found.anchor.tolist(),
+            found.driver.tolist(),
+            found.x,
             strict=True,
         )
     ]
-    params = {
-        "rankers": rankers.as_dict(),
-        "thresholds": thresholds.as_dict(),
-        "horizon_days": model.HORIZON_DAYS,
-    }
-    if last_full is not None:
-        params = {**last_full, "horizon_days": model.HORIZON_DAYS}
-    return _Computed(insight_rows, need_rows, params, refitted)
 
 
-class _Reasons:
-    """Sentences an agent can say aloud: "bought 6 times, last 3 weeks ago"."""
-
-    def __init__(
-        self, history: History, agg: model.Aggregates, now: float, boost: dict[int, list[int]]
-    ) -> None:
-        self.history = history
-        self.agg = agg
-        self.now = now
-        self.keys = agg.pair_key  # sorted: built by np.unique
-        self.accepted = {(c, i) for c, items in boost.items() for i in items}
-        self.season_ratio = (agg.item_pop_season + 1.0) / (agg.item_pop_prior + 1.0)
-
-    def reason(self, c: int, i: int, kind: str, anchor: int) -> str:
-        if kind == "reorder":
-            return self._reorder(c, i)
-        names = self.history.names
-        if anchor >= 0 and (c, anchor) in self.accepted:
-            return f"goes with {names[anchor]}, which they took on a recent call"
-        if anchor >= 0:
-            return f"often bought with {names[anchor]}"
-        recent = int(self.agg.item_pop_recent[i])
-        if self.agg.item_pop_season[i] >= 5 and self.season_ratio[i] >= 1.2:
-            last_year = int(self.agg.item_pop_season[i])
-            return f"popular this season: {last_year} customers bought it this time last year"
-        if self.now - self.agg.item_first[i] <= model.HORIZON_DAYS:
-            return f"new line, already bought by {recent} customers"
-        return (
-            f"best seller: bought by {recent} customers in the last {int(model.HORIZON_DAYS)} days"
-        )
-
-    def _reorder(self, c: int, i: int) -> str:
-        agg = self.agg
-        key = c * agg.n_items + i
-        pos = int(np.searchsorted(self.keys, key))
-        if pos >= len(self.keys) or self.keys[pos] != key:
-            return "bought before"
-        n = int(agg.pair_n[pos])
-        since = self.now - float(agg.pair_last[pos])
-        times = "once" if n == 1 else "twice" if n == 2 else f"{n} times"
-        text = f"bought {times}, last {_ago(since)}"
-        if n >= 2:
-            interval = (float(agg.pair_last[pos]) - float(agg.pair_first[pos])) / (n - 1)
-            if interval >= 1 and since >= 0.8 * interval:
-                text += f"; usually every {_span(interval)}, due now"
-        if agg.pair_season[pos] > 0:
-            text += "; bought this time last year"
-        return text
-
-
-def _ago(days: float) -> str:
-    if days < 1:
-        return "today"
-    return f"{_span(days)} ago"
-
-
-def _span(days: float) -> str:
-    if days < 1.5:
-        return "1 day"
-    if days < 14:
-        return f"{round(days)} days"
-    if days < 63:
-        return f"{round(days / 7)} weeks"
-    months = round(days / 30.4)
-    return "1 month" if months == 1 else f"{months} months"
-
-
-async def _write(conn: AsyncConnection, customer_ids: Ints, computed: _Computed) -> None:
+async def _write(
+    conn: AsyncConnection, customer_ids: Ints, computed: _Computed, say: Report
+) -> None:
     """Replace the rows of the given customers, one transaction per batch of customers."""
     by_customer: dict[int, list[dict[str, Any]]] = {}
     for row in computed.needs:
         by_customer.setdefault(row["customer_id"], []).append(row)
     insights = {row["customer_id"]: row for row in computed.insights}
     ids = [int(x) for x in customer_ids]
+    say("writing", 0, len(ids))
     for start in range(0, len(ids), WRITE_BATCH_CUSTOMERS):
         batch = ids[start : start + WRITE_BATCH_CUSTOMERS]
         await conn.execute(delete(NextNeed).where(NextNeed.customer_id.in_(batch)))
@@ -342,6 +304,7 @@ async def _write(conn: AsyncConnection, customer_ids: Ints, computed: _Computed)
         await _insert(conn, CustomerInsight.__table__, ins_rows)
         await _insert(conn, NextNeed.__table__, need_rows)
         await conn.commit()
+        say("writing", start + len(batch), len(ids))
 
 
 async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -374,12 +337,13 @@ async def run_cli(settings: Settings, since: str | None, console: Console) -> No
             raise typer.Exit(2) from None
     engine = create_engine(settings.database_url)
     try:
-        report = await train(
-            engine,
-            since=since_at,
-            decline_suppress_days=settings.decline_suppress_days,
-            progress=lambda msg: console.print(f"[bold]train[/bold] {msg}"),
-        )
+        with StageBars(console) as bars:
+            report = await train(
+                engine,
+                since=since_at,
+                decline_suppress_days=settings.decline_suppress_days,
+                progress=bars,
+            )
     finally:
         await engine.dispose()
     console.print_json(data=report.as_dict())

@@ -1,6 +1,6 @@
 """One websocket's bounded queue of encoded frames, with coalescing and pop de-duplication.
 
-Policy (the README, "Slow consumers and close codes"):
+Policy (docs/live.md, "Slow consumers and close codes"):
 
 - A frame is the orjson encoding of one message, shared by every subscription it goes to.
 - Messages that a newer one supersedes are coalesced: a pending ``call.state`` for the same

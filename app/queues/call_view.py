@@ -95,6 +95,8 @@ class Contribution:
     queue: str
     answered: bool
     abandoned: bool
+    # Abandoned after waiting longer than the queue's threshold (counts against the level).
+    abandoned_late: bool
     within_sl: bool
     wait_ms: int
     handled: bool
@@ -109,10 +111,13 @@ def contribution_of(view: CallView, service_level_s: int) -> Contribution | None
     finished = view.state in FINISHED or view.ended_at is not None
     wait_ms = _ms(view.answered_at, view.entered_at) if view.answered_at else 0
     handled = view.answered_at is not None and view.ended_at is not None
+    abandoned = finished and not answered
+    waited_ms = _ms(view.ended_at, view.entered_at) if view.ended_at else 0
     return Contribution(
         queue=view.queue,
         answered=answered,
-        abandoned=finished and not answered,
+        abandoned=abandoned,
+        abandoned_late=abandoned and waited_ms > service_level_s * 1000,
         within_sl=answered and wait_ms <= service_level_s * 1000,
         wait_ms=wait_ms,
         handled=handled,

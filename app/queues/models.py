@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
+from app.db import Base, JSONType, UTCDateTime, utcnow
 from telephony.events import AGENT_MAX, CALL_ID_MAX, QUEUE_MAX
 
 POP_MODES = ("offer", "answer", "off")
@@ -19,7 +20,11 @@ class Queue(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(QUEUE_MAX), unique=True)
     service_level_s: Mapped[int] = mapped_column(Integer, default=20)
+    # How long an agent may stay in wrap_up after a call of this queue before being available.
+    wrap_up_s: Mapped[int] = mapped_column(Integer, default=60, server_default=text("60"))
     pop_mode: Mapped[str] = mapped_column(String(8), default="offer")
+    # [{"code", "label"}] offered in this queue's wrap-up; null: the default list.
+    dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

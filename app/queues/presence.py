@@ -1,8 +1,11 @@
 """Agent presence: the states an agent can be in and the rules that move them.
 
-States: ``logged_out`` (no agent screen open), ``available``, ``away`` (set by the agent),
+States: ``logged_out`` (no agent screen open for ``SCREENPOP_AGENT_OFFLINE_S``, or chosen),
+``available``, ``away`` (set by the agent),
 ``ringing`` (a call is offered to them), ``on_call`` (talking or holding), ``wrap_up`` (after a
-call, until the agent says they are available again or the next call rings).
+call, until the agent says they are available again, the next call rings, or the queue's
+``wrap_up_s`` has passed). ``app.queues.timeouts`` ends wrap-ups and logs out agents with no
+open page for ``SCREENPOP_AGENT_OFFLINE_S``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ class AgentView:
     # The state to go back to when a ringing offer is withdrawn (ring-no-answer).
     before_ring: str = "available"
     connections: int = 0
+    # The last moment any instance knew of an open page of theirs (a heartbeat or the close).
+    page_seen_at: datetime | None = None
+    # The queue of the call being wrapped up (its wrap_up_s bounds the wrap-up).
+    wrap_queue: str | None = None
 
     def move(self, state: str, at: datetime, call_id: str | None = None) -> bool:
         """Enter ``state`` at ``at``; returns True when anything visible changed."""
@@ -66,11 +73,19 @@ class AgentView:
         return self.state == "logged_out" and self.move("available", at)
 
     def disconnect(self, at: datetime) -> bool:
-        """The last screen closing logs the agent out, unless a call is ringing or live."""
+        """A screen closed. The state stays (a reload or a dropped connection keeps ``away``);
+        with no screen left the clock of ``SCREENPOP_AGENT_OFFLINE_S`` starts
+        (``app.queues.timeouts`` logs the agent out when it runs out)."""
         self.connections = max(0, self.connections - 1)
-        if self.connections or self.state in ("ringing", "on_call"):
+        self.page_seen_at = at if self.page_seen_at is None else max(self.page_seen_at, at)
+        return False
+
+    def time_out(self, state: str, since: datetime | None, to: str, at: datetime) -> bool:
+        """A sweep's verdict (``app.queues.timeouts``): leave ``state`` for ``to``, unless the
+        agent has moved since the sweep looked (``since`` no longer the same)."""
+        if self.state != state or self.since != since:
             return False
-        return self.move("logged_out", at)
+        return self.move(to, at)
 
     def set_status(self, state: str, at: datetime) -> bool:
         """The agent's own choice; ignored while a call rings or is live (the router says 409)."""

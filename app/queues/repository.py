@@ -20,14 +20,19 @@ from app.users.models import User
 ACTIVE_STATES = ("queued", "ringing", "answered", "held")
 
 
-SERVICE_LEVELS = select(Queue.name, Queue.service_level_s)
+QUEUE_LIMITS = select(Queue.name, Queue.service_level_s, Queue.wrap_up_s)
 # What the roster is read from: re-read only when this changed (app.fingerprint).
-ROSTER_FINGERPRINT = Fingerprint(SERVICE_LEVELS, ACTIVE_AGENTS)
+ROSTER_FINGERPRINT = Fingerprint(QUEUE_LIMITS, ACTIVE_AGENTS)
 
 
-async def service_levels(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(SERVICE_LEVELS)
-    return {name: int(level) for name, level in rows}
+async def queue_limits(session: AsyncSession) -> tuple[dict[str, int], dict[str, int]]:
+    """Every queue's service level threshold and wrap-up time, in seconds, by name."""
+    levels: dict[str, int] = {}
+    wrap_ups: dict[str, int] = {}
+    for name, level, wrap_up in await session.execute(QUEUE_LIMITS):
+        levels[name] = int(level)
+        wrap_ups[name] = int(wrap_up)
+    return levels, wrap_ups
 
 
 async def user_queues(session: AsyncSession, username: str) -> list[str]:

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, Response, WebSocket
 from pydantic import BaseModel
 
 from app.deps import SessionDep, StateDep, get_state
 from app.errors import Conflict, DomainError, Forbidden, Unauthorized
 from app.live.pump import pump
 from app.live.subscription import Subscription
+from app.queues import history, service
 from app.queues import runtime as queues_runtime
-from app.queues import service
 from app.queues.presence import SETTABLE_STATES
 from app.users.deps import CurrentAgent, CurrentSupervisor, checked_principal
 
@@ -44,10 +44,49 @@ async def get_queues(
     return service.scoped_snapshot(runtime.stats, runtime.roster, scope)
 
 
+@router.get("/api/queues/history", response_model=None)
+async def get_history(
+    principal: CurrentSupervisor,
+    state: StateDep,
+    session: SessionDep,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    queue: str | None = None,
+    interval_min: int = 15,
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    """A day's figures by interval and queue, from the database (default: today, 15 min)."""
+    runtime = queues_runtime.runtime_of(state)
+    scope = await service.scope_for(session, principal)
+    queues = scope.queues
+    if queue is not None:
+        if queues is not None and queue not in queues:
+            raise Forbidden(f"queue {queue!r} is not one of yours")
+        queues = frozenset((queue,))
+    timezone = state["settings"].timezone
+    document = await history.day_history(
+        session,
+        day=day or runtime.stats.local_day(datetime.now(UTC)),
+        timezone=timezone,
+        service_levels=runtime.roster.service_levels,
+        queues=queues,
+        interval_min=interval_min,
+    )
+    if format == "csv":
+        return Response(history.as_csv(document), media_type="text/csv; charset=utf-8")
+    return document
+
+
 @router.post("/api/agents/me/status")
-async def set_my_status(body: StatusIn, principal: CurrentAgent, state: StateDep) -> dict[str, Any]:
-    """The agent's own state (available, away, wrap_up, logged_out); not while a call rings."""
+async def set_my_status(
+    body: StatusIn, principal: CurrentAgent, state: StateDep, session: SessionDep
+) -> dict[str, Any]:
+    """The agent's own state (available, away, wrap_up, logged_out); not while a call rings.
+    A supervisor or admin has a status (and shows on the wallboard) only with an extension."""
     assert body.state in SETTABLE_STATES
+    if principal.is_supervisor and not await service.has_extension(session, principal.username):
+        raise Forbidden(
+            "only agents, or supervisors with an extension, take calls and have a status"
+        )
     stats = queues_runtime.runtime_of(state).stats
     current = stats.agents.get(principal.username)
     if current is not None and current.state in ("ringing", "on_call"):

@@ -1,12 +1,12 @@
 """Live queue statistics, rebuilt from the database at start and fed by hub messages.
 
 Hub listeners on channels ``calls`` and ``presence`` fold every message into the process's
-``QueueStats`` (with Redis every instance sees every message and holds the same figures).
-Two background tasks: the roster (queue thresholds, who is in which queue) is checked every
-few seconds and re-read when it changed (``app.fingerprint``: reading 2,000 users held the
-event loop for 7-27 ms, and every pop in flight with it), and presence changes are written
-to ``agent_presence`` in small batches so they survive a restart without a database write on
-the hot path.
+``QueueStats`` (with Redis every instance sees every message and holds the same figures). Three
+background tasks: the agents' timeouts sweep (``app.queues.timeouts``); the roster (queue
+thresholds, who is in which queue) is checked every few seconds and re-read when it changed
+(``app.fingerprint``: reading 2,000 users held the event loop for 7-27 ms, and every pop in
+flight with it), and presence changes are written to ``agent_presence`` in small batches so
+they survive a restart without a database write on the hot path.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.queues import repository
+from app.db import utcnow
+from app.queues import repository, timeouts
 from app.queues.rebuild import rebuild
 from app.queues.service import Roster, load_roster
 from app.queues.stats import QueueStats
@@ -56,6 +58,7 @@ class QueuesRuntime:
         self._tasks = [
             asyncio.create_task(self._refresh_roster(), name="queues-roster"),
             asyncio.create_task(self._persist_presence(), name="queues-presence"),
+            asyncio.create_task(self._sweep_agents(), name="queues-agent-timeouts"),
         ]
 
     async def _rebuild(self) -> None:
@@ -63,10 +66,17 @@ class QueuesRuntime:
         async with factory() as session:
             await self._load_roster(session)
             stats = await rebuild(session, self.roster, self.state["settings"].timezone)
-        # Open screens are not in the database; carry their count over.
+        # Open screens are not in the database; carry their count over. Pages that were open
+        # before a restart get SCREENPOP_AGENT_OFFLINE_S from now to connect again.
         for username, view in self.stats.agents.items():
             if view.connections:
                 stats.agent(username).connections = view.connections
+            if view.page_seen_at is not None:
+                stats.agent(username).page_seen_at = view.page_seen_at
+        started = utcnow()
+        for view in stats.agents.values():
+            if view.page_seen_at is None or view.page_seen_at < started:
+                view.page_seen_at = started
         old, self.stats = self.stats, stats
         self.state["services"]["queue_stats"] = stats
         pending, self._pending = self._pending or [], None
@@ -119,11 +129,11 @@ class QueuesRuntime:
                 self.stats.apply_call_change(message)
             elif kind == "pop.pushed":
                 self.stats.apply_pop_pushed(message)
-            elif kind in ("agent.connection", "agent.status"):
+            elif kind in ("agent.connection", "agent.status", "agent.timeout", "agent.pages"):
                 self.stats.apply_presence(message)
         except (KeyError, TypeError, ValueError):
             # One malformed message must not stop the statistics for everyone.
-            log.exception("queue statistics ignored a malformed %s message", kind)
+            log.exception("queue statistics ignored a malformed message", extra={"kind": kind})
 
     async def _refresh_roster(self) -> None:
         while True:
@@ -144,6 +154,28 @@ class QueuesRuntime:
         self.roster = await load_roster(session)
         self._roster_fingerprint = fingerprint
         return True
+
+    async def _sweep_agents(self) -> None:
+        while True:
+            await asyncio.sleep(self.state["settings"].sweep_interval_s)
+            try:
+                await self.sweep_agents()
+            except Exception:
+                log.exception("agent timeouts sweep failed; will retry")
+
+    async def sweep_agents(self, now: datetime | None = None) -> int:
+        """Publish this instance's page heartbeat and every overdue agent state
+        (``app.queues.timeouts``); the number of timeouts published."""
+        moment = now or utcnow()
+        hub = self.state["hub"]
+        heartbeat = timeouts.pages_message(self.state, moment)
+        if heartbeat is not None:
+            await hub.publish("presence", heartbeat)
+        offline_s = self.state["settings"].agent_offline_s
+        due = timeouts.overdue(self.stats, self.roster, offline_s, moment)
+        for message in due:
+            await hub.publish("presence", message)
+        return len(due)
 
     async def _persist_presence(self) -> None:
         while True:

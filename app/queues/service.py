@@ -15,6 +15,7 @@ from app.queues import repository
 from app.queues.models import POP_MODES, Queue, QueueNumber
 from app.queues.stats import QueueStats
 from app.users.directory import Agent, AgentDirectory, load_agents
+from app.users.models import User
 from app.users.service import Principal
 from telephony.callerid import normalise_dialed
 
@@ -29,12 +30,15 @@ async def upsert_queue(
     service_level_s: int = 20,
     pop_mode: str = "offer",
     default_region: str = "GB",
+    wrap_up_s: int = 60,
 ) -> Queue:
     """Create or update a queue; ``numbers`` (when given) replace the DIDs that reach it."""
     if pop_mode not in POP_MODES:
         raise Invalid(f"pop mode must be one of {', '.join(POP_MODES)}, not {pop_mode!r}")
     if service_level_s <= 0:
         raise Invalid("service level threshold must be a positive number of seconds")
+    if wrap_up_s < 0:
+        raise Invalid("wrap-up time must be zero or a positive number of seconds")
     if not name.strip():
         raise Invalid("queue name must not be empty")
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
@@ -43,6 +47,7 @@ async def upsert_queue(
         session.add(queue)
     queue.service_level_s = service_level_s
     queue.pop_mode = pop_mode
+    queue.wrap_up_s = wrap_up_s
     await session.flush()
     if numbers is not None:
         await session.execute(delete(QueueNumber).where(QueueNumber.queue_id == queue.id))
@@ -57,10 +62,10 @@ async def ensure_queue(session: AsyncSession, name: str) -> Queue:
     """The named queue; an event naming a queue nobody created creates it with defaults."""
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
     if queue is None:
-        queue = Queue(name=name, service_level_s=20, pop_mode="offer")
+        queue = Queue(name=name, service_level_s=20, pop_mode="offer", wrap_up_s=60)
         session.add(queue)
         await session.flush()
-        log.info("queue %r created with defaults (first named by a call event)", name)
+        log.info("queue created with defaults (first named by a call event)", extra={"queue": name})
     return queue
 
 
@@ -79,6 +84,7 @@ class Roster:
     """Queues' thresholds and who is in which queue, cached and refreshed every few seconds."""
 
     service_levels: dict[str, int] = field(default_factory=dict)
+    wrap_ups: dict[str, int] = field(default_factory=dict)
     users: dict[str, Agent] = field(default_factory=dict)
     # Extension or provider worker id -> username, to read agents named in the raw journal.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -93,14 +99,20 @@ class Roster:
 
 
 async def load_roster(session: AsyncSession) -> Roster:
-    """Every queue's service level threshold and every active user's queues (the agent
-    directory, ``app.users.directory``)."""
+    """Every queue's service level threshold and wrap-up time, and every active user's queues
+    (the agent directory, ``app.users.directory``)."""
     agents = await load_agents(session)
+    levels, wrap_ups = await repository.queue_limits(session)
     return Roster(
-        service_levels=await repository.service_levels(session),
+        service_levels=levels,
+        wrap_ups=wrap_ups,
         users=agents.users,
         aliases=agents.aliases,
     )
+
+
+# A supervisor's queue list holding this watches every queue (`user add --queues '*'`).
+ALL_QUEUES = "*"
 
 
 @dataclass(frozen=True)
@@ -113,13 +125,21 @@ class Scope:
         return self.queues is None or name in self.queues
 
 
+async def has_extension(session: AsyncSession, username: str) -> bool:
+    """True when the user has a phone extension (so takes calls)."""
+    extension = await session.scalar(select(User.extension).where(User.username == username))
+    return bool(extension)
+
+
 async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
-    """Admins see every queue; a supervisor sees the queues on their user record."""
+    """Admins see every queue; a supervisor sees the queues on their user record, or every
+    queue (including one an event created) when that record lists ``*``."""
     if principal.role == "admin":
         return Scope(None)
     if not principal.is_supervisor:
         raise Forbidden("supervisor role required")
-    return Scope(frozenset(await repository.user_queues(session, principal.username)))
+    queues = frozenset(await repository.user_queues(session, principal.username))
+    return Scope(None if ALL_QUEUES in queues else queues)
 
 
 def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[str], set[str]]:

@@ -46,6 +46,7 @@ class QueueFigures:
 
     __slots__ = (
         "abandoned",
+        "abandoned_late",
         "answered",
         "handle_ms",
         "handled",
@@ -67,6 +68,7 @@ class QueueFigures:
         self.offered = 0
         self.answered = 0
         self.abandoned = 0
+        self.abandoned_late = 0
         self.within_sl = 0
         self.wait_ms = 0
         self.handled = 0
@@ -78,6 +80,7 @@ class QueueFigures:
         self.offered += sign
         self.answered += sign * c.answered
         self.abandoned += sign * c.abandoned
+        self.abandoned_late += sign * c.abandoned_late
         self.within_sl += sign * c.within_sl
         self.wait_ms += sign * c.wait_ms
         self.handled += sign * c.handled
@@ -276,6 +279,7 @@ class QueueStats:
         for username in {old.agent if old else None, new.agent} - {talker, None}:
             assert username is not None
             if self.agent(username).hang_up(call_id, at):
+                self.agents[username].wrap_queue = new.queue or (old.queue if old else None)
                 changed.append(username)
         if talker is not None and self.agent(talker).talk(call_id, at):
             changed.append(talker)
@@ -325,7 +329,11 @@ class QueueStats:
         self._touch((), [username])
 
     def apply_presence(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:
-        """Fold ``agent.connection`` and ``agent.status`` messages from channel ``presence``."""
+        """Fold ``agent.connection``, ``agent.status``, ``agent.timeout`` and ``agent.pages``
+        messages from channel ``presence``."""
+        if msg.get("type") == "agent.pages":
+            self._pages_seen(msg.get("usernames"), parse_ts(msg.get("at")) or now)
+            return
         username = msg.get("username")
         if not username:
             return
@@ -337,11 +345,23 @@ class QueueStats:
             changed = view.connect(at) if msg.get("connected") else view.disconnect(at)
         elif kind == "agent.status":
             changed = view.set_status(str(msg.get("state")), at)
+        elif kind == "agent.timeout":
+            since = parse_ts(msg.get("since"))
+            changed = view.time_out(str(msg.get("from")), since, str(msg.get("state")), at)
         else:
             return
         if changed:
             self.dirty_agents[view.username] = view
             self._touch((), [view.username])
+
+    def _pages_seen(self, usernames: object, at: datetime | None) -> None:
+        """An instance's heartbeat: these agents have a page open on it at ``at``."""
+        if not isinstance(usernames, list) or at is None:
+            return
+        for username in usernames:
+            view = self.agent(str(username))
+            if view.page_seen_at is None or at > view.page_seen_at:
+                view.page_seen_at = at
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -402,6 +422,8 @@ class QueueStats:
             }
             for v in waiting
         ]
+        threshold = self.service_level_s(name)
+        over = sum(1 for w in waits if w["waiting_s"] > threshold)
         return {
             "name": name,
             "waiting": waits,
@@ -410,8 +432,10 @@ class QueueStats:
             "answered": f.answered,
             "abandoned": f.abandoned,
             "abandon_rate": _ratio(f.abandoned, f.offered),
-            "service_level": _ratio(f.within_sl, f.answered),
-            "service_level_s": self.service_level_s(name),
+            # Answered within the threshold / (answered + abandoned after it + waiting past it).
+            "service_level": _ratio(f.within_sl, f.answered + f.abandoned_late + over),
+            "service_level_s": threshold,
+            "waiting_over_threshold": over,
             "asa_s": round(f.wait_ms / f.answered / 1000, 1) if f.answered else None,
             "aht_s": round(f.handle_ms / f.handled / 1000, 1) if f.handled else None,
         }

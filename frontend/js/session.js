@@ -1,5 +1,10 @@
-// Sign-in and authenticated requests, shared by both pages. The token lives in sessionStorage:
-// it survives a reload of the tab but not closing it, and each page keeps its own sign-in.
+// Sign-in and authenticated requests, shared by both pages. One sign-in serves every tab of
+// the browser: the token is kept in localStorage until it expires (the token's own "exp"),
+// and signing out in one tab signs out the others.
+
+import { t } from "./i18n.js";
+
+const STORAGE_KEY = "screenpop.session";
 
 export class ApiError extends Error {
   constructor(status, error, detail) {
@@ -10,23 +15,45 @@ export class ApiError extends Error {
   }
 }
 
+/** The token's expiry (ms since epoch) from its payload, or null when it has none. */
+function tokenExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload)).exp;
+    return typeof exp === "number" ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
 export class Session {
-  /** @param {string} storageKey  one per page, e.g. "screenpop.agent" */
-  constructor(storageKey) {
-    this.storageKey = storageKey;
+  constructor() {
     this.onExpired = () => {};
+    this.onChange = () => {};
+    // Another tab signed in or out: follow it.
+    window.addEventListener("storage", (event) => {
+      if (event.key === STORAGE_KEY || event.key === null) this.onChange(this.current);
+    });
   }
 
   get current() {
+    let stored;
     try {
-      return JSON.parse(sessionStorage.getItem(this.storageKey) || "null");
+      stored = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
     } catch {
+      stored = null;
+    }
+    if (!stored || !stored.token) return null;
+    if (stored.expires_at && stored.expires_at <= Date.now()) {
+      localStorage.removeItem(STORAGE_KEY);
       return null;
     }
+    return stored;
   }
 
   get token() {
-    return this.current ? this.current.token : null;
+    const current = this.current;
+    return current ? current.token : null;
   }
 
   async signIn(username, password) {
@@ -36,13 +63,14 @@ export class Session {
       username: body.username || username,
       role: body.role || "agent",
       queues: body.queues || [],
+      expires_at: tokenExpiry(body.token),
     };
-    sessionStorage.setItem(this.storageKey, JSON.stringify(session));
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
     return session;
   }
 
   signOut() {
-    sessionStorage.removeItem(this.storageKey);
+    localStorage.removeItem(STORAGE_KEY);
   }
 
   /** JSON in, JSON out; a non-2xx answer throws ApiError with the server's error and detail. */
@@ -58,7 +86,7 @@ export class Session {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
-      throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
+      throw new ApiError(0, "network", t("The server cannot be reached. Check your connection."));
     }
     const text = await response.text();
     let data = null;
@@ -73,7 +101,7 @@ export class Session {
       throw new ApiError(
         response.status,
         data && data.error,
-        typeof detail === "string" ? detail : `The server answered ${response.status}.`,
+        typeof detail === "string" ? detail : t("The server answered {status}.", { status: response.status }),
       );
     }
     return data;
@@ -83,6 +111,7 @@ export class Session {
 /**
  * Wire a sign-in form (fields #username and #password, an error paragraph) to a session.
  * `onSubmitGesture` runs synchronously inside the click, where browsers allow permission prompts.
+ * A user whose role `requireRole` refuses is told so; the browser's sign-in stays as it was.
  */
 export function wireSignIn({ form, error, session, requireRole, onSignedIn, onSubmitGesture }) {
   form.addEventListener("submit", async (event) => {
@@ -92,18 +121,19 @@ export function wireSignIn({ form, error, session, requireRole, onSignedIn, onSu
     const data = new FormData(form);
     error.textContent = "";
     button.disabled = true;
+    const before = session.current;
     try {
       const signed = await session.signIn(String(data.get("username")).trim(), String(data.get("password")));
       if (requireRole && !requireRole(signed.role)) {
-        session.signOut();
-        error.textContent = `${signed.username} is not allowed here (role: ${signed.role}).`;
+        if (before) localStorage.setItem(STORAGE_KEY, JSON.stringify(before));
+        else session.signOut();
+        error.textContent = t("{username} is not allowed here (role: {role}).", signed);
         return;
       }
       form.reset();
       onSignedIn(signed);
     } catch (err) {
-      error.textContent =
-        err.status === 401 ? "Wrong username or password." : err.message || "Sign-in failed.";
+      error.textContent = err.status === 401 ? t("Wrong username or password.") : err.message || t("Sign-in failed.");
     } finally {
       button.disabled = false;
     }

@@ -1,27 +1,40 @@
-// The supervisor wallboard: queues, waiting calls, agents, pop health and the waiting trend.
+// The supervisor wallboard: what a floor supervisor looks for first (service level, calls
+// waiting, the longest wait, agents by state), then queues, agents, today's totals, the
+// waiting trend, and pop health in a details view. TV mode fills a screen and scales with it.
 // Data: GET /api/queues on sign-in, then {"type": "queues", ...} frames from WS /ws/supervisor.
 
+import { loadStrings, locale, t } from "./i18n.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { Session, wireSignIn } from "./session.js";
 import { clock, h, percent, pick, titleCase } from "./ui.js";
 
-const session = new Session("screenpop.supervisor");
+await loadStrings();
+
+const session = new Session();
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
 // Colour is never the only signal: every state has an icon and a word.
 const AGENT_STATES = {
-  available: ["●", "Available"],
-  away: ["◐", "Away"],
-  ringing: ["☎", "Ringing"],
-  on_call: ["◉", "On call"],
-  in_call: ["◉", "On call"],
-  busy: ["◉", "On call"],
-  wrap_up: ["✎", "Wrap-up"],
-  wrapup: ["✎", "Wrap-up"],
-  logged_out: ["○", "Logged out"],
-  offline: ["○", "Logged out"],
+  available: ["●", t("Available")],
+  away: ["◐", t("Away")],
+  ringing: ["☎", t("Ringing")],
+  on_call: ["◉", t("On call")],
+  in_call: ["◉", t("On call")],
+  busy: ["◉", t("On call")],
+  wrap_up: ["✎", t("Wrap-up")],
+  wrapup: ["✎", t("Wrap-up")],
+  logged_out: ["○", t("Logged out")],
+  offline: ["○", t("Logged out")],
 };
+// The order agents' states are counted in the headline.
+const HEADLINE_STATES = [
+  ["available", ["available"]],
+  ["on_call", ["on_call", "in_call", "busy", "ringing"]],
+  ["wrap_up", ["wrap_up", "wrapup"]],
+  ["away", ["away"]],
+];
+const TV_KEY = "screenpop.supervisor.tv";
 const SERVICE_TARGET = 0.8; // the usual 80/20 goal: 80% answered within the queue's threshold
 const TREND_WINDOW_MS = 60 * 60 * 1000;
 const TREND_SAMPLE_MS = 5 * 1000;
@@ -56,6 +69,7 @@ async function showSignedIn(user) {
   $("session-tools").hidden = false;
   $("who").textContent = user.username;
   renderTrend();
+  if (live) live.stop();
   try {
     applySnapshot(await session.request("GET", "/api/queues"));
   } catch {
@@ -76,19 +90,20 @@ function showConnection({ state, retryInMs }) {
   const banner = $("offline-banner");
   badge.className = `conn conn-${state}`;
   if (state === "open") {
-    badge.textContent = "● Live";
+    badge.textContent = `● ${t("Live")}`;
     banner.hidden = true;
   } else if (state === "connecting") {
-    badge.textContent = "Connecting…";
+    badge.textContent = t("Connecting…");
   } else if (state === "unauthorised") {
     session.signOut();
-    showSignedOut("Your session has expired or you may not see these queues. Please sign in again.");
+    showSignedOut(t("Your session has expired or you may not see these queues. Please sign in again."));
   } else {
-    badge.textContent = "○ Offline";
+    badge.textContent = `○ ${t("Offline")}`;
     banner.hidden = false;
     const seconds = retryInMs ? Math.max(1, Math.round(retryInMs / 1000)) : null;
-    banner.textContent =
-      "Offline: the figures below are frozen and may be out of date" + (seconds ? `; reconnecting in ${seconds} s.` : ".");
+    banner.textContent = seconds
+      ? t("Offline: the figures below are frozen and may be out of date; reconnecting in {seconds} s.", { seconds })
+      : t("Offline: the figures below are frozen and may be out of date.");
   }
 }
 
@@ -98,12 +113,49 @@ function applySnapshot(data) {
   if (!data || !Array.isArray(data.queues)) return;
   snapshot = data;
   snapshotAt = Date.now();
+  renderHeadline(data.queues, data.agents || []);
   renderHealth(data.pop_health || {});
   renderFloor(data.queues, data.agents || []);
   renderQueues(data.queues);
   renderAgents(data.agents || []);
   sampleTrend(true);
-  $("updated").textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}`;
+  $("updated").textContent = t("Updated {time}", { time: new Date().toLocaleTimeString(locale()) });
+}
+
+/** The queues' service levels weighted by calls offered (null when no queue has one). */
+function overallServiceLevel(queues) {
+  let weight = 0;
+  let total = 0;
+  for (const queue of queues) {
+    if (queue.service_level === null || queue.service_level === undefined) continue;
+    const w = Math.max(1, Number(queue.offered || 0));
+    weight += w;
+    total += w * Number(queue.service_level);
+  }
+  return weight ? total / weight : null;
+}
+
+function renderHeadline(queues, agents) {
+  const waiting = queues.reduce((sum, queue) => sum + (queue.waiting || []).length, 0);
+  const longest = Math.max(0, ...queues.map((queue) => Number(pick(queue, "longest_wait_s") || 0)));
+  const level = overallServiceLevel(queues);
+  const levelKind = level === null ? "" : level >= SERVICE_TARGET ? "good" : level >= SERVICE_TARGET - 0.2 ? "warn" : "bad";
+  const counts = HEADLINE_STATES.map(([key, states]) => {
+    const [icon, label] = AGENT_STATES[key];
+    const n = agents.filter((agent) => states.includes(agent.state)).length;
+    return h("span", { class: `headline-agent agent-${key}` }, h("span", { "aria-hidden": "true" }, `${icon} `), h("b", null, String(n)), ` ${label}`);
+  });
+  $("headline").replaceChildren(
+    h("div", { class: `headline-figure headline-level level-${levelKind || "none"}` }, h("dt", null, t("Service level")), h("dd", null, level === null ? "—" : percent(level))),
+    h("div", { class: `headline-figure${waiting ? " headline-busy" : ""}` }, h("dt", null, t("Waiting")), h("dd", { dataset: { field: "waiting-total" } }, String(waiting))),
+    h(
+      "div",
+      { class: "headline-figure" },
+      h("dt", null, t("Longest wait")),
+      h("dd", { dataset: { tick: waiting ? "wait" : null, base: longest } }, clock(waiting ? longest : 0)),
+    ),
+    h("div", { class: "headline-figure headline-agents" }, h("dt", null, t("Agents")), h("dd", null, counts)),
+  );
 }
 
 function stat(label, value, kind) {
@@ -113,11 +165,11 @@ function stat(label, value, kind) {
 function renderHealth(health) {
   const ms = (value) => (value === null || value === undefined ? "—" : `${Math.round(Number(value))} ms`);
   $("health").replaceChildren(
-    stat("Matched", percent(pick(health, "match_rate")), "match"),
-    stat("Multi-match", percent(pick(health, "multi_match_rate"))),
-    stat("Unmatched", pick(health, "unmatched") ?? "—"),
-    stat("Pop p50", ms(pick(health, "pop_p50_ms"))),
-    stat("Pop p95", ms(pick(health, "pop_p95_ms"))),
+    stat(t("Matched"), percent(pick(health, "match_rate")), "match"),
+    stat(t("Multi-match"), percent(pick(health, "multi_match_rate"))),
+    stat(t("Unmatched"), pick(health, "unmatched") ?? "—"),
+    stat(t("Pop p50"), ms(pick(health, "pop_p50_ms"))),
+    stat(t("Pop p95"), ms(pick(health, "pop_p95_ms"))),
   );
 }
 
@@ -125,11 +177,11 @@ function renderFloor(queues, agents) {
   const sum = (key) => queues.reduce((total, queue) => total + Number(queue[key] || 0), 0);
   const count = (...states) => agents.filter((agent) => states.includes(agent.state)).length;
   $("floor").replaceChildren(
-    stat("Offered", sum("offered")),
-    stat("Answered", sum("answered")),
-    stat("Abandoned", sum("abandoned"), sum("abandoned") > 0 ? "abandoned" : null),
-    stat("Agents free", count("available")),
-    stat("On a call", count("on_call", "ringing")),
+    stat(t("Offered"), sum("offered")),
+    stat(t("Answered"), sum("answered")),
+    stat(t("Abandoned"), sum("abandoned"), sum("abandoned") > 0 ? "abandoned" : null),
+    stat(t("Agents free"), count("available")),
+    stat(t("On a call"), count("on_call", "ringing")),
   );
 }
 
@@ -154,51 +206,51 @@ function queueTile(queue) {
         "div",
         { class: "big-figure" },
         h("span", { class: "big-number", dataset: { field: "waiting" } }, String(waiting.length)),
-        h("span", { class: "big-label" }, "waiting"),
+        h("span", { class: "big-label" }, t("waiting")),
       ),
       h(
         "div",
         { class: "big-figure" },
         h("span", { class: "big-number", dataset: { tick: "wait", base: longest, field: "longest" } }, clock(longest)),
-        h("span", { class: "big-label" }, "longest wait"),
+        h("span", { class: "big-label" }, t("longest wait")),
       ),
       gauge(queue.service_level, pick(queue, "service_level_s", "threshold_s")),
     ),
     h(
       "dl",
       { class: "queue-stats" },
-      stat("Offered", queue.offered ?? 0),
-      stat("Answered", queue.answered ?? 0, "answered"),
+      stat(t("Offered"), queue.offered ?? 0),
+      stat(t("Answered"), queue.answered ?? 0, "answered"),
       stat(
-        "Abandoned",
+        t("Abandoned"),
         `${queue.abandoned ?? 0}${abandonRate !== null ? ` (${percent(abandonRate)})` : ""}`,
         queue.abandoned > 0 ? "abandoned" : null,
       ),
-      stat("ASA", clock(queue.asa_s)),
-      stat("AHT", clock(queue.aht_s)),
+      stat(t("ASA"), clock(queue.asa_s)),
+      stat(t("AHT"), clock(queue.aht_s)),
     ),
     h(
       "div",
       { class: "waiting" },
-      h("h4", null, "Waiting now"),
+      h("h4", null, t("Waiting now")),
       waiting.length
         ? h("ol", { class: "waiting-list" }, waiting.map(waitingRow))
-        : h("p", { class: "muted" }, "Nobody waiting."),
+        : h("p", { class: "muted" }, t("Nobody waiting.")),
     ),
   );
 }
 
 function waitingRow(item) {
   const caller = item.caller || {};
-  const name = item.customer_name || (caller.withheld ? "Withheld number" : caller.e164 || caller.raw || "Unknown caller");
+  const name = item.customer_name || (caller.withheld ? t("Withheld number") : caller.national || caller.e164 || caller.raw || t("Unknown caller"));
   const tier = item.value_tier;
   return h(
     "li",
     { class: "waiting-row", dataset: { callId: item.call_id } },
     h("span", { class: "waiting-name" }, name),
     tier
-      ? h("span", { class: `badge badge-tier tier-${tier}` }, h("span", { "aria-hidden": "true" }, tier === "high" ? "★ " : tier === "medium" ? "◆ " : "○ "), `${titleCase(tier)}`)
-      : h("span", { class: "badge badge-new" }, item.customer_name ? "Known" : caller.withheld ? "Withheld" : "New caller"),
+      ? h("span", { class: `badge badge-tier tier-${tier}` }, h("span", { "aria-hidden": "true" }, tier === "high" ? "★ " : tier === "medium" ? "◆ " : "○ "), tierName(tier))
+      : h("span", { class: "badge badge-new" }, item.customer_name ? t("Known") : caller.withheld ? t("Withheld") : t("New caller")),
     h("span", { class: "waiting-time", dataset: { tick: "wait", base: item.waiting_s || 0 } }, clock(item.waiting_s)),
   );
 }
@@ -229,18 +281,22 @@ function gauge(share, thresholdS) {
   arc.setAttribute("stroke-linecap", value > 0 ? "round" : "butt");
   arc.setAttribute("transform", "rotate(-90 50 50)");
   svg.append(track, arc);
-  const verdict = !hasValue ? "no answers yet" : onTarget ? "▲ on target" : "▼ below target";
+  const verdict = !hasValue ? t("no answers yet") : onTarget ? t("▲ on target") : t("▼ below target");
   return h(
     "div",
     {
       class: `gauge gauge-${level}`,
       role: "img",
-      "aria-label": `Service level ${hasValue ? percent(value) : "not available"}, ${verdict}, target ${percent(SERVICE_TARGET)}`,
+      "aria-label": t("Service level {value}, {verdict}, target {target}", {
+        value: hasValue ? percent(value) : t("not available"),
+        verdict,
+        target: percent(SERVICE_TARGET),
+      }),
     },
     svg,
     h("span", { class: "gauge-value" }, hasValue ? percent(value) : "—"),
-    h("span", { class: "gauge-label" }, "service level"),
-    thresholdS ? h("span", { class: "gauge-sub" }, `answered ≤ ${thresholdS} s`) : null,
+    h("span", { class: "gauge-label" }, t("service level")),
+    thresholdS ? h("span", { class: "gauge-sub" }, t("answered ≤ {seconds} s", { seconds: thresholdS })) : null,
     h("span", { class: "gauge-verdict" }, verdict),
   );
 }
@@ -270,9 +326,9 @@ function agentCard(agent) {
         { class: "agent-clock", dataset: inState === null ? {} : { tick: "wait", base: inState } },
         inState === null ? "—" : clock(inState),
       ),
-      h("span", { class: "agent-time-label" }, " in state"),
+      h("span", { class: "agent-time-label" }, ` ${t("in state")}`),
     ),
-    h("span", { class: "agent-handled" }, `${agent.handled ?? 0} handled`),
+    h("span", { class: "agent-handled" }, t("{n} handled", { n: agent.handled ?? 0 })),
   );
 }
 
@@ -280,7 +336,7 @@ function agentCard(agent) {
 
 function tick() {
   const now = new Date();
-  $("wall-clock").textContent = now.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  $("wall-clock").textContent = now.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const drift = (Date.now() - snapshotAt) / 1000;
   for (const el of document.querySelectorAll("[data-tick=wait]")) {
     // Waiting and in-state times were true at the snapshot; they grow until the next one.
@@ -333,7 +389,7 @@ function renderTrend() {
   svg.setAttribute("role", "img");
   const current = trend.length ? trend[trend.length - 1][1] : 0;
   const highest = trend.length ? Math.max(...trend.map(([, v]) => v)) : 0;
-  const summary = `Calls waiting over the last hour: now ${current}, peak ${highest}.`;
+  const summary = t("Calls waiting over the last hour: now {current}, peak {highest}.", { current, highest });
   svg.setAttribute("aria-label", summary);
   const add = (tag, attrs, text) => {
     const el = document.createElementNS(SVG, tag);
@@ -346,9 +402,9 @@ function renderTrend() {
     add("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "trend-grid" });
     add("text", { x: pad.left - 6, y: y(v) + 4, class: "trend-axis", "text-anchor": "end" }, String(v));
   }
-  add("text", { x: pad.left, y: height - 6, class: "trend-axis" }, "60 min ago");
-  add("text", { x: (pad.left + width - pad.right) / 2, y: height - 6, class: "trend-axis", "text-anchor": "middle" }, "30 min");
-  add("text", { x: width - pad.right, y: height - 6, class: "trend-axis", "text-anchor": "end" }, "now");
+  add("text", { x: pad.left, y: height - 6, class: "trend-axis" }, t("60 min ago"));
+  add("text", { x: (pad.left + width - pad.right) / 2, y: height - 6, class: "trend-axis", "text-anchor": "middle" }, t("30 min"));
+  add("text", { x: width - pad.right, y: height - 6, class: "trend-axis", "text-anchor": "end" }, t("now"));
   if (trend.length) {
     // A step line: the count holds until the next sample.
     let path = `M ${x(trend[0][0]).toFixed(1)} ${y(trend[0][1]).toFixed(1)}`;
@@ -362,16 +418,42 @@ function renderTrend() {
     const [lastT, lastV] = trend[trend.length - 1];
     add("circle", { cx: x(lastT).toFixed(1), cy: y(lastV).toFixed(1), r: 4, class: "trend-dot" });
   }
-  $("trend-chart").replaceChildren(svg, h("p", { class: "trend-summary" }, `Now ${current} · peak ${highest}`));
+  $("trend-chart").replaceChildren(svg, h("p", { class: "trend-summary" }, t("Now {current} · peak {highest}", { current, highest })));
 }
 
 // ---------------------------------------------------------------- start
 
+// ---------------------------------------------------------------- TV mode
+
+function tierName(tier) {
+  return { high: t("High"), medium: t("Medium"), low: t("Low") }[tier] || titleCase(tier);
+}
+
+/** TV mode: the board fills the screen and its type scales with the screen's width. */
+function setTvMode(on) {
+  document.documentElement.classList.toggle("tv", on);
+  $("tv-button").setAttribute("aria-pressed", on ? "true" : "false");
+  $("tv-button").querySelector(".tv-label").textContent = on ? t("Leave TV mode") : t("TV mode");
+  localStorage.setItem(TV_KEY, on ? "on" : "off");
+  if (on && document.fullscreenEnabled && !document.fullscreenElement) {
+    document.documentElement.requestFullscreen().catch(() => {});
+  } else if (!on && document.fullscreenElement) {
+    document.exitFullscreen().catch(() => {});
+  }
+}
+
 function init() {
   session.onExpired = () => {
     session.signOut();
-    showSignedOut("Your session has expired. Please sign in again.");
+    showSignedOut(t("Your session has expired. Please sign in again."));
   };
+  session.onChange = (current) => {
+    if (current && isSupervisor(current.role)) showSignedIn(current);
+    else if (!current) showSignedOut("");
+  };
+  const wantTv = new URLSearchParams(window.location.search).get("tv");
+  setTvMode(wantTv === "1" || (wantTv === null && localStorage.getItem(TV_KEY) === "on"));
+  $("tv-button").addEventListener("click", () => setTvMode(!document.documentElement.classList.contains("tv")));
   wireSignIn({
     form: $("sign-in-form"),
     error: $("sign-in-error"),

@@ -1,6 +1,8 @@
 // Small DOM and formatting helpers shared by both pages. Elements are built with h(), never from
 // HTML strings, so customer data can never inject markup.
 
+import { locale, t } from "./i18n.js";
+
 /** h("p", {class: "x", onclick: fn}, "text", child, [more]) */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -51,7 +53,7 @@ export function money(amount, currency = "GBP") {
   const value = Number(amount);
   if (amount === null || amount === undefined || Number.isNaN(value)) return "—";
   try {
-    return new Intl.NumberFormat("en-GB", { style: "currency", currency }).format(value);
+    return new Intl.NumberFormat(locale(), { style: "currency", currency }).format(value);
   } catch {
     return `${value.toFixed(2)} ${currency}`;
   }
@@ -81,13 +83,13 @@ export function parseTime(value) {
 export function shortDate(value) {
   const date = parseTime(value);
   if (!date) return "";
-  return date.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric" });
+  return date.toLocaleDateString(locale(), { day: "numeric", month: "short", year: "numeric" });
 }
 
 export function timeOfDay(value) {
   const date = parseTime(value);
   if (!date) return "";
-  return date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  return date.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
 }
 
 /** "3 weeks ago", "yesterday", "today" — for dates an agent reads aloud. */
@@ -95,10 +97,49 @@ export function ago(value) {
   const date = parseTime(value);
   if (!date) return "";
   const days = Math.floor((Date.now() - date.getTime()) / 86400000);
-  if (days < 1) return "today";
-  if (days < 2) return "yesterday";
-  if (days < 14) return `${days} days ago`;
-  if (days < 60) return `${Math.round(days / 7)} weeks ago`;
-  if (days < 730) return `${Math.round(days / 30)} months ago`;
-  return `${Math.round(days / 365)} years ago`;
+  if (days < 1) return t("today");
+  if (days < 2) return t("yesterday");
+  if (days < 14) return t("{n} days ago", { n: days });
+  if (days < 60) return t("{n} weeks ago", { n: Math.round(days / 7) });
+  if (days < 730) return t("{n} months ago", { n: Math.round(days / 30) });
+  return t("{n} years ago", { n: Math.round(days / 365) });
+}
+
+/**
+ * A phone number as the caller would say it (national format), E.164 on hover and on copy:
+ * a button that copies the E.164 form. `number` is {e164, national, raw} or a string.
+ */
+export function phoneNumber(number, { className = "phone" } = {}) {
+  const value = typeof number === "string" ? { e164: number } : number || {};
+  const e164 = value.e164 || null;
+  const shown = value.national || e164 || value.raw || t("Unknown number");
+  if (!e164) return h("span", { class: className }, shown);
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: `${className} phone-copy`,
+      title: t("{e164} (click to copy)", { e164 }),
+      "aria-label": t("{number}, copy {e164}", { number: shown, e164 }),
+      dataset: { e164 },
+    },
+    shown,
+  );
+  button.addEventListener("click", () => copyText(e164, button));
+  // Copying the selected text gives the E.164 form too.
+  button.addEventListener("copy", (event) => {
+    event.clipboardData.setData("text/plain", e164);
+    event.preventDefault();
+  });
+  return button;
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.dataset.copied = "true";
+    setTimeout(() => delete button.dataset.copied, 1500);
+  } catch {
+    // No clipboard permission (an insecure origin): the number stays on screen to read.
+  }
 }

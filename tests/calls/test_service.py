@@ -62,7 +62,12 @@ async def test_offer_pushes_the_prebuilt_pop_and_records_delivery_and_view(
         assert pop["type"] == "pop" and pop["version"] == queued["pop_version"]
         assert pop["call"] == pop["call"] | {"id": f"generic:{cid}", "state": "ringing",
                                              "queue": "sales"}  # fmt: skip
-        assert pop["call"]["caller"] == {"raw": ADA_PHONE, "e164": ADA_PHONE, "withheld": False}
+        assert pop["call"]["caller"] == {
+            "raw": ADA_PHONE,
+            "e164": ADA_PHONE,
+            "national": "07700 900101",  # as the caller says it
+            "withheld": False,
+        }
         assert pop["match"]["kind"] == "single" and pop["customer"]["id"] == world.ada
         assert pop["customer"]["name"] == "Ada Lovelace"
         assert pop["account"]["balance"] == 42.5
@@ -328,7 +333,7 @@ async def test_wrapup_once_by_the_agent_then_409(
         await app.post(event(cid, "ended"))
         url = f"/api/calls/generic:{cid}/wrapup"
         body = {
-            "disposition": "order placed",
+            "disposition": "sale",
             "notes": "wants the blue teapot",
             "satisfaction": 5,
             "offers": [{"sku": "SKU2", "outcome": "accepted"}],
@@ -360,7 +365,12 @@ async def test_call_api_shows_the_journal_to_supervisors(world: World, database_
         assert active.status_code == 200
         [call] = active.json()["calls"]
         assert call["id"] == f"generic:{cid}" and call["state"] == "ringing"
-        assert call["caller"] == {"raw": ADA_PHONE, "e164": ADA_PHONE, "withheld": False}
+        assert call["caller"] == {
+            "raw": ADA_PHONE,
+            "e164": ADA_PHONE,
+            "national": "07700 900101",
+            "withheld": False,
+        }
         assert call["match"]["kind"] == "single"
         assert [e["kind"] for e in call["events"]] == ["queued", "offered"]
         assert call["events"][0]["raw"]["call_id"] == cid

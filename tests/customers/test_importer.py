@@ -216,6 +216,27 @@ async def test_balance_and_credit_limit_follow_the_documented_rule(
     assert accounts["200"] == (Decimal("0.00"), Decimal("500.00"))
 
 
+async def test_a_newer_import_for_other_customers_keeps_balances(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    first = [line("100", "581001", "2011-12-09 10:00:00", qty=10, price="10.00")]
+    await import_orders(clean_engine, write_csv(tmp_path / "first.csv", first))
+    # A month later, a new customer: customer 100's 30-day window would hold nothing.
+    later = [line("300", "590001", "2012-01-20 10:00:00", qty=2, price="5.00")]
+    await import_orders(clean_engine, write_csv(tmp_path / "later.csv", later))
+    async with AsyncSession(clean_engine) as session:
+        balances = dict(
+            (
+                await session.execute(
+                    select(Customer.external_ref, Account.balance).join(
+                        Account, Account.customer_id == Customer.id
+                    )
+                )
+            ).all()
+        )
+    assert balances == {"100": Decimal("100.00"), "300": Decimal("10.00")}
+
+
 async def test_optional_name_phone_email_columns_are_used(
     clean_engine: AsyncEngine, tmp_path: Path
 ) -> None:

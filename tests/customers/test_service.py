@@ -294,6 +294,8 @@ async def test_profile_without_insights_has_every_part_and_is_plain_json(
         "available_credit": 979.5,
         "currency": "GBP",
         "status": "active",
+        "overdue": None,
+        "balance_as_of": None,
         "masked": False,
     }
     purchases = doc["purchases"]

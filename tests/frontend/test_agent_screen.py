@@ -244,7 +244,8 @@ async def test_sign_in_and_choose_with_the_keyboard_only(
     focused_js = """() => {
         const el = document.activeElement;
         const card = el && el.closest("article");
-        return card ? card.dataset.callId + "|" + el.textContent : "";
+        const name = el && el.matches(".candidate") && el.querySelector(".candidate-name");
+        return card && name ? card.dataset.callId + "|" + name.textContent : "";
     }"""
     for _ in range(40):
         if (await page.evaluate(focused_js)).startswith(f"generic:{call_id}|Tom Baker"):

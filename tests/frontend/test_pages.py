@@ -76,9 +76,10 @@ async def test_screens_have_the_sign_in_form(sqlite_url: str, path: str, module:
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-cache"
     page = response.text
-    assert '<label for="username">Username</label>' in page
-    assert '<label for="password">Password</label>' in page
-    assert '<button type="submit" class="btn btn-primary">Sign in</button>' in page
+    # English in the document; data-i18n marks text the catalogue translates.
+    assert '<label for="username" data-i18n>Username</label>' in page
+    assert '<label for="password" data-i18n>Password</label>' in page
+    assert '<button type="submit" class="btn btn-primary" data-i18n>Sign in</button>' in page
     assert f'<script type="module" src="{module}">' in page
     assert 'aria-live="polite"' in page or path == "/supervisor"
 
@@ -91,11 +92,15 @@ async def test_screens_have_the_sign_in_form(sqlite_url: str, path: str, module:
         "/static/js/live.js",
         "/static/js/session.js",
         "/static/js/ui.js",
+        "/static/js/i18n.js",
+        "/static/js/desk.js",
+        "/static/js/wrapup.js",
+        "/static/i18n/fr.json",
         "/static/screenpop.css",
     ],
 )
 async def test_static_files_are_served(sqlite_url: str, path: str) -> None:
     response = await fetch(sqlite_url, path, demo=False)
     assert response.status_code == 200
-    expected = "text/css" if path.endswith(".css") else "javascript"
+    expected = {"css": "text/css", "json": "json"}.get(path.rsplit(".", 1)[1], "javascript")
     assert expected in response.headers["content-type"]

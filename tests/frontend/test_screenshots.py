@@ -32,7 +32,15 @@ from tests.frontend.conftest import (
 )
 
 SUPPORT_DID = "+448081570002"
-SHOTS = ["agent-desktop.png", "agent-phone.png", "wallboard-desktop.png", "wallboard-phone.png"]
+SHOTS = [
+    "agent-desktop.png",
+    "agent-phone.png",
+    "agent-customer.png",
+    "wallboard-desktop.png",
+    "wallboard-phone.png",
+    "wallboard-tv.png",
+]
+TV = {"width": 1920, "height": 1080}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +93,7 @@ async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Brow
         "agent-phone": await open_screen(browser, live_server, "/agent", "alice", PHONE),
         "wallboard-desktop": await open_screen(browser, live_server, "/supervisor", "sam", DESKTOP),
         "wallboard-phone": await open_screen(browser, live_server, "/supervisor", "sam", PHONE),
+        "wallboard-tv": await open_screen(browser, live_server, "/supervisor?tv=1", "sam", TV),
     }
     try:
         # Earlier today: bob took a call from the star customer and wrapped it up, so the
@@ -116,30 +125,49 @@ async def test_screenshots_with_demo_data(demo_server: LiveServer, browser: Brow
         await post(call_id=ids["e"], kind="answered", caller=e_phone, agent="bob")
         await post(call_id=ids["f"], kind="queued", caller=star, dialed=SALES_DID)
         await post(call_id=ids["f"], kind="offered", caller=star, agent="alice")
+        await post(call_id=ids["f"], kind="answered", caller=star, agent="alice")
 
         for key in ("agent-desktop", "agent-phone"):
             card = pages[key].locator(f'article.pop[data-call-id="generic:{ids["f"]}"]')
             await expect(card.locator(".customer-name")).to_have_text(star_name)
             await expect(card.locator(".figure-balance dd")).to_contain_text("£")
             await expect(card.locator(".touches")).to_contain_text("cake stands")
+            await expect(card.locator("form.wrapup-form")).to_be_visible()
+        # On a phone the wrap-up is one tap away from wherever the agent has scrolled.
+        await expect(
+            pages["agent-phone"].get_by_role("link", name="Go to wrap-up")
+        ).to_be_in_viewport()
+        desk = pages["agent-desktop"]
+        await desk.locator("form.wrapup-form textarea").fill("Asked about the cake stand colours.")
+        await expect(desk.locator(".draft-note[data-saved=true]")).to_be_visible()
         board = pages["wallboard-desktop"]
-        # Ringing calls still wait in their queue until answered.
-        await expect(board.locator(".waiting-row")).to_have_count(4)
+        await expect(board.locator(".waiting-row")).to_have_count(3)
         await expect(board.locator("#queues")).to_contain_text(b_name)
         await expect(board.locator("#queues")).to_contain_text(c_name)
         await expect(board.locator('.agent[data-username="bob"]')).to_contain_text("On call")
-        await pages["wallboard-phone"].locator(".waiting-row").nth(3).wait_for()
+        await pages["wallboard-phone"].locator(".waiting-row").nth(2).wait_for()
+        await pages["wallboard-tv"].locator(".waiting-row").nth(2).wait_for()
 
         shots = (
-            ("agent-desktop", True),
+            ("agent-desktop", False),
             ("agent-phone", False),
             ("wallboard-desktop", True),
             ("wallboard-phone", False),
+            ("wallboard-tv", False),
         )
         for key, full_page in shots:
+            await pages[key].evaluate("window.scrollTo(0, 0)")
             await pages[key].screenshot(
                 path=artifact(f"{key}.png"), full_page=full_page, animations="disabled"
             )
+        # The desk: the star customer found by name, with the timeline.
+        await desk.get_by_role("searchbox", name="Find a customer").fill(star_name)
+        await (
+            desk.locator("#finder .search-result").first.get_by_role("button", name="Open").click()
+        )
+        await expect(desk.locator(".customer-card .timeline-item").first).to_be_visible()
+        await desk.evaluate("window.scrollTo(0, 0)")
+        await desk.screenshot(path=artifact("agent-customer.png"), animations="disabled")
         publish_screenshots(SHOTS)
     finally:
         for key, call_id in ids.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.async_api import BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.frontend.conftest import (
     JANE_PHONE,
@@ -15,6 +15,8 @@ from tests.frontend.conftest import (
     sign_in,
     wait_live,
 )
+
+TV = {"width": 1920, "height": 1080}
 
 
 async def figure(tile: Locator, label: str) -> int:
@@ -73,3 +75,44 @@ async def test_phone_layout(live_server: LiveServer, browser_context_phone: Brow
     await expect(page.locator('article.queue-tile[data-queue="sales"]')).to_be_visible()
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+
+
+async def test_tv_mode_fills_a_1920_screen_with_the_floor_figures_first(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport=TV)
+    try:
+        page = await context.new_page()
+        await page.goto(live_server.url + "/supervisor?tv=1")
+        await page.get_by_label("Username").fill("sam")
+        await page.get_by_label("Password").fill("demo")
+        await page.get_by_role("button", name="Sign in").click()
+        await wait_live(page)
+        headline = page.locator("#headline dt")
+        await expect(headline).to_have_text(["Service level", "Waiting", "Longest wait", "Agents"])
+        # The floor's figures come before the queues; pop latency only in the details view.
+        first = await page.locator("#headline").bounding_box()
+        queues = await page.locator("#queues").bounding_box()
+        assert first is not None and queues is not None and first["y"] < queues["y"]
+        await expect(page.get_by_text("Pop p95")).to_be_hidden()
+        # The board uses the width of the screen, needs no scrolling, and its labels are read
+        # from afar.
+        await page.screenshot(path=artifact("wallboard-tv.png"))
+        board = await page.locator("#board").bounding_box()
+        assert board is not None and board["width"] >= 0.95 * TV["width"]
+        assert await page.evaluate("document.documentElement.scrollHeight") <= TV["height"]
+        label_px = await page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('#headline dt')).fontSize)"
+        )
+        assert label_px >= 20
+        # Leaving TV mode goes back to the normal sizes; pop health is one click away.
+        await page.get_by_role("button", name="Leave TV mode").click()
+        smaller = await page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('#headline dt')).fontSize)"
+        )
+        assert smaller < label_px
+        await expect(page.locator("#health")).to_be_hidden()
+        await page.get_by_text("Technical details").click()
+        await expect(page.locator("#health")).to_contain_text("Pop p95")
+    finally:
+        await context.close()

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
+from app.insights.history import History, ItemCodes, is_product_code, to_day
+
 HEADER = [
     "customer_id", "invoice_no", "invoice_date", "stock_code",
     "description", "quantity", "unit_price", "country",
@@ -64,3 +68,30 @@ def shop(seed: int = 7) -> list[Line]:
                     lines.append(Line(customer, str(invoice), day, fee, 1, 15.0))
                 day += timedelta(days=rng.randint(15, 25))
     return lines
+
+
+def history_of(lines: list[Line]) -> History:
+    """The ``History`` the trainer would read after importing ``lines`` (no database)."""
+    customers: dict[str, int] = {}
+    orders: dict[str, int] = {}
+    items = ItemCodes()
+    rows = sorted(lines, key=lambda x: (x.at, x.invoice))
+    for ln in rows:
+        customers.setdefault(ln.customer, len(customers))
+        orders.setdefault(ln.invoice, len(orders))
+        items.code(ln.sku, NAMES.get(ln.sku, ln.sku))
+    return History(
+        customer_ids=np.arange(len(customers), dtype=np.int64),
+        external_refs=list(customers),
+        consent=np.ones(len(customers), dtype=np.bool_),
+        skus=items.skus,
+        names=items.names,
+        is_product=np.asarray([is_product_code(s) for s in items.skus], dtype=np.bool_),
+        line_customer=np.asarray([customers[ln.customer] for ln in rows], dtype=np.int64),
+        line_item=np.asarray([items.index[ln.sku] for ln in rows], dtype=np.int64),
+        line_order=np.asarray([orders[ln.invoice] for ln in rows], dtype=np.int64),
+        line_day=np.asarray([to_day(ln.at) for ln in rows], dtype=np.float64),
+        line_qty=np.asarray([ln.quantity for ln in rows], dtype=np.int64),
+        line_price=np.asarray([ln.price for ln in rows], dtype=np.float64),
+        line_return=np.asarray([ln.invoice.startswith("C") for ln in rows], dtype=np.bool_),
+    )

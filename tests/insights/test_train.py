@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -201,4 +202,40 @@ async def test_since_refreshes_only_customers_with_news(
     assert all(second[c] == first[c] for c in first if c != cid)
     assert kinds == ["full", "since"]
     reorder = {n.sku: n.reason for n in await _needs(clean_engine, cid) if n.kind == "reorder"}
-    assert "10001" in reorder and reorder["10001"].endswith("last today")
+    assert "10001" in reorder and ", last today" in reorder["10001"]
+
+
+async def test_as_of_is_the_newest_order_not_a_later_wrap_up(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await _load(clean_engine, tmp_path)
+    cid = await _customer(clean_engine, "10001")
+    # A wrap-up a month after the last order must not move "now" (issue: train on live data).
+    await _outcome(clean_engine, cid, "10002", "declined", AS_OF + timedelta(days=30))
+    stages: list[tuple[str, int, int]] = []
+    report = await train(clean_engine, progress=lambda s, d, t: stages.append((s, d, t)))
+
+    newest = max(ln.at for ln in shop()).replace(tzinfo=ZoneInfo("Europe/London"))
+    assert report.as_of == newest + timedelta(minutes=1)
+    # ...and the decline, though after it, still applies.
+    assert "10002" not in {n.sku for n in await _needs(clean_engine, cid)}
+    # One bar per stage, each one finished.
+    last = {stage: (done, total) for stage, done, total in stages}
+    assert {
+        "reading history", "training windows", "fitting the any-product ranker",
+        "fitting the cross-sell ranker", "writing",
+    } <= set(last)  # fmt: skip
+    assert all(done == total for done, total in last.values())
+
+
+async def test_since_refits_when_the_stored_rankers_are_from_other_features(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await _load(clean_engine, tmp_path)
+    await train(clean_engine, now=AS_OF - timedelta(days=3))
+    async with clean_engine.begin() as conn:
+        params = (await conn.execute(select(InsightRun.params))).scalar_one()
+        old = {**params, "rankers": {"reorder": {"weights": [0.1]}, "cross": {"weights": [0.2]}}}
+        await conn.execute(update(InsightRun).values(params=old))
+    report = await train(clean_engine, since=AS_OF - timedelta(days=30))
+    assert report.kind == "since" and report.refitted

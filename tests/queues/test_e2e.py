@@ -167,7 +167,7 @@ async def play_hand_day(f: Floor) -> None:
 
 
 SALES = {"offered": 4, "answered": 3, "abandoned": 1, "abandon_rate": 0.25,
-         "service_level": 0.6667, "asa_s": 14.3, "aht_s": 90.0}  # fmt: skip
+         "service_level": 0.5, "asa_s": 14.3, "aht_s": 90.0}  # fmt: skip
 SUPPORT = {"offered": 2, "answered": 1, "abandoned": 0, "abandon_rate": 0.0,
            "service_level": 0.0, "asa_s": 35.0, "aht_s": 135.0}  # fmt: skip
 

@@ -182,3 +182,15 @@ async def add_user_and_day(app: App) -> None:
     async with app.state["sessionmaker"]() as session:
         await sb.store(session)
         await session.commit()
+
+
+async def test_a_supervisor_without_an_extension_has_no_status_and_is_not_an_agent(
+    floor: App,
+) -> None:
+    sam = floor.headers("sam", "supervisor")
+    refused = await floor.http.post("/api/agents/me/status", json={"state": "away"}, headers=sam)
+    assert refused.status_code == 403 and "extension" in refused.json()["detail"]
+    assert "sam" not in [a["username"] for a in (await floor.get("root", "admin")).json()["agents"]]
+    alice = floor.headers("alice", "agent")
+    ok = await floor.http.post("/api/agents/me/status", json={"state": "away"}, headers=alice)
+    assert ok.status_code == 200

@@ -57,8 +57,12 @@ def test_waiting_calls_in_order_with_time_waiting() -> None:
     assert sales["waiting"][1]["waiting_s"] == 18.0
     assert sales["longest_wait_s"] == 30.0
     assert (sales["offered"], sales["answered"], sales["abandoned"]) == (2, 0, 0)
-    assert sales["service_level"] is None and sales["asa_s"] is None
-    assert queue(snap, "support")["offered"] == 1
+    # Nothing answered yet, but a waits 30 s > 20 s: it already counts against the level.
+    assert sales["service_level"] == 0.0 and sales["waiting_over_threshold"] == 1
+    assert sales["asa_s"] is None
+    support = queue(snap, "support")
+    assert support["offered"] == 1
+    assert support["service_level"] is None and support["waiting_over_threshold"] == 0
 
 
 def test_answered_within_and_beyond_threshold() -> None:
@@ -88,6 +92,10 @@ def test_abandoned_while_queued_and_while_ringing() -> None:
     sales = queue(snap, "sales")
     assert (sales["offered"], sales["abandoned"], sales["abandon_rate"]) == (4, 2, 0.5)
     assert [w["call_id"] for w in sales["waiting"]] == ["generic:2", "generic:3"]
+    # Service level: nothing answered; 0 abandoned after 30 s > 20 s counts, 1 after 8 s
+    # does not; 2 and 3 have waited 38 s and 37 s > 20 s.
+    assert sales["waiting_over_threshold"] == 2
+    assert sales["service_level"] == 0.0
     # The agent whose phone rang is back where they were, not wrapping up.
     assert agent(snap, "alice")["state"] == "available"
 
@@ -195,8 +203,10 @@ def assert_hand_day(snap: dict[str, Any]) -> None:
         "answered": 3,
         "abandoned": 1,
         "abandon_rate": 0.25,
-        "service_level": 0.6667,  # c1 (8 s) and c6 (5 s) of c1, c2 (30 s), c6
+        # c1 (8 s) and c6 (5 s) of c1, c2 (30 s), c6 and c3 (abandoned after 30 s > 20 s)
+        "service_level": 0.5,
         "service_level_s": 20,
+        "waiting_over_threshold": 0,
         "asa_s": 14.3,  # (8 + 30 + 5) / 3
         "aht_s": 90.0,  # c1 120 s, c2 60 s; c6 still talking
     }
@@ -208,8 +218,9 @@ def assert_hand_day(snap: dict[str, Any]) -> None:
         "answered": 1,
         "abandoned": 0,
         "abandon_rate": 0.0,
-        "service_level": 0.0,  # c4 waited 35 s > 30 s
+        "service_level": 0.0,  # c4 waited 35 s > 30 s; c5 has waited 60 s so far
         "service_level_s": 30,
+        "waiting_over_threshold": 1,
         "asa_s": 35.0,
         "aht_s": 135.0,  # 40 s -> 175 s across the transfer
     }
@@ -279,7 +290,19 @@ def test_midnight_resets_the_figures_in_the_local_time_zone() -> None:
     [
         ([("agent.connection", True)], "available", 0),
         ([("agent.connection", True), ("agent.status", "away")], "away", 1),
-        ([("agent.connection", True), ("agent.connection", False)], "logged_out", 1),
+        # Closing the last screen starts the offline clock; the state stays for now.
+        ([("agent.connection", True), ("agent.connection", False)], "available", 0),
+        # Away survives a reload (the page closes and connects again).
+        (
+            [
+                ("agent.connection", True),
+                ("agent.status", "away"),
+                ("agent.connection", False),
+                ("agent.connection", True),
+            ],
+            "away",
+            1,
+        ),
         # Two screens open: closing one keeps the agent signed in, since the first.
         ([("agent.connection", True)] * 2 + [("agent.connection", False)], "available", 0),
         ([("agent.status", "away"), ("agent.status", "available")], "available", 1),
@@ -359,3 +382,14 @@ def test_finished_calls_are_forgotten_and_their_late_events_ignored() -> None:
     sales = queue(stats.snapshot(now=s(65 + 11 * 60)), "sales")
     assert (sales["offered"], sales["answered"], sales["aht_s"]) == (2, 1, 60.0)
     assert stats.handled == {"alice": 1}
+
+
+def test_service_level_counts_callers_still_waiting_past_the_threshold() -> None:
+    sb = Switchboard()
+    sb.queued("generic:a", s(0), "sales")
+    sb.answered("generic:a", s(10), "alice")  # within 20 s
+    sb.queued("generic:b", s(5), "sales")  # still waiting at 30 s: 25 s > 20 s
+    sb.queued("generic:c", s(20), "sales")  # still waiting: 10 s, not counted yet
+    sales = queue(fed(sb, s(30)).snapshot(now=s(30)), "sales")
+    assert sales["waiting_over_threshold"] == 1
+    assert sales["service_level"] == 0.5

@@ -25,8 +25,11 @@ def free_port() -> int:
 class ServerProcess:
     """``screenpop`` served by uvicorn in a child process, with settings from ``env``."""
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.env = dict(env)
+        self.args = args
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"screenpop-server-{self.port}.log"
@@ -39,12 +42,13 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        # Generous: a cold start on a loaded two-core machine can take tens of seconds.
         env = {**os.environ, "SCREENPOP_LOG_LEVEL": "WARNING", **self.env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-migrate"],
+             "--port", str(self.port), "--no-migrate", *self.args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
