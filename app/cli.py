@@ -69,7 +69,11 @@ def serve(
         from app import demo as demo_mode
 
         demo_mode.prepare(settings, host=host, port=port, console=console)
-    uvicorn.run(
+    from uvicorn.supervisors import Multiprocess
+
+    from app.tcp import cut_stalled_peers
+
+    config = uvicorn.Config(
         "app.main:create_app",
         factory=True,
         host=host,
@@ -83,6 +87,15 @@ def serve(
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_per_message_deflate=settings.ws_compression,
     )
+    sock = config.bind_socket()
+    cut_stalled_peers(sock, settings.tcp_user_timeout_s)
+    if workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)
 
 
 def _share_metrics_between_workers() -> None:

@@ -29,7 +29,9 @@ from app.settings import Settings, get_settings
 from app.sources import router as sources_router
 from app.sources import runtime as sources_runtime
 from app.state import State
+from app.users import access as users_access
 from app.users import router as users_router
+from app.users.login_limits import LoginLimiter
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -54,6 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "hub": hub,
             "services": {},
         }
+        access = users_access.Access(state["sessionmaker"], settings.users_refresh_s)
+        state["services"]["access"] = access
+        state["services"]["access_refresh"] = await users_access.start(access)
+        state["services"]["login_limits"] = LoginLimiter(
+            settings.login_failures_per_user, settings.login_failures_per_address
+        )
         await sources_runtime.start(state)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
@@ -72,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await insights_runtime.stop(state)
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
+            await users_access.stop(state["services"]["access_refresh"])
             await sources_runtime.stop(state)
             await hub.close()
             await engine.dispose()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     # Websocket keepalive pings by uvicorn (0 = none): a connection that misses a pong closes.
     ws_ping_interval_s: float = Field(default=20.0, ge=0)
+    # Linux: a connection whose peer acknowledges nothing (a client that stopped reading, a
+    # dead network) for this long is aborted by the kernel (TCP_USER_TIMEOUT; 0 = off).
+    tcp_user_timeout_s: float = Field(default=10.0, ge=0)
     # Seconds a request waits for a pooled connection before answering 503 (overloaded).
     db_pool_timeout_s: float = 5.0
     # PostgreSQL: event writes commit without waiting for the disk (the pop goes out at
@@ -78,6 +81,12 @@ class Settings(BaseSettings):
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90
     insights_refresh_s: int = 0
+    # Seconds between reads of the users' active flag, role and queues (app/users/access.py):
+    # a deactivated or demoted user loses access within this time.
+    users_refresh_s: float = Field(default=5.0, gt=0, le=10)
+    # Failed sign-ins per minute before 429 (app/users/login_limits.py), per instance.
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
 
     @field_validator(
         "webhook_secret",

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
     from app.sources.runtime import SourcesRuntime
+    from app.users.access import Access
+    from app.users.login_limits import LoginLimiter
     from telephony.stream import StreamConnector
 
 
@@ -31,6 +33,9 @@ class Services(TypedDict, total=False):
     # Open agent pages on this instance, by username (app.queues.timeouts).
     agent_pages: Counter[str]
     insights_refresh: asyncio.Task[None]
+    access: Access
+    access_refresh: asyncio.Task[None]
+    login_limits: LoginLimiter
     sources: SourcesRuntime
 
 

@@ -21,6 +21,7 @@ from app.calls.pop import (
     customer_name,
     document_from_profile,
     pop_message,
+    state_message,
 )
 from app.calls.publishing import CALLS_CHANNEL, Publisher, agent_channel
 from app.calls.receipts import ReceiptWriter
@@ -78,6 +79,19 @@ class AgentActions:
             if not doc.get("complete", True) and call.get("customer_id") is not None:
                 self.publisher.finish_later(call["id"], int(call["customer_id"]))
         return messages
+
+    async def states_of(self, principal: Principal, call_ids: set[str]) -> list[dict[str, Any]]:
+        """A ``call.state`` for each of ``call_ids`` no longer live for this agent (a resync:
+        calls whose end or withdrawal was published while the broker was down)."""
+        if not call_ids:
+            return []
+        async with self.sessionmaker() as session:
+            rows = await repo.call_states(session, call_ids)
+        return [
+            state_message(call_id, state, withdrawn=agent != principal.username)
+            for call_id, state, agent in rows
+            if state not in AGENT_LIVE_STATES or agent not in (None, principal.username)
+        ]
 
     async def record_receipt(
         self, principal: Principal, call_id: str, version: int | None, *, seen: bool

@@ -6,7 +6,10 @@ Protocol (docs/calls.md, "Agent websocket"):
   **4401** and the reason (``unauthorized: token expired``), so browsers see the code;
 * on connect the server subscribes ``agent:{username}`` and then replays, from the
   database, a ``pop`` for every call still live for the agent (ringing to them, or answered
-  or held by them) - after a dropped connection or a server restart alike;
+  or held by them) - after a dropped connection or a server restart alike. The replay pages
+  into the send queue while it is sent, so any number of live calls fits;
+* after a broker outage (resync) the same replay runs in place, plus a ``call.state`` for
+  each call this connection showed that is no longer live for the agent;
 * server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
 * client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
@@ -18,7 +21,9 @@ Protocol (docs/calls.md, "Agent websocket"):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -30,9 +35,12 @@ from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
 from app.live.hub import Hub
 from app.live.pump import pump
+from app.live.subscription import call_id_of
 from app.queues.timeouts import local_pages
-from app.users.service import Principal, principal_from_token
+from app.users.deps import checked_principal
+from app.users.service import Principal
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 PRESENCE_CHANNEL = "presence"
@@ -56,9 +64,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     """Pops for the signed-in agent (every tab of theirs gets the same frames)."""
     state = get_state(websocket)
     try:
-        principal = principal_from_token(
-            state["settings"].jwt_key(), websocket.query_params.get("token")
-        )
+        principal = checked_principal(websocket, websocket.query_params.get("token"))
     except Unauthorized as exc:
         await websocket.accept()
         await websocket.close(code=CLOSE_UNAUTHORIZED, reason=f"unauthorized: {exc.detail}")
@@ -70,9 +76,34 @@ async def agent_socket(websocket: WebSocket) -> None:
     # subscription drops a pop it already queued at the same version.
     sub = hub.subscribe([agent_channel(principal.username)])
 
+    replaying: list[asyncio.Task[None]] = []
+
     async def replay() -> None:
-        for message in await service.actions.live_pops(principal):
+        # Calls this connection showed before a resync: those that ended or moved on while
+        # the broker was down get their call.state (their live pops are replayed anyway).
+        held = sub.held_calls()
+        pops = await service.actions.live_pops(principal)
+        live = {call_id_of(m) for m in pops}
+        states = await service.actions.states_of(principal, held - live)
+        for message in (*pops, *states):
+            await sub.room()
+            if sub.closed or sub.overflowed:
+                return
             sub.push(message)
+
+    async def replay_or_close() -> None:
+        try:
+            await replay()
+        except Exception:
+            # The client reconnects (1001) and gets the replay then.
+            log.exception("agent websocket replay failed; closing for a reconnect")
+            sub.close()
+
+    async def start_replay() -> None:
+        # The pump sends while the replay pages in, so any number of live calls fits.
+        for task in replaying:
+            task.cancel()
+        replaying[:] = [asyncio.create_task(replay_or_close(), name=f"replay:{principal.username}")]
 
     async def on_message(message: dict[str, Any]) -> None:
         await handle_client_message(service, principal, message)
@@ -81,9 +112,19 @@ async def agent_socket(websocket: WebSocket) -> None:
     pages[principal.username] += 1
     await _presence(hub, principal.username, True)
     try:
-        await replay()
-        await pump(websocket, sub, on_client_message=on_message, on_resync=replay, audience="agent")
+        await start_replay()
+        await pump(
+            websocket,
+            sub,
+            on_client_message=on_message,
+            on_resync=start_replay,
+            audience="agent",
+            revoked=state["services"]["access"].revoked(principal, supervisor=False),
+        )
     finally:
+        for task in replaying:
+            task.cancel()
+        await asyncio.gather(*replaying, return_exceptions=True)
         hub.unsubscribe(sub)
         pages[principal.username] -= 1
         if pages[principal.username] <= 0:

@@ -298,6 +298,22 @@ async def live_calls_for_agent(session: AsyncSession, username: str) -> list[Cal
     return out
 
 
+async def call_states(
+    session: AsyncSession, call_ids: Iterable[str]
+) -> list[tuple[str, str, str | None]]:
+    """(id, state, agent) of each of ``call_ids`` that exists (a resync's final states)."""
+    ids = sorted(set(call_ids))
+    out: list[tuple[str, str, str | None]] = []
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(CALLS.c.id, CALLS.c.state, CALLS.c.agent).where(
+                CALLS.c.id.in_(ids[start : start + 500])
+            )
+        )
+        out.extend((r.id, r.state, r.agent) for r in rows)
+    return out
+
+
 # --- pop deliveries ----------------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_RESYNC = 4009
 # Client messages are small acks and choices; anything bigger is refused without parsing.
 MAX_CLIENT_MESSAGE = 16 * 1024
-CLOSE_WAIT_S = 5.0
+CLOSE_WAIT_S = 2.0
 
 ClientHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ResyncHandler = Callable[[], Awaitable[None]]
@@ -58,6 +58,7 @@ async def pump(
     on_client_message: ClientHandler | None = None,
     on_resync: ResyncHandler | None = None,
     audience: str | None = None,
+    revoked: Awaitable[tuple[int, str]] | None = None,
 ) -> None:
     """Run an accepted websocket until either side ends it; always unsubscribes ``sub``.
 
@@ -66,6 +67,8 @@ async def pump(
     ``on_resync`` replays from the database into ``sub`` (``sub.push``) after a Redis outage;
     without it the connection closes with 4009 so the client reconnects for the replay.
     ``audience`` ("agent", "supervisor") counts the connection in the websockets gauge.
+    ``revoked`` ends when the user may no longer keep the connection (``app.users.access``)
+    and gives the close code and reason (4401, 4403).
     """
     gauge = _gauge(websocket, audience)
     if gauge is not None:
@@ -74,17 +77,21 @@ async def pump(
     receiver = asyncio.create_task(_receive_messages(websocket, sub, on_client_message))
     # A client that stops reading blocks the sender inside a send; this notices the overflow.
     ended = asyncio.create_task(sub.ended.wait())
+    watch = asyncio.ensure_future(revoked if revoked is not None else asyncio.Future())
+    tasks = (sender, receiver, ended, watch)
     close: tuple[int, str] | None = None
     try:
-        done, _ = await asyncio.wait({sender, receiver, ended}, return_when=asyncio.FIRST_COMPLETED)
-        if sender in done and not sender.cancelled() and sender.exception() is None:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if watch in done and not watch.cancelled() and watch.exception() is None:
+            close = watch.result()
+        elif sender in done and not sender.cancelled() and sender.exception() is None:
             close = sender.result()
         elif ended in done and receiver not in done:
             close = _ending(sub)
     finally:
-        for task in (sender, receiver, ended):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(sender, receiver, ended, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         sub.close()
         if gauge is not None:
             gauge.dec()

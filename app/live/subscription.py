@@ -110,6 +110,9 @@ class Subscription:
         self._versions: dict[tuple[str, str], int] = {}
         self._resync = False
         self._wakeup = asyncio.Event()
+        # Set while at most half the queue is pending: a replay pages on it (``room``).
+        self._room = asyncio.Event()
+        self._room.set()
         # Set once on overflow or close: a pump blocked in a send must notice too.
         self.ended = asyncio.Event()
 
@@ -158,10 +161,13 @@ class Subscription:
             self.overflowed = True
             self._pending.clear()
             self._wakeup.set()
+            self._room.set()
             self.ended.set()
             return False
         self._pending[slot] = frame
         self._wakeup.set()
+        if len(self._pending) > self.maxsize // 2:
+            self._room.clear()
         return True
 
     def push(self, message: Mapping[str, Any]) -> bool:
@@ -181,9 +187,19 @@ class Subscription:
         self.closed = True
         self._pending.clear()
         self._wakeup.set()
+        self._room.set()
         self.ended.set()
         if self._on_close is not None:
             self._on_close(self)
+
+    async def room(self) -> None:
+        """Wait until at most half the queue is pending (or the subscription ended): a replay
+        pushes a page at a time so it never overflows the queue, however many calls it has."""
+        await self._room.wait()
+
+    def held_calls(self) -> set[str]:
+        """Calls this subscription queued a pop for and no ``call.state`` since."""
+        return {call_id for kind, call_id in self._versions if kind == "pop"}
 
     def _remember(self, key: tuple[str, str], version: int) -> None:
         self._versions.pop(key, None)
@@ -208,7 +224,7 @@ class Subscription:
                 self._resync = False
                 raise ResyncRequired
             if self._pending:
-                return self._pending.popitem(last=False)[1]
+                return self._take()
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -216,4 +232,10 @@ class Subscription:
         """The next frame if one is pending (no signals), else None."""
         if self.overflowed or self.closed or self._resync or not self._pending:
             return None
-        return self._pending.popitem(last=False)[1]
+        return self._take()
+
+    def _take(self) -> bytes:
+        frame = self._pending.popitem(last=False)[1]
+        if len(self._pending) <= self.maxsize // 2:
+            self._room.set()
+        return frame

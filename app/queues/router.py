@@ -19,8 +19,7 @@ from app.live.subscription import Subscription
 from app.queues import history, service
 from app.queues import runtime as queues_runtime
 from app.queues.presence import SETTABLE_STATES
-from app.users.deps import CurrentAgent, CurrentSupervisor
-from app.users.service import principal_from_token
+from app.users.deps import CurrentAgent, CurrentSupervisor, checked_principal
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -119,9 +118,7 @@ async def supervisor_ws(websocket: WebSocket) -> None:
     state = get_state(websocket)
     await websocket.accept()
     try:
-        principal = principal_from_token(
-            state["settings"].jwt_key(), websocket.query_params.get("token")
-        )
+        principal = checked_principal(websocket, websocket.query_params.get("token"))
         if not principal.is_supervisor:
             raise Forbidden("supervisor role required")
         async with state["sessionmaker"]() as session:
@@ -141,7 +138,13 @@ async def supervisor_ws(websocket: WebSocket) -> None:
         sub.push(_document(runtime, scope))
 
     try:
-        await pump(websocket, sub, on_resync=resync, audience="supervisor")
+        await pump(
+            websocket,
+            sub,
+            on_resync=resync,
+            audience="supervisor",
+            revoked=state["services"]["access"].revoked(principal, supervisor=True),
+        )
     finally:
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):

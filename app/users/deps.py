@@ -21,7 +21,16 @@ def _bearer(conn: HTTPConnection) -> str | None:
 
 
 def current_user(conn: HTTPConnection) -> Principal:
-    return principal_from_token(get_state(conn)["settings"].jwt_key(), _bearer(conn))
+    """The caller from the token, checked against the user's current state (app.users.access)."""
+    return checked_principal(conn, _bearer(conn))
+
+
+def checked_principal(conn: HTTPConnection, token: str | None) -> Principal:
+    """The principal ``token`` names, with its current role; 401 for a deactivated user."""
+    state = get_state(conn)
+    principal = principal_from_token(state["settings"].jwt_key(), token)
+    access = state["services"].get("access")
+    return access.check(principal) if access is not None else principal
 
 
 def current_agent(user: Annotated[Principal, Depends(current_user)]) -> Principal:

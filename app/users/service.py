@@ -90,7 +90,7 @@ async def import_users(session: AsyncSession, path: Path) -> tuple[int, int]:
 
 async def authenticate(session: AsyncSession, username: str, password: str) -> User:
     user = await get_by_username(session, username)
-    ok = security.verify_password(user.password_hash if user else None, password)
+    ok = await security.check_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
         # One message for both cases: do not tell which part was wrong.
         raise Unauthorized("invalid username or password")

@@ -20,6 +20,7 @@ from app.errors import Invalid
 from app.live.hub import Hub
 from app.live.pump import CLOSE_GOING_AWAY, CLOSE_RESYNC, CLOSE_TOO_SLOW, pump
 from app.metrics import Metrics
+from app.tcp import cut_stalled_peers
 from tests.support.server import free_port
 
 
@@ -216,3 +217,42 @@ async def test_hub_close_says_going_away(harness: Harness) -> None:
         assert await recv(ws) == {"type": "hello"}
         await harness.hub.close()
         assert await closed_with(ws) == (CLOSE_GOING_AWAY, "going away")
+
+
+async def test_a_client_that_stops_reading_loses_its_tcp_connection_too() -> None:
+    """With TCP_USER_TIMEOUT on the listening socket (``screenpop serve`` sets it), the
+    overflowed client's connection is aborted by the kernel, not held until TCP gives up."""
+    h = Harness(queue_size=4)
+    await h.hub.start()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", h.port))
+    if not cut_stalled_peers(listener, 1.0):
+        pytest.skip("no TCP_USER_TIMEOUT on this platform")
+    server = uvicorn.Server(uvicorn.Config(h.app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    await eventually(lambda: server.started)
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.connect(("127.0.0.1", h.port))
+        sock.setblocking(False)
+        options: dict[str, Any] = {"max_queue": 1, "max_size": None, "compression": None}
+        async with connect(h.url("channel=agent:alice"), sock=sock, **options):
+            await eventually(lambda: h.connected() == 1)
+            big = "x" * 1_000_000
+            for i in range(40):
+                await h.hub.publish(
+                    "agent:alice",
+                    {"type": "pop", "version": 1, "call": {"id": f"c{i}"}, "pad": big},
+                )
+                await asyncio.sleep(0.01)
+                if h.hub.overflows:
+                    break
+            assert h.hub.overflows == 1
+            # The server holds no connection any more although the client never read.
+            await eventually(lambda: not server.server_state.connections, wait_s=30)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await h.hub.close()

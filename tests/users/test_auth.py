@@ -65,3 +65,35 @@ def test_password_hashes_are_argon2_and_verify() -> None:
     assert security.verify_password(hashed, "correct horse")
     assert not security.verify_password(hashed, "wrong horse")
     assert not security.verify_password(None, "anything")
+
+
+async def test_failed_sign_ins_are_limited_per_username_with_retry_after(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    await add_user(clean_engine, "alice", password="s3cret-pass")
+    for _ in range(5):
+        wrong = await client.post("/api/auth/login", json={"username": "alice", "password": "no"})
+        assert wrong.status_code == 401
+    limited = await client.post(
+        "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
+    )
+    assert limited.status_code == 429
+    assert limited.json()["error"] == "too_many_requests"
+    assert 0 < int(limited.headers["retry-after"]) <= 60
+    # Another username from the same address is not limited yet (20 per address).
+    await add_user(clean_engine, "bob", password="bobs-password")
+    ok = await client.post("/api/auth/login", json={"username": "bob", "password": "bobs-password"})
+    assert ok.status_code == 200
+
+
+async def test_failed_sign_ins_are_limited_per_address(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    await add_user(clean_engine, "alice", password="s3cret-pass")
+    for i in range(20):
+        wrong = await client.post("/api/auth/login", json={"username": f"u{i}", "password": "no"})
+        assert wrong.status_code == 401
+    limited = await client.post(
+        "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
+    )
+    assert limited.status_code == 429 and "retry-after" in limited.headers

@@ -1,0 +1,153 @@
+"""Webhook latency while agents sign in: ``.venv/bin/python -m bench.login_storm``.
+
+Starts screenpop (real uvicorn, ``python -m app.cli serve``) on a fresh PostgreSQL database
+with ``--users`` agents, then posts signed generic events open-loop at ``--rate`` per second
+for ``--duration`` seconds twice: quiet, and during a storm of ``--logins`` successful
+sign-ins per second (argon2 verification each). Prints the webhook p50/p99/max of both
+phases and ``p99_ratio`` (storm / quiet) as one JSON line. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import migrate
+from app.db import create_engine
+from app.users import service as users
+from tests.calls.support import GENERIC, signed
+from tests.conftest import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET
+from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.server import ServerProcess
+
+PASSWORD = "storm-password-1"
+
+
+async def add_users(url: str, count: int) -> None:
+    engine = create_engine(url)
+    async with AsyncSession(engine) as session:
+        for i in range(count):
+            await users.upsert_user(
+                session, username=f"agent{i}", role="agent", password=PASSWORD, queues=["sales"]
+            )
+        await session.commit()
+    await engine.dispose()
+
+
+async def post_events(
+    http: httpx.AsyncClient, rate: float, duration: float, errors: list[str]
+) -> list[float]:
+    """Open-loop posts; each answer's latency in ms (failures appended to ``errors``)."""
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        call_id = uuid.uuid4().hex[:12]
+        raw, headers = signed(
+            {"event_id": f"{call_id}-1", "call_id": call_id, "kind": "offered",
+             "caller": "+447700900123", "agent": f"agent{i % 20}"}
+        )  # fmt: skip
+        started = time.perf_counter()
+        try:
+            response = await http.post(GENERIC, content=raw, headers=headers)
+        except httpx.TransportError:
+            errors.append("transport")
+            return
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 202:
+            errors.append(str(response.status_code))
+
+    await _open_loop(one, rate, duration)
+    return latencies
+
+
+async def sign_ins(http: httpx.AsyncClient, rate: float, duration: float, users: int) -> int:
+    """Successful sign-ins at ``rate`` per second; how many answered 200."""
+    ok = 0
+
+    async def one(i: int) -> None:
+        nonlocal ok
+        body = {"username": f"agent{i % users}", "password": PASSWORD}
+        try:
+            response = await http.post("/api/auth/login", json=body)
+        except httpx.TransportError:
+            return
+        ok += response.status_code == 200
+
+    await _open_loop(one, rate, duration)
+    return ok
+
+
+async def _open_loop(task: Any, rate: float, duration: float) -> None:
+    started = time.perf_counter()
+    pending = []
+    i = 0
+    while (due := started + i / rate) < started + duration:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        pending.append(asyncio.create_task(task(i)))
+        i += 1
+    await asyncio.gather(*pending)
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 1),
+        "max_ms": round(ordered[-1], 1),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    url = await create_pg_database()
+    server = ServerProcess(
+        {
+            "SCREENPOP_DATABASE_URL": url,
+            "SCREENPOP_JWT_SECRET": TEST_JWT_SECRET,
+            "SCREENPOP_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+            "SCREENPOP_LOG_LEVEL": "WARNING",
+        }
+    )
+    try:
+        await migrate.upgrade_async(url)
+        await add_users(url, args.users)
+        await asyncio.to_thread(server.start, 90)
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
+            errors: list[str] = []
+            await post_events(http, args.rate, 2, [])  # warm-up
+            quiet = await post_events(http, args.rate, args.duration, errors)
+            storm, logged_in = await asyncio.gather(
+                post_events(http, args.rate, args.duration, errors),
+                sign_ins(http, args.logins, args.duration, args.users),
+            )
+    finally:
+        await asyncio.to_thread(server.stop)
+        await drop_pg_database(url)
+    result = {
+        "rate": args.rate,
+        "logins_per_s": args.logins,
+        "logins_ok": logged_in,
+        "webhook_errors": len(errors),
+        "quiet": summary(quiet),
+        "storm": summary(storm),
+    }
+    result["p99_ratio"] = round(result["storm"]["p99_ms"] / result["quiet"]["p99_ms"], 2)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50, help="webhook events per second")
+    parser.add_argument("--logins", type=float, default=20, help="sign-ins per second")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per phase")
+    parser.add_argument("--users", type=int, default=40)
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
