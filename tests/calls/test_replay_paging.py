@@ -80,7 +80,7 @@ async def test_an_agent_with_more_live_calls_than_the_queue_gets_them_all_and_re
             assert {a.status_code for a in answers} == {202}
 
     url = f"ws://127.0.0.1:{served.port}/ws/agent?token={token('dora')}"
-    async with connect(url, max_queue=None) as ws:
+    async with connect(url, max_queue=1024) as ws:
         frames: list[dict[str, Any]] = []
 
         def all_popped(seen: list[dict[str, Any]]) -> bool:
