@@ -1,11 +1,11 @@
 """The hot pool: plain asyncpg connections for the event path (PostgreSQL only).
 
-Each event borrows one connection for a few statements. asyncpg's own ``Pool`` (even with a
-``reset`` that sends nothing) returns a connection through a shielded task and an awaited
-reset, so under overload a released connection waits a whole pass of the event loop before a
-waiter gets it: in an A/B against this pool at 200 events/s on a loaded machine, asyncpg's pool
-answered 18-182 of ~750 events 503 (no connection free within 5 s) where this one answered
-none. This pool is the part we need: a stack of idle
+Each event borrows one connection for a few statements. In an A/B at 200 events/s on a loaded
+machine, asyncpg's own ``Pool`` (with a ``reset`` that sends nothing) answered 18-182 of ~750
+events 503 (no connection free within 5 s) where this pool answered none. The likely cause, not
+measured apart: asyncpg returns a released connection through a shielded task and an awaited
+reset, so under overload it waits a pass of the event loop before a waiter gets it; this pool
+hands it over at once. This pool is the part we need: a stack of idle
 connections, opened lazily up to ``size``, handed straight to waiters on release; a wait only
 when all are busy, bounded by ``timeout_s`` (then ``PoolExhausted``: the webhook answers 503).
 Connections carry no session state (no SET, no LISTEN, no prepared names of ours), so they

@@ -41,10 +41,6 @@ class Written:
     duplicate: bool
     applied: Applied | None = None
 
-    @property
-    def unapplied(self) -> bool:
-        return not self.duplicate and self.applied is None
-
 
 DUPLICATE = Written(duplicate=True)
 UNAPPLIED = Written(duplicate=False)
