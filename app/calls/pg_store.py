@@ -167,8 +167,7 @@ class PgStore:
                 # One statement: nothing of it stays.
                 return await self._unapplied(conn, event, record)
             if written is not None:
-                if written["state"] not in FINAL_STATES:
-                    self.rows.put(event.full_call_id, written)
+                self.remember(event.full_call_id, written)
                 return Written(duplicate=False, applied=planned.applied)
             if attempt + 1 < OPTIMISTIC_ATTEMPTS:
                 found = await self._read(conn, event)
@@ -210,6 +209,14 @@ class PgStore:
             await one_trip.insert_journal(conn, self.dialect, values)
 
         return await journal_unapplied(event, record, insert)
+
+    def remember(self, call_id: str, row: CallRow) -> None:
+        """Kept for the call's next event; a call that ended is not kept."""
+        if row["state"] not in FINAL_STATES:
+            self.rows.put(call_id, row)
+
+    def forget_older(self, call_id: str, version: int) -> None:
+        self.rows.changed(call_id, version)
 
     async def durable(self) -> None:
         if self.group_commit is not None:

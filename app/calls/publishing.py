@@ -58,9 +58,6 @@ class Publisher:
         self._finishing: set[str] = set()
         # Live systems of record (app/sources), when configured: set by the calls runtime.
         self.sources: LiveSources | None = None
-        # Given the row a pop update wrote, so the store keeps it for the call's next event
-        # (which would otherwise plan on the older row, conflict, read and plan again).
-        self.row_written: Callable[[str, dict[str, Any]], None] | None = None
 
     async def publish(self, applied: Applied, started: float) -> None:
         call = applied.call
@@ -182,8 +179,10 @@ class Publisher:
             call = await repo.get_call(session, call_id)
             holders = await repo.pop_holders(session, call_id)
             roles = {u: await self.directory.agent(session, u) for u in holders}
-        if call is not None and self.row_written is not None:
-            self.row_written(call_id, dict(call))
+        if call is not None:
+            # The call's next event (the offer, often) plans on this row, not on the older one
+            # (it would conflict, read and plan again).
+            self.store.remember(call_id, dict(call))
         if call is None or call["state"] not in AGENT_LIVE_STATES:
             return True
         live = {call["agent"], *(call["offered_to"] or [])}

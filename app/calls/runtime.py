@@ -47,9 +47,6 @@ async def start(state: State) -> None:
     if systems is not None:
         service.publisher.sources = systems.live
         service.actions.sources = systems.config
-    rows = getattr(service.store, "rows", None)  # PgStore keeps each call's last row
-    if rows is not None:
-        service.publisher.row_written = rows.put
     state["hub"].add_listener(CALLS_CHANNEL, service.on_call_change)
     tasks: list[asyncio.Task[Any]] = []
     services["calls_tasks"] = tasks

@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import logs, tracing
 from app.calls.agent_actions import AgentActions
 from app.calls.directory import Directory
-from app.calls.pg_store import PgStore
 from app.calls.planning import CallRow, Plan, Planner, journal_record
 from app.calls.publishing import Publisher
 from app.calls.receipts import ReceiptWriter
@@ -79,14 +78,10 @@ class CallService:
 
     async def on_call_change(self, channel: str, message: dict[str, Any]) -> None:
         """Hub listener on ``calls``: a newer version of a call (another instance's event)
-        makes the row a PostgreSQL store kept for it stale."""
+        makes a row the store kept for it stale."""
         version = message.get("version")
-        if (
-            isinstance(self.store, PgStore)
-            and message.get("type") == "call.change"
-            and isinstance(version, int)
-        ):
-            self.store.rows.changed(str(message.get("call_id")), version)
+        if message.get("type") == "call.change" and isinstance(version, int):
+            self.store.forget_older(str(message.get("call_id")), version)
 
     async def ingest(
         self, event: CallEvent, *, received_at: datetime | None = None

@@ -62,6 +62,13 @@ class EventStore(Protocol):
     async def replace_pop(self, call_id: str, pop_version: int, doc: Mapping[str, Any]) -> bool:
         """The call's pop replaced by ``doc`` if still at ``pop_version``, committed."""
 
+    def remember(self, call_id: str, row: CallRow) -> None:
+        """The call's row as just written outside an event (pop completion): a store that
+        keeps rows plans the call's next event on it."""
+
+    def forget_older(self, call_id: str, version: int) -> None:
+        """Another instance wrote ``version`` of the call: drop an older row kept for it."""
+
     async def close(self) -> None: ...
 
 
@@ -140,6 +147,12 @@ class SessionStore:
             replaced = await repo.update_pop(session, call_id, pop_version, {"pop": doc})
             await session.commit()
         return replaced
+
+    def remember(self, call_id: str, row: CallRow) -> None:
+        """Keeps no rows: every event reads its call in its transaction."""
+
+    def forget_older(self, call_id: str, version: int) -> None:
+        """Keeps no rows."""
 
     async def close(self) -> None:
         """Nothing of its own to release."""
