@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls.models import Call
 from app.errors import Invalid
 from app.queues.call_view import CallView, contribution_of
+from app.queues.models import DEFAULT_SERVICE_LEVEL_S
 
 COLUMNS = (
     "start",
@@ -32,7 +33,6 @@ COLUMNS = (
     "asa_s",
     "aht_s",
 )
-DEFAULT_SERVICE_LEVEL_S = 20
 
 
 @dataclass(slots=True)

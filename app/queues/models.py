@@ -13,13 +13,16 @@ from telephony.events import AGENT_MAX, CALL_ID_MAX, QUEUE_MAX
 
 POP_MODES = ("offer", "answer", "off")
 
+# Seconds within which an answer counts for the service level, unless the queue says otherwise.
+DEFAULT_SERVICE_LEVEL_S = 20
+
 
 class Queue(Base):
     __tablename__ = "queues"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(QUEUE_MAX), unique=True)
-    service_level_s: Mapped[int] = mapped_column(Integer, default=20)
+    service_level_s: Mapped[int] = mapped_column(Integer, default=DEFAULT_SERVICE_LEVEL_S)
     # How long an agent may stay in wrap_up after a call of this queue before being available.
     wrap_up_s: Mapped[int] = mapped_column(Integer, default=60, server_default=text("60"))
     pop_mode: Mapped[str] = mapped_column(String(8), default="offer")

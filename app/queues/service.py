@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, Invalid
 from app.queues import repository
-from app.queues.models import POP_MODES, Queue, QueueNumber
+from app.queues.models import DEFAULT_SERVICE_LEVEL_S, POP_MODES, Queue, QueueNumber
 from app.queues.stats import QueueStats
 from app.users.directory import Agent, AgentDirectory, load_agents
 from app.users.models import User
@@ -27,7 +27,7 @@ async def upsert_queue(
     *,
     name: str,
     numbers: list[str] | None = None,
-    service_level_s: int = 20,
+    service_level_s: int = DEFAULT_SERVICE_LEVEL_S,
     pop_mode: str = "offer",
     default_region: str = "GB",
     wrap_up_s: int = 60,

@@ -28,9 +28,9 @@ from app.queues.call_view import (
     parse_ts,
 )
 from app.queues.latency import LatencyHistogram, bucket_of
+from app.queues.models import DEFAULT_SERVICE_LEVEL_S
 from app.queues.presence import AgentView
 
-DEFAULT_SERVICE_LEVEL_S = 20
 TALKING = ("answered", "held")
 MATCH_KINDS = ("single", "multiple", "none", "withheld")
 # How long a finished call is remembered (a late event for it then still diffs exactly).
