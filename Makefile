@@ -33,8 +33,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app telephony bench
 
+# The browser tests' accessibility checker (axe-core), from the npm registry.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
 # The suite with the newest allowed versions (.venv), then once more with the lowest ones.
-test: lint typecheck
+test: lint typecheck $(NODE_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 	$(MAKE) test-lowest
 
