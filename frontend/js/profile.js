@@ -3,7 +3,7 @@
 // orders and touch points. Read in two seconds: the name, what they are worth, what to watch.
 
 import { t } from "./i18n.js";
-import { h, money, pick, productName, shortDate, titleCase } from "./ui.js";
+import { h, money, parseTime, pick, productName, shortDate, timeOfDay, titleCase } from "./ui.js";
 
 /** The grades, each with its name and what it means: [[1, name, meaning], ...]. */
 export function satisfactionScale() {
@@ -85,6 +85,16 @@ function figure(label, value, kind, sub) {
   );
 }
 
+/** Where a part of the pop came from and how fresh it is: "from billing, 10:42". */
+export function provenance(source) {
+  if (!source || !source.name) return null;
+  const at = parseTime(source.as_of);
+  const today = at && at.toDateString() === new Date().toDateString();
+  const when = at ? (today ? timeOfDay(at) : `${shortDate(at)} ${timeOfDay(at)}`) : "";
+  const text = when ? t("from {source}, {time}", { source: source.name, time: when }) : t("from {source}", { source: source.name });
+  return h("span", { class: "provenance", title: source.as_of || "" }, text);
+}
+
 /** The balance, flagged when it is over the credit limit or has an overdue part. */
 function balanceFigure(acc, currency) {
   if (!acc) return figure(t("Balance"), "—", "balance");
@@ -98,12 +108,9 @@ function balanceFigure(acc, currency) {
   }
   if (overdue > 0) flags.push(t("{amount} overdue", { amount: money(overdue, currency) }));
   const kind = flags.length ? "balance figure-alert" : "balance";
-  return figure(
-    t("Balance"),
-    money(acc.balance, currency),
-    kind,
-    flags.length ? h("span", { class: "figure-flag" }, h("span", { "aria-hidden": "true" }, "⚠ "), flags.join(" · ")) : null,
-  );
+  const flag = flags.length ? h("span", { class: "figure-flag" }, h("span", { "aria-hidden": "true" }, "⚠ "), flags.join(" · ")) : null;
+  const from = provenance(acc.source);
+  return figure(t("Balance"), money(acc.balance, currency), kind, flag || from ? [flag, from] : null);
 }
 
 /** The profile block; `nameId` labels the card, `nameTag` is the heading level. */
@@ -141,7 +148,7 @@ export function profile(doc, nameId, { nameTag = "h2" } = {}) {
       "div",
       { class: "identity" },
       h(nameTag, { id: nameId, class: "customer-name" }, c.name),
-      h("p", { class: "identity-meta" }, meta.join(" · ")),
+      h("p", { class: "identity-meta" }, meta.join(" · "), c.source ? [" · ", provenance(c.source)] : null),
       accountRef
         ? h(
             "p",
@@ -169,8 +176,32 @@ export function profile(doc, nameId, { nameTag = "h2" } = {}) {
       ),
       pick(ins, "churn_risk") !== undefined ? figure(t("Churn risk"), `${Math.round(Number(ins.churn_risk) * 100)}%`, "churn") : null,
     ),
-    h("div", { class: "profile-columns" }, nextNeeds(doc, consent), orders(doc, currency), touchPoints(doc)),
+    h("div", { class: "profile-columns" }, nextNeeds(doc, consent), orders(doc, currency), touchPoints(doc), extras(doc)),
   );
+}
+
+/** Parts a system of record sent that the pop has no slot for, shown as given, with their source. */
+function extras(doc) {
+  return Object.entries(doc.extras || {}).map(([name, part]) => {
+    const rows = (part.rows || []).filter((row) => row && typeof row === "object").slice(0, 5);
+    const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))].slice(0, 6);
+    const cell = (value) => (value === null || value === undefined ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value));
+    const body =
+      rows.length === 1
+        ? h("dl", { class: "extra-fields" }, columns.map((col) => [h("dt", null, titleCase(col)), h("dd", null, cell(rows[0][col]))]))
+        : h(
+            "table",
+            { class: "extra-rows" },
+            h("thead", null, h("tr", null, columns.map((col) => h("th", { scope: "col" }, titleCase(col))))),
+            h("tbody", null, rows.map((row) => h("tr", null, columns.map((col) => h("td", null, cell(row[col])))))),
+          );
+    return h(
+      "section",
+      { class: "profile-section extra", "data-part": name },
+      h("h3", null, titleCase(name), " ", provenance(part.source)),
+      rows.length ? body : h("p", { class: "muted" }, t("Nothing.")),
+    );
+  });
 }
 
 function nextNeeds(doc, consent) {
@@ -237,7 +268,7 @@ function orders(doc, currency) {
   return h(
     "section",
     { class: "profile-section orders" },
-    h("h3", null, t("Recent orders")),
+    h("h3", null, t("Recent orders"), list.length && list[0].source ? [" ", provenance(list[0].source)] : null),
     items.length ? h("ul", { class: "order-list" }, items) : h("p", { class: "muted" }, t("No orders.")),
   );
 }

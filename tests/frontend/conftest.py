@@ -309,8 +309,11 @@ async def train_if_available(database_url: str) -> None:
 
 
 @asynccontextmanager
-async def running_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    """A real uvicorn on a free port: demo customers, users and queues, plus known customers."""
+async def running_server(
+    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[LiveServer]:
+    """A real uvicorn on a free port: demo customers, users and queues, plus known customers;
+    ``extra_env`` adds settings (a sources file, say)."""
     require_browser()
     url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
     await migrate.upgrade_async(url)
@@ -322,6 +325,7 @@ async def running_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         "SCREENPOP_JWT_SECRET": TEST_JWT_SECRET,
         "SCREENPOP_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
         "SCREENPOP_LOG_JSON": "0",
+        **(extra_env or {}),
     }
     process = ServerProcess(env)
     process.start()
