@@ -4,7 +4,7 @@ feeds identity, orders and a part the pop has no slot for; the page shows each w
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +17,26 @@ ADA = "+442079460111"  # known to the CRM test server, not to screenpop's own da
 
 
 @pytest.fixture(scope="module")
-async def crm_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+def crm_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The README's CRM example as a sources file, pointed at a running CRM test server."""
     crm = CrmProcess().start()
-    sources: Path = tmp_path_factory.mktemp("sources") / "sources.toml"
+    sources = tmp_path_factory.mktemp("sources") / "sources.toml"
     sources.write_text(readme_example("crm").replace("https://crm.example.com", crm.url))
+    yield sources
+    crm.stop()
+
+
+@pytest.fixture(scope="module")
+async def crm_server(
+    tmp_path_factory: pytest.TempPathFactory, crm_sources: Path
+) -> AsyncIterator[LiveServer]:
     env = {
-        "SCREENPOP_SOURCES_FILE": str(sources),
+        "SCREENPOP_SOURCES_FILE": str(crm_sources),
         "CRM_TOKEN": CRM_TOKEN,
         "CRM_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    try:
-        async with running_server(tmp_path_factory, env) as server:
-            yield server
-    finally:
-        crm.stop()
+    async with running_server(tmp_path_factory, env) as server:
+        yield server
 
 
 async def test_each_part_of_the_pop_says_which_system_it_came_from(
