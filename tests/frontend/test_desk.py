@@ -63,6 +63,7 @@ async def desk_data(live_server: LiveServer) -> dict[str, int]:
                         customer_id=customer.id,
                         balance=Decimal("704.04"),
                         credit_limit=Decimal("500"),
+                        overdue=Decimal("120.00"),
                         currency="GBP",
                     ),
                     *(
@@ -173,13 +174,19 @@ async def test_a_pop_reads_in_two_seconds(
 ) -> None:
     await sign_in(page, live_server.url, "/agent", "alice")
     await wait_live(page)
+    # The ring is opt-in: turned on here, it sounds once for the new pop.
+    ring_button = page.locator("#ring-button")
+    await ring_button.click()
+    await expect(ring_button).to_have_attribute("aria-pressed", "true")
     call_id = await ring(live_server, OVER_LIMIT_PHONE, "alice")
     card = pop_card(page, call_id)
     await expect(card.locator(".customer-name")).to_have_text("Olive Overdrawn")
+    await expect(page.locator("body")).to_have_attribute("data-rang", "1")
     # Focus moved to the new pop, and the tab's title says who is calling.
     assert await page.evaluate("document.activeElement.dataset.callId") == f"generic:{call_id}"
     assert "Olive Overdrawn" in await page.title()
     await expect(card.locator(".figure-alert")).to_contain_text("Over limit by £204.04")
+    await expect(card.locator(".figure-alert")).to_contain_text("£120.00 overdue")
     # The marketing warning once, not on each of the three suggestions.
     await expect(card.locator(".need")).to_have_count(3)
     await expect(card.get_by_text("No marketing permission: don't offer")).to_have_count(1)
