@@ -142,6 +142,7 @@ _CALLER = {
     "properties": {
         "raw": _STR,
         "e164": {"type": ["string", "null"]},
+        "national": {"type": ["string", "null"], "description": "As its country writes it."},
         "withheld": {"type": "boolean"},
     },
 }
@@ -207,13 +208,16 @@ MESSAGES: dict[str, Any] = {
     "seen": _message("seen", "Seen receipt.", ["call_id", "version"], _CALL_REF),
     "error": _message(
         "error",
-        "A client message the server refused; the connection stays open.",
+        "A client message the server refused (not_found: a receipt for a call whose pop was "
+        "never sent to this agent; nothing written); the connection stays open.",
         ["error", "detail"],
         {"error": _STR, "detail": _STR},
     ),
     "queues": _message(
         "queues",
-        "Today's queue and agent figures in the supervisor's scope (at most 4 a second).",
+        "Today's queue and agent figures in the supervisor's scope (at most 4 a second); "
+        "calls that name no queue are the queue named unrouted; an agent with known=false is "
+        "a name only the phone system gave.",
         ["queues", "agents"],
         {
             "queues": {"type": "array"},

@@ -27,9 +27,11 @@ class DomainError(Exception):
     error = "bad_request"
     retry_after: int | None = None  # seconds; sent as ``Retry-After`` when set
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail or self.error)
         self.detail = detail or self.error
+        # More fields of the answer beside "error" and "detail" (what a client acts on).
+        self.extra = extra or {}
 
 
 class BadRequest(DomainError):
@@ -142,14 +144,19 @@ def database_error(exc: BaseException, engine: AsyncEngine | None) -> DomainErro
 
 
 def error_response(
-    status: int, error: str, detail: str, retry_after: int | None = None
+    status: int,
+    error: str,
+    detail: str,
+    retry_after: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     headers = {"retry-after": str(retry_after)} if retry_after is not None else None
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    body = {**(extra or {}), "error": error, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def domain_response(exc: DomainError) -> JSONResponse:
-    return error_response(exc.status, exc.error, exc.detail, exc.retry_after)
+    return error_response(exc.status, exc.error, exc.detail, exc.retry_after, exc.extra)
 
 
 def _engine(request: Request) -> Any:

@@ -24,11 +24,11 @@ from app.calls.pop import (
     state_message,
 )
 from app.calls.publishing import CALLS_CHANNEL, Publisher, agent_channel
-from app.calls.receipts import ReceiptWriter
+from app.calls.receipts import ReceiptWriter, storable
 from app.calls.state_machine import AGENT_LIVE_STATES
 from app.customers import service as customers
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import DATABASE_ERRORS, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.live.hub import Hub
 from app.queues import dispositions
 from app.settings import Settings
@@ -94,11 +94,31 @@ class AgentActions:
         ]
 
     async def record_receipt(
-        self, principal: Principal, call_id: str, version: int | None, *, seen: bool
+        self,
+        principal: Principal,
+        call_id: str,
+        version: int | None,
+        *,
+        seen: bool,
+        held: bool = False,
     ) -> None:
         """An agent's screen confirmed (or showed) a pop: queued, written within
-        ``receipt_flush_ms`` (``flush`` / ``drain`` write it at once)."""
+        ``receipt_flush_ms`` (``flush`` / ``drain`` write it at once). A call whose pop was
+        never pushed to this agent (no such call, or not theirs) is ``NotFound`` and nothing
+        is queued; ``held``: the agent's connection holds that pop (no query needed)."""
+        if not held and not await self._pop_sent(principal, call_id):
+            raise NotFound(f"call_id: no pop of call {call_id[:80]!r} was sent to you")
         self.receipts.add(call_id, principal.username, version, utcnow(), seen=seen)
+
+    async def _pop_sent(self, principal: Principal, call_id: str) -> bool:
+        if not (storable(call_id) and storable(principal.username)):
+            return False  # no row can have it
+        try:
+            async with self.sessionmaker() as session:
+                return await repo.pop_sent(session, call_id, principal.username)
+        except DATABASE_ERRORS as exc:
+            # An error frame for the screen, not a traceback per receipt during an outage.
+            raise Unavailable("the receipt could not be checked; the database is away") from exc
 
     async def choose_match(
         self, call_id: str, customer_id: int, principal: Principal
@@ -139,8 +159,18 @@ class AgentActions:
     async def _rematch(
         self, session: AsyncSession, row: dict[str, Any], customer_id: int, principal: Principal
     ) -> dict[str, Any]:
-        """The call's match and pop set to ``customer_id`` (versioned), the choice remembered."""
+        """The call's match and pop set to ``customer_id`` (versioned), the choice remembered.
+
+        A call whose match has candidates (its number's customers, or the IVR account's) takes
+        one of them, else ``Invalid`` and nothing changes; a call with none (an unknown or
+        withheld caller) can be linked to any customer found by search."""
         call_id = row["id"]
+        candidates = [c.get("id") for c in (row["match"] or {}).get("candidates") or []]
+        if candidates and customer_id not in candidates:
+            raise Invalid(
+                f"customer_id: customer {customer_id} is not among this call's candidates"
+                f" ({', '.join(str(c) for c in candidates[:20])})"
+            )
         profile = await customers.assemble_profile(
             session, customer_id, decline_suppress_days=self.settings.decline_suppress_days
         )

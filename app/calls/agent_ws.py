@@ -13,7 +13,9 @@ Protocol (docs/calls.md, "Agent websocket"):
 * server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
 * client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
-  seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``).
+  seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``);
+  one for a call whose pop was never sent to this agent gets ``{"type": "error", "error":
+  "not_found", …}`` and nothing is written.
   Anything else gets ``{"type": "error", …}`` and the connection stays open;
 * ``agent.connection`` is published on the ``presence`` channel on connect and disconnect;
   the open pages are counted per instance for its heartbeat (``app.queues.timeouts``).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -106,7 +109,7 @@ async def agent_socket(websocket: WebSocket) -> None:
         replaying[:] = [asyncio.create_task(replay_or_close(), name=f"replay:{principal.username}")]
 
     async def on_message(message: dict[str, Any]) -> None:
-        await handle_client_message(service, principal, message)
+        await handle_client_message(service, principal, message, held=sub.holds)
 
     pages = local_pages(state)
     pages[principal.username] += 1
@@ -133,9 +136,15 @@ async def agent_socket(websocket: WebSocket) -> None:
 
 
 async def handle_client_message(
-    service: CallService, principal: Principal, message: dict[str, Any]
+    service: CallService,
+    principal: Principal,
+    message: dict[str, Any],
+    *,
+    held: Callable[[str], bool] | None = None,
 ) -> None:
-    """An ``ack`` or ``seen`` from the agent's screen."""
+    """An ``ack`` or ``seen`` from the agent's screen; one for a call whose pop was never sent
+    to this agent is ``not_found`` (nothing written). ``held``: whether the connection holds
+    the call's pop (then the database is not asked)."""
     kind = message.get("type")
     if kind not in ("ack", "seen"):
         raise BadRequest(f"unknown message type {kind!r}; send 'ack' or 'seen'")
@@ -146,4 +155,6 @@ async def handle_client_message(
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise BadRequest("version: must be an integer")
     seen = kind == "seen" or message.get("seen") is True
-    await service.actions.record_receipt(principal, call_id, version, seen=seen)
+    await service.actions.record_receipt(
+        principal, call_id, version, seen=seen, held=held is not None and held(call_id)
+    )

@@ -38,7 +38,7 @@ _INT_MAX = 2**31 - 1  # pop_deliveries.version is a 32-bit integer
 _KEY_MAX = 200  # pop_deliveries.call_id is the longer key column
 
 
-def _storable(key: str) -> bool:
+def storable(key: str) -> bool:
     """Whether a delivery row can have this call id or username.
 
     PostgreSQL refuses NUL and unpaired surrogates in text: such a value from a screen must
@@ -89,7 +89,7 @@ class ReceiptWriter:
         self, call_id: str, username: str, version: int | None, at: datetime, *, seen: bool
     ) -> None:
         """Queue a receipt: written within ``flush_interval_s``, sooner when a batch fills."""
-        if not (_storable(call_id) and _storable(username)):
+        if not (storable(call_id) and storable(username)):
             return
         if self._closed:
             self._drop(1, "closed")

@@ -331,6 +331,16 @@ async def pop_holders(session: AsyncSession, call_id: str) -> list[str]:
     return [r[0] for r in await fetch_rows(session, _RAW_POP_HOLDERS, {"call_id": call_id})]
 
 
+async def pop_sent(session: AsyncSession, call_id: str, username: str) -> bool:
+    """Whether a pop of the call was pushed to this agent (a delivery row: the primary key)."""
+    found = await session.scalar(
+        select(DELIVERIES.c.version).where(
+            DELIVERIES.c.call_id == call_id, DELIVERIES.c.username == username
+        )
+    )
+    return found is not None
+
+
 class Receipt(NamedTuple):
     """An agent's screen confirmed (``seen``: and showed) ``version`` of a call's pop at ``at``."""
 

@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from app.calls.schemas import INT32_MAX, StoredText
 from app.customers import audit, lookup
 from app.customers import service as customers
-from app.customers.schemas import CustomerCandidate, CustomerCreate, CustomerCreated, CustomerSearch
+from app.customers.quick_create import create_customer
+from app.customers.schemas import (
+    CustomerCandidate,
+    CustomerCreate,
+    CustomerCreated,
+    CustomerSearch,
+    PhoneTaken,
+)
 from app.deps import SessionDep, SettingsDep
 from app.errors import Forbidden, Invalid, NotFound
 from app.users.deps import CurrentAgent
@@ -36,8 +43,9 @@ async def search_customers(
         match = {"kind": "single" if found else "none", "matched_by": "external_ref"}
     else:
         caller = normalise(phone, settings.default_region)
-        if caller.withheld:
-            raise Invalid(f"phone: {phone!r} is not a phone number")
+        problem = customers.unmatchable(caller)
+        if problem:
+            raise Invalid(f"phone: {caller.raw[:40]!r} {problem}")
         result = await customers.resolve_caller(
             session, caller, default_region=settings.default_region
         )
@@ -93,14 +101,18 @@ async def audit_log(
     return JSONResponse({"views": rows})
 
 
-@router.post("/api/customers", status_code=201)
+@router.post(
+    "/api/customers",
+    status_code=201,
+    responses={409: {"model": PhoneTaken, "description": "the phone is already a customer's: who"}},
+)
 async def quick_create(
     body: CustomerCreate, session: SessionDep, settings: SettingsDep, _: CurrentAgent
 ) -> CustomerCreated:
-    """Create a customer for an unknown caller; the phone is stored normalised (E.164)."""
-    customer_id = await customers.create_customer(
-        session, body, default_region=settings.default_region
-    )
+    """Create a customer for an unknown caller; the phone is stored normalised (E.164). A
+    phone that already reaches customers is 409 with them in ``customers`` (id, name,
+    external_ref), unless ``shared_phone`` is true."""
+    customer_id = await create_customer(session, body, default_region=settings.default_region)
     stored = normalise(body.phone, settings.default_region).e164 if body.phone else None
     return CustomerCreated(id=customer_id, name=body.name, phone=stored)
 

@@ -27,6 +27,9 @@ class CustomerCreate(BaseModel):
     marketing_consent: bool = False
     language: StoredText = Field(default="en", min_length=2, max_length=8)
     country: StoredText | None = Field(default=None, max_length=64)
+    # True: the phone is shared on purpose (a household, a switchboard); create even though it
+    # already reaches customers (otherwise 409 naming them).
+    shared_phone: bool = False
 
     @field_validator("email")
     @classmethod
@@ -47,6 +50,20 @@ class CustomerCreated(BaseModel):
     id: int
     name: str
     phone: str | None
+
+
+class PhoneOwner(BaseModel):
+    id: int
+    name: str
+    external_ref: str | None
+
+
+class PhoneTaken(BaseModel):
+    """The 409 of a quick-create whose phone already reaches customers: who they are."""
+
+    error: str
+    detail: str
+    customers: list[PhoneOwner]
 
 
 class CustomerCandidate(BaseModel):

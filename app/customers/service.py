@@ -31,7 +31,6 @@ from app.customers import repository as repo
 from app.customers.feedback import DECLINE_SUPPRESS_DAYS, apply_feedback
 from app.customers.numbers import number_info
 from app.customers.profile_query import ProfileRows, profile_rows
-from app.customers.schemas import CustomerCreate
 from app.db import utcnow
 from app.errors import Invalid, NotFound
 from app.settings import Settings
@@ -42,8 +41,6 @@ LAST_DIGITS = 9
 MASKED_ACCOUNT_FIELDS = ("balance", "credit_limit", "available_credit", "overdue")
 # Recency halves a candidate's score every this many days behind the most recent candidate.
 RECENCY_HALF_LIFE_DAYS = 90.0
-# New accounts get the importer's floor credit limit (see app/customers/importer.py).
-NEW_ACCOUNT_CREDIT_LIMIT = Decimal("500")
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ def _number(value: Decimal | float | int | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def _digits(text: str | None) -> str:
+def digits_of(text: str | None) -> str:
     return "".join(ch for ch in text or "" if ch.isdigit())
 
 
@@ -132,6 +129,16 @@ async def _by_account_ref(session: AsyncSession, ref: str) -> int | None:
     return customer_id
 
 
+def unmatchable(caller: CallerId) -> str | None:
+    """Why no customer can ever match this number (withheld; neither a valid number nor
+    ``LAST_DIGITS`` digits for the fallback), or None when ``resolve_caller`` may find one."""
+    if caller.withheld:
+        return "is a withheld caller, not a number"
+    if caller.e164 is None and len(digits_of(caller.raw)) < LAST_DIGITS:
+        return f"is not a phone number (not a valid number, nor {LAST_DIGITS} digits to match)"
+    return None
+
+
 async def resolve_caller(
     session: AsyncSession,
     caller: CallerId,
@@ -163,7 +170,7 @@ async def resolve_caller(
     if e164 is not None:
         rows = await repo.candidates_by_e164(session, e164)
     if not rows:
-        digits = _digits(e164 or caller.raw)
+        digits = digits_of(e164 or caller.raw)
         if len(digits) >= LAST_DIGITS:
             matched_by = "last_digits"
             rows = await repo.candidates_by_last_digits(session, digits[-LAST_DIGITS:], e164)
@@ -461,46 +468,3 @@ def profile_view_rows(
 async def insert_profile_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``profile_view_rows`` in one statement."""
     await repo.insert_profile_views(session, rows)
-
-
-async def create_customer(
-    session: AsyncSession, data: CustomerCreate, *, default_region: str = "GB"
-) -> int:
-    """Quick-create a customer (with an account, and a phone when given); returns the id.
-
-    The phone is normalised to E.164; one that is withheld or not a valid number is refused
-    (``Invalid``). The country defaults to the number's country.
-    """
-    phone_row = None
-    country = data.country
-    if data.phone is not None:
-        caller = normalise(data.phone, default_region)
-        if caller.withheld or caller.e164 is None:
-            raise Invalid(f"phone: {data.phone!r} is not a valid phone number")
-        phone_row = {
-            "raw": data.phone[:64],
-            "e164": caller.e164,
-            "last_digits": _digits(caller.e164)[-LAST_DIGITS:],
-            "label": "main",
-        }
-        if country is None:
-            country = number_info(caller.e164)["country"]
-    return await repo.insert_customer(
-        session,
-        customer={
-            "name": data.name,
-            "customer_type": data.customer_type,
-            "language": data.language,
-            "marketing_consent": data.marketing_consent,
-            "country": country,
-            "email": data.email,
-            "created_at": utcnow(),
-        },
-        phone=phone_row,
-        account={
-            "balance": Decimal("0"),
-            "credit_limit": NEW_ACCOUNT_CREDIT_LIMIT,
-            "currency": "GBP",
-            "status": "active",
-        },
-    )

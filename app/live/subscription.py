@@ -197,6 +197,10 @@ class Subscription:
         pushes a page at a time so it never overflows the queue, however many calls it has."""
         await self._room.wait()
 
+    def holds(self, call_id: str) -> bool:
+        """Whether this subscription queued a pop of ``call_id`` (and no ``call.state`` since)."""
+        return ("pop", call_id) in self._versions
+
     def held_calls(self) -> set[str]:
         """Calls this subscription queued a pop for and no ``call.state`` since."""
         return {call_id for kind, call_id in self._versions if kind == "pop"}

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.queues.names import lane_of
+
 FINISHED = ("ended", "abandoned")
 _MS = timedelta(milliseconds=1)
 
@@ -35,10 +37,12 @@ def _ms(later: datetime, earlier: datetime) -> int:
 
 @dataclass(slots=True)
 class CallView:
-    """What the statistics keep of one call: the fields of its row that figures depend on."""
+    """What the statistics keep of one call: the fields of its row that figures depend on.
+    ``queue`` is the call's lane (``app.queues.names.lane_of``): a call that names no queue
+    counts under ``unrouted``."""
 
     call_id: str
-    queue: str | None
+    queue: str
     state: str
     queued_at: datetime | None = None
     answered_at: datetime | None = None
@@ -58,11 +62,7 @@ class CallView:
 
     @property
     def waiting(self) -> bool:
-        return (
-            self.queue is not None
-            and self.state in ("queued", "ringing")
-            and self.answered_at is None
-        )
+        return self.state in ("queued", "ringing") and self.answered_at is None
 
     @classmethod
     def from_message(cls, msg: Mapping[str, Any]) -> CallView:
@@ -70,7 +70,7 @@ class CallView:
         caller = msg.get("caller") or {}
         return cls(
             call_id=str(msg["call_id"]),
-            queue=msg.get("queue") or None,
+            queue=lane_of(msg.get("queue")),
             state=str(msg.get("state") or ""),
             queued_at=parse_ts(msg.get("queued_at")),
             answered_at=parse_ts(msg.get("answered_at")),
@@ -80,6 +80,7 @@ class CallView:
             caller={
                 "raw": caller.get("raw"),
                 "e164": caller.get("e164"),
+                "national": caller.get("national"),
                 "withheld": bool(caller.get("withheld")),
             },
             customer_name=msg.get("customer_name"),
@@ -105,7 +106,7 @@ class Contribution:
 
 
 def contribution_of(view: CallView, service_level_s: int) -> Contribution | None:
-    if view.queue is None or view.entered_at is None:
+    if view.entered_at is None:
         return None
     answered = view.answered_at is not None
     finished = view.state in FINISHED or view.ended_at is not None

@@ -4,6 +4,7 @@ Each call counts in the interval and queue it entered (``queued_at``, else ``ans
 with the same rules as the live figures (``app.queues.call_view.contribution_of``): offered,
 answered, abandoned, service level (answered within the threshold / answered + abandoned after
 it + still waiting past it), ASA and AHT. Only intervals in which a call entered are listed.
+Calls that name no queue count under ``unrouted`` (``app.queues.names``), as they do live.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call
 from app.errors import Invalid
 from app.queues.call_view import CallView, contribution_of
 from app.queues.models import DEFAULT_SERVICE_LEVEL_S
+from app.queues.names import UNROUTED, lane_of
 
 COLUMNS = (
     "start",
@@ -92,15 +94,16 @@ async def day_history(
         # that began before midnight and events delivered late.
         Call.first_seen_at >= start - timedelta(days=1),
         Call.first_seen_at < end + timedelta(days=1),
-        Call.queue.is_not(None),
     )
     if queues is not None:
-        stmt = stmt.where(Call.queue.in_(sorted(queues)))
+        named = Call.queue.in_(sorted(queues))
+        stmt = stmt.where(or_(named, Call.queue.is_(None)) if UNROUTED in queues else named)
     sums: dict[tuple[int, str], _Sums] = {}
-    for call_id, queue, state, queued_at, answered_at, ended_at in await session.execute(stmt):
+    for call_id, column, state, queued_at, answered_at, ended_at in await session.execute(stmt):
+        queue = lane_of(column)
         view = CallView(call_id, queue, state, queued_at, answered_at, ended_at)
         entered = view.entered_at
-        if queue is None or entered is None or not start <= entered < end:
+        if entered is None or not start <= entered < end:
             continue
         level = service_levels.get(queue, DEFAULT_SERVICE_LEVEL_S)
         c = contribution_of(view, level)

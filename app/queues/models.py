@@ -12,6 +12,8 @@ from app.db import Base, JSONType, UTCDateTime, utcnow
 from telephony.events import AGENT_MAX, CALL_ID_MAX, QUEUE_MAX
 
 POP_MODES = ("offer", "answer", "off")
+# A dialed number (DID) as stored, normalised (``queue_numbers.number``).
+NUMBER_MAX = 32
 
 # Seconds within which an answer counts for the service level, unless the queue says otherwise.
 DEFAULT_SERVICE_LEVEL_S = 20
@@ -36,7 +38,7 @@ class QueueNumber(Base):
 
     __tablename__ = "queue_numbers"
 
-    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[str] = mapped_column(String(NUMBER_MAX), primary_key=True)
     queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
 
 

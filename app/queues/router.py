@@ -20,6 +20,7 @@ from app.queues import history, service
 from app.queues import runtime as queues_runtime
 from app.queues.presence import SETTABLE_STATES
 from app.users.deps import CurrentAgent, CurrentSupervisor, checked_principal
+from telephony.events import QUEUE_MAX
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -50,7 +51,7 @@ async def get_history(
     state: StateDep,
     session: SessionDep,
     day: Annotated[date | None, Query(alias="date")] = None,
-    queue: str | None = None,
+    queue: Annotated[str | None, Query(max_length=QUEUE_MAX)] = None,
     interval_min: int = 15,
     format: Literal["json", "csv"] = "json",
 ) -> dict[str, Any] | Response:
@@ -131,7 +132,8 @@ async def supervisor_ws(websocket: WebSocket) -> None:
     sub = state["hub"].subscribe(())
     queues, agents = service.scope_members(runtime.stats, runtime.roster, scope)
     version = runtime.stats.scope_version(queues, agents)
-    sub.push({"type": "queues", **runtime.stats.snapshot(queues, agents)})
+    first = service.members_snapshot(runtime.stats, runtime.roster, queues, agents)
+    sub.push({"type": "queues", **first})
     producer = asyncio.create_task(_produce(runtime, scope, sub, version))
 
     async def resync() -> None:
@@ -181,5 +183,7 @@ async def _produce(
         if elapsed < MIN_INTERVAL_S:
             await asyncio.sleep(MIN_INTERVAL_S - elapsed)
             continue
-        sub.push({"type": "queues", **stats.snapshot(queues, agents)})
+        sub.push(
+            {"type": "queues", **service.members_snapshot(stats, runtime.roster, queues, agents)}
+        )
         sent_version = version

@@ -12,12 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, Invalid
 from app.queues import repository
-from app.queues.models import DEFAULT_SERVICE_LEVEL_S, POP_MODES, Queue, QueueNumber
+from app.queues.models import (
+    DEFAULT_SERVICE_LEVEL_S,
+    NUMBER_MAX,
+    POP_MODES,
+    Queue,
+    QueueNumber,
+)
+from app.queues.names import UNROUTED, check_queue_name
 from app.queues.stats import QueueStats
 from app.users.directory import Agent, AgentDirectory, load_agents
 from app.users.models import User
 from app.users.service import Principal
 from telephony.callerid import normalise_dialed
+from telephony.events import NUL
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +47,8 @@ async def upsert_queue(
         raise Invalid("service level threshold must be a positive number of seconds")
     if wrap_up_s < 0:
         raise Invalid("wrap-up time must be zero or a positive number of seconds")
-    if not name.strip():
-        raise Invalid("queue name must not be empty")
+    check_queue_name(name)
+    stored = [_stored_number(raw, default_region) for raw in numbers or ()]
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
     if queue is None:
         queue = Queue(name=name)
@@ -51,11 +59,21 @@ async def upsert_queue(
     await session.flush()
     if numbers is not None:
         await session.execute(delete(QueueNumber).where(QueueNumber.queue_id == queue.id))
-        for raw in numbers:
-            number = normalise_dialed(raw, default_region) or raw
+        for number in stored:
             await session.merge(QueueNumber(number=number, queue_id=queue.id))
         await session.flush()
     return queue
+
+
+def _stored_number(raw: str, default_region: str) -> str:
+    """A dialed number as ``queue_numbers`` keeps it (E.164 when it parses), or ``Invalid``."""
+    number = normalise_dialed(raw, default_region) or raw
+    if len(number) > NUMBER_MAX or NUL in number:
+        raise Invalid(
+            f"numbers: {raw[:16]!r} is not a dialed number we can store"
+            f" (at most {NUMBER_MAX} characters, no NUL)"
+        )
+    return number
 
 
 async def ensure_queue(session: AsyncSession, name: str) -> Queue:
@@ -117,7 +135,8 @@ ALL_QUEUES = "*"
 
 @dataclass(frozen=True)
 class Scope:
-    """What one supervisor sees: ``queues`` None means every queue (admin)."""
+    """What one supervisor sees: ``queues`` None means every queue (admin). A supervisor's
+    scope always holds the ``unrouted`` lane: calls that name no queue belong to no one else."""
 
     queues: frozenset[str] | None
 
@@ -132,21 +151,29 @@ async def has_extension(session: AsyncSession, username: str) -> bool:
 
 
 async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
-    """Admins see every queue; a supervisor sees the queues on their user record, or every
-    queue (including one an event created) when that record lists ``*``."""
+    """Admins see every queue; a supervisor sees the queues on their user record and the
+    ``unrouted`` lane, or every queue (including one an event created) when that record
+    lists ``*``."""
     if principal.role == "admin":
         return Scope(None)
     if not principal.is_supervisor:
         raise Forbidden("supervisor role required")
     queues = frozenset(await repository.user_queues(session, principal.username))
-    return Scope(None if ALL_QUEUES in queues else queues)
+    return Scope(None if ALL_QUEUES in queues else queues | {UNROUTED})
+
+
+# An agent nobody has shows on a supervisor's board while engaged on a call of their queues.
+_ENGAGED = ("ringing", "on_call")
 
 
 def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[str], set[str]]:
     """The queues and agents a scope shows.
 
-    Agents listed: users with role agent in the scope's queues, plus anyone else in those
-    queues (or, for admins, anywhere) whose presence is known (supervisors taking calls).
+    Queues: the scope's (the ``unrouted`` lane once a call counted there). Agents listed:
+    users with role agent in the scope's queues, plus anyone else in those queues (or, for
+    admins, anywhere) whose presence is known (supervisors taking calls), plus agents no user
+    is (named by events, ``known`` false in the snapshot) ringing or talking on a call of
+    those queues (for admins: whose presence is known).
     """
     if scope.queues is None:
         queues: set[str] = set(roster.service_levels) | set(stats.queues)
@@ -154,13 +181,35 @@ def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[
         agents |= {u for u, v in stats.agents.items() if v.since is not None}
         agents |= set(stats.handled)
         return queues, agents
+    queues = {q for q in scope.queues if q != UNROUTED or q in stats.queues}
     agents = {
         u.username
         for u in roster.users.values()
         if u.queues & scope.queues
         and (u.role == "agent" or u.username in stats.agents or u.username in stats.handled)
     }
-    return set(scope.queues), agents
+    for username, view in stats.agents.items():
+        if username in roster.users or view.state not in _ENGAGED or view.call_id is None:
+            continue
+        call = stats.calls.get(view.call_id)
+        if call is not None and call.queue in queues:
+            agents.add(username)
+    return queues, agents
+
+
+def members_snapshot(
+    stats: QueueStats,
+    roster: Roster,
+    queues: set[str],
+    agents: set[str],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``GET /api/queues`` document for these queues and agents; each agent says whether
+    a user is that agent (``known``: false for a name only events gave)."""
+    document = stats.snapshot(queues, agents, now)
+    for row in document["agents"]:
+        row["known"] = row["username"] in roster.users
+    return document
 
 
 def scoped_snapshot(
@@ -168,4 +217,4 @@ def scoped_snapshot(
 ) -> dict[str, Any]:
     """The ``GET /api/queues`` document for one supervisor's scope."""
     queues, agents = scope_members(stats, roster, scope)
-    return stats.snapshot(queues, agents, now)
+    return members_snapshot(stats, roster, queues, agents, now)

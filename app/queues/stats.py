@@ -29,6 +29,7 @@ from app.queues.call_view import (
 )
 from app.queues.latency import LatencyHistogram, bucket_of
 from app.queues.models import DEFAULT_SERVICE_LEVEL_S
+from app.queues.names import lane_of
 from app.queues.presence import AgentView
 
 TALKING = ("answered", "held")
@@ -211,14 +212,13 @@ class QueueStats:
         if old is not None:
             if old.contribution is not None:
                 self.figures(old.contribution.queue).add(old.contribution, -1)
-            if old.queue is not None:
-                self.figures(old.queue).waiting.pop(old.call_id, None)
+            self.figures(old.queue).waiting.pop(old.call_id, None)
         entered = new.entered_at
-        if new.queue is not None and entered is not None and self.local_day(entered) == self.day:
+        if entered is not None and self.local_day(entered) == self.day:
             new.contribution = contribution_of(new, self.service_level_s(new.queue))
             if new.contribution is not None:
                 self.figures(new.queue).add(new.contribution, +1)
-        if new.waiting and new.queue is not None:
+        if new.waiting:
             self.figures(new.queue).waiting[new.call_id] = new
         self.calls[new.call_id] = new
         return old
@@ -279,7 +279,7 @@ class QueueStats:
         for username in {old.agent if old else None, new.agent} - {talker, None}:
             assert username is not None
             if self.agent(username).hang_up(call_id, at):
-                self.agents[username].wrap_queue = new.queue or (old.queue if old else None)
+                self.agents[username].wrap_queue = new.queue
                 changed.append(username)
         if talker is not None and self.agent(talker).talk(call_id, at):
             changed.append(talker)
@@ -290,12 +290,11 @@ class QueueStats:
     # -- pops --------------------------------------------------------------------------------
 
     def record_pop(self, call_id: str, agent: str, queue: str | None, latency_ms: float) -> None:
-        """One pop pushed to an agent; a later push of the same call to them replaces it."""
+        """One pop pushed to an agent; a later push of the same call to them replaces it.
+        ``queue`` None: the call's lane as known, else ``unrouted`` (it names no queue)."""
         if queue is None:
             view = self.calls.get(call_id)
-            queue = view.queue if view else None
-        if queue is None:
-            return
+            queue = lane_of(view.queue if view else None)
         pops = self._pops.setdefault(call_id, {})
         previous = pops.get(agent)
         if previous is not None:

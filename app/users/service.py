@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Invalid, Unauthorized
+from app.queues.names import check_queue_name
 from app.users import security
 from app.users.models import ROLES, User
 
@@ -48,6 +49,8 @@ async def upsert_user(
         raise Invalid(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not username.strip():
         raise Invalid("username must not be empty")
+    for queue in queues or ():
+        check_queue_name(queue, field="queues")
     user = await get_by_username(session, username)
     created = user is None
     if user is None:

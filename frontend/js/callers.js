@@ -176,7 +176,15 @@ export function callerPanels({ session, onPop, onOpenCustomer }) {
       form.elements.name.focus();
       return;
     }
+    await createCustomer(callId, body, form, status);
+  }
+
+  /** POST /api/customers, then link the call; a number that is already a customer's (409)
+   * offers to link the call to them instead, or to create a customer who shares it. */
+  async function createCustomer(callId, body, form, status) {
     const button = form.querySelector("button[type=submit]");
+    const taken = form.querySelector(".number-taken");
+    if (taken) taken.remove();
     button.disabled = true;
     status.textContent = t("Creating…");
     try {
@@ -185,9 +193,42 @@ export function callerPanels({ session, onPop, onOpenCustomer }) {
       status.textContent = t("{name} created.", { name: body.name });
       if (customerId) await session.request("POST", `/api/calls/${encodeURIComponent(callId)}/match`, { customer_id: customerId });
     } catch (error) {
-      status.textContent = t("Not created: {reason}", { reason: error.message });
       button.disabled = false;
+      const existing = error.status === 409 && error.body && error.body.customers;
+      if (Array.isArray(existing) && existing.length) {
+        status.textContent = t("This number is already a customer's. Is the caller one of them?");
+        form.append(numberTaken(callId, existing, body, form, status));
+        return;
+      }
+      status.textContent = t("Not created: {reason}", { reason: error.message });
     }
+  }
+
+  function numberTaken(callId, existing, body, form, status) {
+    const rows = existing.map((customer) =>
+      h(
+        "li",
+        null,
+        h("span", { class: "candidate-name" }, customer.name || t("Customer {id}", { id: customer.id })),
+        customer.external_ref ? h("span", { class: "candidate-meta" }, ` · ${t("ref {ref}", { ref: customer.external_ref })}`) : null,
+        " ",
+        h(
+          "button",
+          { type: "button", class: "btn btn-small btn-primary", onclick: (event) => chooseCustomer(callId, customer.id, event.currentTarget, status) },
+          t("This is the caller"),
+        ),
+      ),
+    );
+    return h(
+      "div",
+      { class: "number-taken" },
+      h("ul", { class: "taken-list" }, rows),
+      h(
+        "button",
+        { type: "button", class: "btn btn-small", onclick: () => createCustomer(callId, { ...body, shared_phone: true }, form, status) },
+        t("No: create {name}, who shares this number", { name: body.name }),
+      ),
+    );
   }
 
   return { chooser, withheldPanel, unknownCallerPanel };

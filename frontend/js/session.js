@@ -7,11 +7,13 @@ import { t } from "./i18n.js";
 const STORAGE_KEY = "screenpop.session";
 
 export class ApiError extends Error {
-  constructor(status, error, detail) {
+  constructor(status, error, detail, body = null) {
     super(detail || error || `HTTP ${status}`);
     this.status = status;
     this.error = error;
     this.detail = detail;
+    // The whole answer: some refusals carry what to do next (a 409's existing customers).
+    this.body = body;
   }
 }
 
@@ -102,6 +104,7 @@ export class Session {
         response.status,
         data && data.error,
         typeof detail === "string" ? detail : t("The server answered {status}.", { status: response.status }),
+        data,
       );
     }
     return data;

@@ -6,7 +6,7 @@
 import { loadStrings, locale, t } from "./i18n.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { Session, wireSignIn } from "./session.js";
-import { clock, h, percent, pick, titleCase } from "./ui.js";
+import { clock, h, percent, phoneNumber, pick, titleCase } from "./ui.js";
 
 await loadStrings();
 
@@ -35,6 +35,8 @@ const HEADLINE_STATES = [
   ["away", ["away"]],
 ];
 const TV_KEY = "screenpop.supervisor.tv";
+// The lane of calls that name no queue (GET /api/queues lists it under this name).
+const UNROUTED = "unrouted";
 const SERVICE_TARGET = 0.8; // the usual 80/20 goal: 80% answered within the queue's threshold
 const TREND_WINDOW_MS = 60 * 60 * 1000;
 const TREND_SAMPLE_MS = 5 * 1000;
@@ -109,13 +111,19 @@ function showConnection({ state, retryInMs }) {
 
 // ---------------------------------------------------------------- rendering
 
+/** Agents who are users of ours: an agent only the phone system names (known: false) is
+ * shown apart and left out of the floor's counts. */
+function ourAgents(agents) {
+  return agents.filter((agent) => agent.known !== false);
+}
+
 function applySnapshot(data) {
   if (!data || !Array.isArray(data.queues)) return;
   snapshot = data;
   snapshotAt = Date.now();
-  renderHeadline(data.queues, data.agents || []);
+  renderHeadline(data.queues, ourAgents(data.agents || []));
   renderHealth(data.pop_health || {});
-  renderFloor(data.queues, data.agents || []);
+  renderFloor(data.queues, ourAgents(data.agents || []));
   renderQueues(data.queues);
   renderAgents(data.agents || []);
   sampleTrend(true);
@@ -195,10 +203,18 @@ function queueTile(queue) {
   const abandonRate = queue.offered ? queue.abandoned / queue.offered : null;
   const longest = pick(queue, "longest_wait_s") ?? (waiting.length ? Math.max(...waiting.map((w) => w.waiting_s || 0)) : 0);
   const busy = waiting.length > 0;
+  const unrouted = queue.name === UNROUTED;
   return h(
     "article",
-    { class: `card queue-tile${busy ? " queue-busy" : ""}`, "aria-labelledby": `queue-${queue.name}`, dataset: { queue: queue.name } },
-    h("h3", { id: `queue-${queue.name}`, class: "queue-name" }, titleCase(queue.name)),
+    {
+      class: `card queue-tile${busy ? " queue-busy" : ""}${unrouted ? " queue-unrouted" : ""}`,
+      "aria-labelledby": `queue-${queue.name}`,
+      dataset: { queue: queue.name },
+    },
+    h("h3", { id: `queue-${queue.name}`, class: "queue-name" }, unrouted ? t("Unrouted calls") : titleCase(queue.name)),
+    unrouted
+      ? h("p", { class: "queue-note muted" }, t("Calls that named no queue and whose dialed number reaches none. Route them in the phone system, or give the number to a queue."))
+      : null,
     h(
       "div",
       { class: "queue-headline" },
@@ -242,7 +258,9 @@ function queueTile(queue) {
 
 function waitingRow(item) {
   const caller = item.caller || {};
-  const name = item.customer_name || (caller.withheld ? t("Withheld number") : caller.national || caller.e164 || caller.raw || t("Unknown caller"));
+  // A known customer by name; an unknown caller by their number as the desk shows it
+  // (national format, E.164 on hover and copy).
+  const name = item.customer_name || (caller.withheld ? t("Withheld number") : phoneNumber(caller, { className: "waiting-phone" }));
   const tier = item.value_tier;
   return h(
     "li",
@@ -303,21 +321,30 @@ function gauge(share, thresholdS) {
 
 function renderAgents(agents) {
   $("agents-empty").hidden = agents.length > 0;
-  const sorted = [...agents].sort((a, b) => String(a.username).localeCompare(String(b.username)));
+  // Our agents by name, then the agents only the phone system knows.
+  const sorted = [...agents].sort(
+    (a, b) => Number(a.known === false) - Number(b.known === false) || String(a.username).localeCompare(String(b.username)),
+  );
   $("agents").replaceChildren(...sorted.map(agentCard));
 }
 
 function agentCard(agent) {
   const key = String(agent.state || "logged_out").toLowerCase().replace(/[\s-]+/g, "_");
   const [icon, label] = AGENT_STATES[key] || ["•", titleCase(key)];
+  const unknown = agent.known === false;
   // Prefer the server's own count (immune to this screen's clock being off); tick from there.
   const since = Date.parse(agent.since || "");
   const inState = agent.in_state_s ?? (Number.isNaN(since) ? null : (Date.now() - since) / 1000);
   return h(
     "li",
-    { class: `card agent agent-${key}`, dataset: { username: agent.username } },
+    {
+      class: `card agent agent-${key}${unknown ? " agent-unknown" : ""}`,
+      dataset: unknown ? { username: agent.username, known: "false" } : { username: agent.username },
+      title: unknown ? t("No user is this agent: the phone system named them. Add them (screenpop user add) or correct the name in the phone system.") : null,
+    },
     h("span", { class: "agent-name" }, agent.username),
     h("span", { class: "agent-state" }, h("span", { class: "agent-icon", "aria-hidden": "true" }, icon), ` ${label}`),
+    unknown ? h("span", { class: "agent-unknown-note" }, h("span", { "aria-hidden": "true" }, "? "), t("Unknown agent")) : null,
     h(
       "span",
       { class: "agent-time" },

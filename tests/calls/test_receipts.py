@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +22,7 @@ from app.calls.agent_ws import handle_client_message
 from app.calls.models import PopDelivery
 from app.calls.receipts import ReceiptWriter
 from app.db import create_engine, create_sessionmaker
+from app.errors import NotFound
 from app.metrics import Metrics
 from app.users.service import Principal
 from tests.calls.conftest import ADA_PHONE, World
@@ -255,3 +257,30 @@ async def test_shutdown_writes_the_receipts_still_queued(
         assert (await receipts(clean_engine))[cid] == (None, None)
     delivered, seen = (await receipts(clean_engine))[cid]
     assert delivered is not None and seen == delivered
+
+
+async def test_an_ack_for_a_pop_never_sent_to_the_agent_is_not_found_and_not_queued(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """No such call, a call offered only to someone else, a call id no row can have: each
+    is ``not_found`` and nothing is queued or written; the agent's own pop is acknowledged."""
+    cid = f"generic:{new_call_id()}"
+    alice, bob = Principal("alice", "agent"), Principal("bob", "agent")
+    async with running_app(database_url, receipt_flush_ms=600_000) as app:
+        await app.post(call_event(cid.split(":", 1)[1], "offered", caller=ADA_PHONE,
+                                  agent="alice"))  # fmt: skip
+        for who, call_id in ((alice, "generic:no-such-call"), (bob, cid), (alice, "x\x00" * 200)):
+            with pytest.raises(NotFound, match="call_id"):
+                await handle_client_message(
+                    app.calls, who, {"type": "ack", "call_id": call_id, "version": 1}
+                )
+        assert app.calls.receipts.pending == 0
+        # The connection's own memory answers for a pop it holds, without asking the database.
+        await handle_client_message(
+            app.calls, alice, {"type": "ack", "call_id": cid, "version": 1}, held=lambda _: True
+        )
+        await handle_client_message(app.calls, alice, {"type": "seen", "call_id": cid})
+        assert app.calls.receipts.pending == 2
+    assert set(await receipts(clean_engine)) == {cid}
+    delivered, seen = (await receipts(clean_engine))[cid]
+    assert delivered is not None and seen is not None

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.calls import planning as calls_planning
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.calls.replay import replay_journal, replay_unapplied
-from app.customers.models import ProfileView
+from app.customers.models import MatchChoice, ProfileView
 from app.db import create_sessionmaker
 from tests.calls.conftest import (
     ADA_PHONE,
@@ -21,6 +21,7 @@ from tests.calls.conftest import (
     OFF_DID,
     SALES_DID,
     SHARED_PHONE,
+    UNKNOWN_PHONE,
     World,
 )
 from tests.calls.support import App, bearer, event, new_call_id, running_app
@@ -215,6 +216,45 @@ async def test_matches_none_withheld_account_ref_and_multiple(
         again = await pop_for(caller=SHARED_PHONE)
         assert again["match"]["candidates"][0]["id"] == world.shared_a
         assert again["match"]["candidates"][0]["chosen_before"] is True
+
+
+async def test_a_choice_outside_the_candidates_is_refused_and_not_remembered(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """A shared number's call takes one of its candidates (422 otherwise: nothing popped,
+    nothing remembered); an unknown caller's call may be linked to any customer found."""
+    async with running_app(database_url) as app:
+        alice = app.state["hub"].subscribe(["agent:alice"])
+        several = new_call_id()
+        await app.post(event(several, "offered", caller=SHARED_PHONE, agent="alice"))
+        [pop] = frames(alice)
+        before = await call_row(clean_engine, f"generic:{several}")
+        refused = await app.http.post(
+            f"/api/calls/generic:{several}/match",
+            json={"customer_id": world.ada},
+            headers=bearer("alice"),
+        )
+        assert refused.status_code == 422
+        detail = refused.json()["detail"]
+        assert detail.startswith("customer_id: ") and str(world.shared_a) in detail
+        assert frames(alice) == []
+        after = await call_row(clean_engine, f"generic:{several}")
+        assert (after["version"], after["customer_id"]) == (before["version"], None)
+        async with AsyncSession(clean_engine) as session:
+            assert (await session.execute(select(MatchChoice))).all() == []
+
+        stranger = new_call_id()
+        await app.post(event(stranger, "offered", caller=UNKNOWN_PHONE, agent="alice"))
+        [unknown] = frames(alice)
+        assert unknown["match"]["kind"] == "none"
+        linked = await app.http.post(
+            f"/api/calls/generic:{stranger}/match",
+            json={"customer_id": world.ada},
+            headers=bearer("alice"),
+        )
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["customer"]["id"] == world.ada
+    assert pop["match"]["kind"] == "multiple"
 
 
 async def test_a_caller_id_arriving_later_resolves_the_call(

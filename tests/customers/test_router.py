@@ -119,8 +119,15 @@ async def test_search_needs_a_token_and_exactly_one_criterion(
         "/api/customers", params={"phone": LONDON, "external_ref": "1"}, headers=bearer()
     )
     assert both.status_code == 422
-    withheld = await client.get("/api/customers", params={"phone": "anonymous"}, headers=bearer())
-    assert withheld.status_code == 422
+    # Whatever can never match a customer is refused alike, naming the field: a withheld
+    # caller, letters, too few digits for the last-digits fallback.
+    for junk in ("anonymous", "abc", "12345"):
+        refused = await client.get("/api/customers", params={"phone": junk}, headers=bearer())
+        assert refused.status_code == 422, junk
+        assert refused.json()["detail"].startswith("phone: "), refused.json()
+    # A badly written number with enough digits still reaches the last-digits fallback.
+    loose = await client.get("/api/customers", params={"phone": "7946-0123-99"}, headers=bearer())
+    assert loose.status_code == 200
 
 
 # --- profile --------------------------------------------------------------------------------
@@ -205,6 +212,34 @@ async def test_quick_create_then_find_by_phone(
     assert found.json()["customers"][0]["customer_type"] == "government"
 
 
+async def test_quick_create_with_a_customers_number_is_409_naming_them(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    """The next call from a number given to a second customer would be ``multiple``: the
+    agent is told whose number it is (to link the call to them instead), unless they say the
+    number is shared."""
+    ids = await _seed(clean_engine)
+    body = {"name": "Someone Else", "phone": "020 7946 0123"}
+    taken = await client.post("/api/customers", json=body, headers=bearer())
+    assert taken.status_code == 409
+    answer = taken.json()
+    assert answer["error"] == "conflict" and answer["detail"].startswith("phone: +442079460123")
+    assert answer["customers"] == [{"id": ids["ann"], "name": "Ann Lee", "external_ref": "17850"}]
+    shared = await client.post(
+        "/api/customers", json={"name": "Third Sharer", "phone": SHARED}, headers=bearer()
+    )
+    assert shared.status_code == 409
+    assert [c["id"] for c in shared.json()["customers"]] == [ids["new"], ids["old"]]
+    async with AsyncSession(clean_engine) as session:
+        assert await count(session, Customer) == 4
+    anyway = await client.post(
+        "/api/customers", json={**body, "shared_phone": True}, headers=bearer()
+    )
+    assert anyway.status_code == 201, anyway.text
+    found = await client.get("/api/customers", params={"phone": LONDON}, headers=bearer())
+    assert found.json()["match"]["kind"] == "multiple"
+
+
 async def test_quick_create_refuses_bad_data_with_422_naming_the_field(
     client: httpx.AsyncClient, clean_engine: AsyncEngine
 ) -> None:
@@ -284,7 +319,9 @@ async def test_lookup_unknown_and_withheld_numbers_are_404(
 ) -> None:
     await _seed(clean_engine)
     async with app_client(database_url, lookup_api_key=LOOKUP_KEY) as http:
-        for number in ("+442079460999", "anonymous"):
+        # A PBX asks about whatever caller id it got: anything that is no customer's is a
+        # plain 404 (Superfecta and 3CX read it as "unknown caller"), never a 422.
+        for number in ("+442079460999", "anonymous", "abc", "12345"):
             response = await http.get(
                 "/telephony/lookup", params={"number": number}, headers={"X-API-Key": LOOKUP_KEY}
             )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers import service
+from app.customers import quick_create, service
 from app.customers.models import Account, Customer, CustomerPhone, MatchChoice, ProfileView
 from app.customers.schemas import CustomerCreate
 from app.errors import Invalid, NotFound
@@ -453,7 +453,7 @@ async def test_quick_create_normalises_the_phone_and_is_then_matched(
     session: AsyncSession,
 ) -> None:
     before = await count(session, Customer)
-    cid = await service.create_customer(
+    cid = await quick_create.create_customer(
         session,
         CustomerCreate(
             name="Carla Diaz",
@@ -486,5 +486,5 @@ async def test_quick_create_refuses_a_phone_that_is_not_a_number(
 ) -> None:
     before = await count(session, Customer)
     with pytest.raises(Invalid, match="phone"):
-        await service.create_customer(session, CustomerCreate(name="X Y", phone=bad_phone))
+        await quick_create.create_customer(session, CustomerCreate(name="X Y", phone=bad_phone))
     assert await count(session, Customer) == before

@@ -179,6 +179,33 @@ async def test_unknown_caller_quick_create_and_withheld(
     await expect(card.locator(".customer-name")).to_have_text("Nora Newcomer", timeout=3000)
 
 
+async def test_quick_create_with_a_customers_number_offers_to_link_them(
+    live_server: LiveServer, page: Page
+) -> None:
+    """The number typed is Jane's: nothing is created, the form names her, and *This is the
+    caller* links the call to her."""
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    call_id = new_call_id()
+    await ring(live_server, call_id, "+441632960557", "alice")
+    card = pop_card(page, call_id)
+    await expect(card.locator(".customer-name")).to_have_text("New caller")
+    await card.get_by_label("Name").fill("Jane Again")
+    await card.get_by_label("Phone", exact=True).fill("020 7946 0123")
+    await card.get_by_role("button", name="Create customer").click()
+    taken = card.locator(".number-taken")
+    await expect(card.locator(".quick-create [role=status]")).to_contain_text(
+        "already a customer's"
+    )
+    await expect(taken).to_contain_text("Jane Smith")
+    await expect(taken.get_by_role("button", name="No: create Jane Again")).to_be_visible()
+    await taken.get_by_role("button", name="This is the caller").click()
+    await expect(card.locator(".customer-name")).to_have_text("Jane Smith", timeout=3000)
+    found = await live_server.get("/api/customers/search?q=jane%20again", "alice")
+    assert found["customers"] == []
+    assert page.script_errors == []  # type: ignore[attr-defined]
+
+
 async def test_pop_comes_back_after_the_connection_is_cut(
     live_server: LiveServer, context: BrowserContext, page: Page
 ) -> None:

@@ -15,6 +15,7 @@ from tests.frontend.conftest import (
     sign_in,
     wait_live,
 )
+from tests.frontend.test_accessibility import AXE, violations
 
 TV = {"width": 1920, "height": 1080}
 
@@ -116,3 +117,43 @@ async def test_tv_mode_fills_a_1920_screen_with_the_floor_figures_first(
         await expect(page.locator("#health")).to_contain_text("Pop p95")
     finally:
         await context.close()
+
+
+async def test_an_unrouted_call_and_an_unknown_agent_are_shown_as_such(
+    live_server: LiveServer, page: Page
+) -> None:
+    """A call that names no queue gets the unrouted tile (its unknown caller's number in
+    national format, E.164 on hover); an agent no user is rings visibly as an unknown agent.
+    Runs last in this module: the unrouted tile stays for the rest of the day."""
+    await sign_in(page, live_server.url, "/supervisor", "sam")
+    await wait_live(page)
+    lost = f"wb-{uuid.uuid4().hex[:12]}"
+    rung = f"wb-{uuid.uuid4().hex[:12]}"
+    ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+    caller = "+441632960556"  # a drama range no customer of the tests or the demo has
+    try:
+        await live_server.post_event(call_id=lost, kind="queued", caller=caller)
+        tile = page.locator('article.queue-tile[data-queue="unrouted"]')
+        await expect(tile.locator(".queue-name")).to_have_text("Unrouted calls", timeout=3000)
+        row = tile.locator(f'.waiting-row[data-call-id="generic:{lost}"]')
+        number = row.locator(".waiting-phone")
+        await expect(number).to_have_text("01632 960556")
+        await expect(number).to_have_attribute("title", re.compile(r"\+441632960556"))
+
+        await live_server.post_event(
+            call_id=rung, kind="queued", caller=JANE_PHONE, dialed=SALES_DID
+        )
+        await live_server.post_event(call_id=rung, kind="offered", caller=JANE_PHONE, agent=ghost)
+        card = page.locator(f'.agent[data-username="{ghost}"]')
+        await expect(card).to_have_attribute("data-known", "false", timeout=3000)
+        await expect(card).to_have_class(re.compile(r"\bagent-unknown\b"))
+        await expect(card).to_contain_text("Unknown agent")
+        await expect(page.locator('.agent[data-username="alice"]')).not_to_contain_text(
+            "Unknown agent"
+        )
+        assert page.script_errors == []  # type: ignore[attr-defined]
+        if AXE.exists():  # the new tile and card keep their contrast (npm ci installs axe)
+            assert await violations(page) == []
+    finally:
+        await live_server.post_event(call_id=lost, kind="ended", caller=caller)
+        await live_server.post_event(call_id=rung, kind="ended", caller=JANE_PHONE)

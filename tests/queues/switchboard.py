@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls import state_machine
 from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.calls.state_machine import CallFacts, Step
+from app.customers.numbers import national_format
 
 
 @dataclass
 class ScriptedCall:
     id: str
-    queue: str
+    queue: str | None
     caller: str
     match_kind: str
     customer_name: str | None
@@ -89,7 +90,12 @@ class Switchboard:
                     "agent": f.agent,
                     "offered_to": list(f.offered_to),
                     "withdrawn_from": list(outcome.withdrawn),
-                    "caller": {"raw": call.caller, "e164": call.caller, "withheld": False},
+                    "caller": {
+                        "raw": call.caller,
+                        "e164": call.caller,
+                        "national": national_format(call.caller),
+                        "withheld": False,
+                    },
                     "customer_id": None,
                     "customer_name": call.customer_name,
                     "value_tier": call.value_tier,
@@ -105,7 +111,7 @@ class Switchboard:
         self,
         call_id: str,
         at: datetime,
-        queue: str,
+        queue: str | None,
         *,
         caller: str = "+447700900001",
         match_kind: str = "single",

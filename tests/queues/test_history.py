@@ -107,3 +107,33 @@ async def test_a_supervisor_watching_star_sees_a_queue_an_event_created(
             assert ("overflow-night" in names) is (who == "stella"), (who, names)
         history = await app.http.get("/api/queues/history", headers=bearer("stella", "supervisor"))
         assert [i["queue"] for i in history.json()["intervals"]] == ["overflow-night"]
+
+
+async def test_calls_that_name_no_queue_are_the_unrouted_lane_live_and_in_the_history(
+    clean_engine: AsyncEngine, database_url: str
+) -> None:
+    """No queue and no dialed number: counted and listed under ``unrouted`` for every
+    supervisor (sam supervises no queue), today and in the history."""
+    await build_world(clean_engine)
+    lost, taken = new_call_id(), new_call_id()
+    async with running_app(database_url) as app:
+        for body in (
+            event(lost, "queued", caller="+447700900555"),
+            event(taken, "queued"),
+            event(taken, "answered", agent="201"),
+        ):
+            assert (await app.post(body)).status_code == 202
+        for headers in (ADMIN, bearer("sam", "supervisor")):
+            document = (await app.http.get("/api/queues", headers=headers)).json()
+            lanes = {q["name"]: q for q in document["queues"]}
+            assert "unrouted" in lanes, list(lanes)
+            lane = lanes["unrouted"]
+            assert [w["call_id"] for w in lane["waiting"]] == [f"generic:{lost}"]
+            assert lane["waiting"][0]["caller"]["national"] == "07700 900555"
+            assert (lane["offered"], lane["answered"], lane["abandoned"]) == (2, 1, 0)
+            history = await app.http.get(
+                "/api/queues/history?queue=unrouted&interval_min=1440", headers=headers
+            )
+            assert history.status_code == 200, history.text
+            rows = history.json()["intervals"]
+            assert [(r["queue"], r["offered"], r["answered"]) for r in rows] == [("unrouted", 2, 1)]

@@ -117,7 +117,12 @@ async def test_rebuild_reads_the_pop_fields_as_the_whole_document_gave_them(
     }
     assert got == {case[0]: tuple(case[3:]) for case in CASES}
     plain = stats.calls["generic:plain"]
-    assert plain.caller == {"raw": "+447700900001", "e164": "+447700900001", "withheld": False}
+    assert plain.caller == {
+        "raw": "+447700900001",
+        "e164": "+447700900001",
+        "national": "07700 900001",
+        "withheld": False,
+    }
     assert [v.offered_to for v in stats.calls.values()] == [
         ("alice",) if n % 2 else () for n in range(len(CASES))
     ]

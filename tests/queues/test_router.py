@@ -194,3 +194,25 @@ async def test_a_supervisor_without_an_extension_has_no_status_and_is_not_an_age
     alice = floor.headers("alice", "agent")
     ok = await floor.http.post("/api/agents/me/status", json={"state": "away"}, headers=alice)
     assert ok.status_code == 200
+
+
+async def test_an_agent_no_user_is_shows_as_unknown_while_on_a_call_of_the_queue(
+    floor: App,
+) -> None:
+    """An event's agent nobody has (kept under the name the PBX gave) is listed with
+    ``known`` false: for an admin, and for the supervisor of the queue whose call rings."""
+    start = recent_start()
+    sb = Switchboard()
+    sb.queued("generic:g1", start, "sales")
+    sb.offered("generic:g1", start + timedelta(seconds=1), "ghost-7", latency_ms=5)
+    sb.queued("generic:g2", start, "support")
+    sb.offered("generic:g2", start + timedelta(seconds=1), "ghost-8", latency_ms=5)
+    for channel, message in sb.messages:
+        await floor.state["hub"].publish(channel, message)
+    root = {a["username"]: a for a in (await floor.get("root", role="admin")).json()["agents"]}
+    assert root["ghost-7"]["known"] is False and root["ghost-7"]["state"] == "ringing"
+    assert root["alice"]["known"] is True
+    sam = {a["username"]: a for a in (await floor.get("sam")).json()["agents"]}
+    # sam supervises sales: the ghost ringing on a sales call, not the one on support.
+    assert set(sam) == {"alice", "carol", "ghost-7"}
+    assert sam["ghost-7"]["known"] is False and sam["carol"]["known"] is True

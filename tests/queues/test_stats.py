@@ -39,6 +39,23 @@ def agent(snapshot: dict[str, Any], name: str) -> dict[str, Any]:
     return next(a for a in snapshot["agents"] if a["username"] == name)
 
 
+def test_calls_that_name_no_queue_count_in_the_unrouted_lane() -> None:
+    sb = Switchboard()
+    sb.queued("generic:u1", s(0), None, match_kind="none", customer_name=None, value_tier=None)
+    sb.queued("generic:u2", s(5), None)
+    sb.offered("generic:u2", s(6), "alice", latency_ms=10)
+    sb.answered("generic:u2", s(10), "alice")
+    sb.queued("generic:routed", s(12), "sales")
+    snap = fed(sb, s(30)).snapshot(now=s(30))
+    lane = queue(snap, "unrouted")
+    assert [w["call_id"] for w in lane["waiting"]] == ["generic:u1"]
+    assert lane["waiting"][0]["waiting_s"] == 30.0
+    assert (lane["offered"], lane["answered"], lane["abandoned"]) == (2, 1, 0)
+    assert lane["service_level"] == 0.5  # u1 waits 30 s > the default 20 s
+    assert queue(snap, "sales")["offered"] == 1
+    assert snap["pop_health"]["calls"] == 3 and snap["pop_health"]["pops"] == 1
+
+
 def test_waiting_calls_in_order_with_time_waiting() -> None:
     sb = Switchboard()
     sb.queued("generic:a", s(0), "sales", customer_name="Ada", value_tier="high")
@@ -49,7 +66,12 @@ def test_waiting_calls_in_order_with_time_waiting() -> None:
     assert [w["call_id"] for w in sales["waiting"]] == ["generic:a", "generic:b"]
     assert sales["waiting"][0] == {
         "call_id": "generic:a",
-        "caller": {"raw": "+447700900001", "e164": "+447700900001", "withheld": False},
+        "caller": {
+            "raw": "+447700900001",
+            "e164": "+447700900001",
+            "national": "07700 900001",
+            "withheld": False,
+        },
         "customer_name": "Ada",
         "value_tier": "high",
         "waiting_s": 30.0,
