@@ -66,6 +66,7 @@ from app.users import service as users
 
 log = logging.getLogger(__name__)
 
+
 class DemoCentre:
     """The demo's PBX (one per process in demo mode: ``state["services"]["demo_centre"]``)."""
 
@@ -143,9 +144,7 @@ class DemoCentre:
     # -- the floor ---------------------------------------------------------------------------
 
     async def _queues_by_did(self) -> dict[str, str]:
-        query = select(QueueNumber.number, Queue.name).join(
-            Queue, Queue.id == QueueNumber.queue_id
-        )
+        query = select(QueueNumber.number, Queue.name).join(Queue, Queue.id == QueueNumber.queue_id)
         async with self.state["sessionmaker"]() as session:
             return {str(number): str(name) for number, name in await session.execute(query)}
 
@@ -220,7 +219,9 @@ class DemoCentre:
         assert self.pbx is not None
         caller, attributes = self.pbx.new_caller()
         dialed = self.rng.choice(self.pbx.cast.dids)
-        line = Line(f"{CALL_PREFIX}{uuid.uuid4().hex}", caller, dialed, self.queues_by_did.get(dialed))
+        line = Line(
+            f"{CALL_PREFIX}{uuid.uuid4().hex}", caller, dialed, self.queues_by_did.get(dialed)
+        )
         return line, attributes
 
     async def _call(self) -> None:
@@ -305,9 +306,7 @@ class DemoCentre:
 
     async def _ring_out(self, line: Line, agent: str) -> bool:
         """Withdraw the offer from ``agent`` (declined or unanswered); the call waits again."""
-        posted = await self._send(
-            line, "queued", agent=agent, attributes={"offer_withdrawn": True}
-        )
+        posted = await self._send(line, "queued", agent=agent, attributes={"offer_withdrawn": True})
         line.rang.add(agent)
         line.state, line.agent, line.rings_out_at = "waiting", None, None
         # Free only now: their page has seen the offer end before the next one can come.

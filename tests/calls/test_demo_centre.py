@@ -34,7 +34,7 @@ from tests.support.server import ServerProcess, free_port
 
 SALES_DID = "+448081570001"
 SUPPORT_DID = "+448081570002"
-PEOPLE = ("alice", "bob", "carol", "dave")
+PEOPLE = ("alice", "bob", "carol", "dave", "erin")
 Event = dict[str, Any]
 
 
@@ -46,9 +46,7 @@ class Demo:
 
     async def journal(self, after: int = 0) -> list[tuple[int, Event]]:
         """Every journaled event after id ``after``, in the order the service took them."""
-        query = select(CallEventRecord.id, CallEventRecord.event).where(
-            CallEventRecord.id > after
-        )
+        query = select(CallEventRecord.id, CallEventRecord.event).where(CallEventRecord.id > after)
         async with AsyncSession(self.engine) as session:
             rows = (await session.execute(query.order_by(CallEventRecord.id))).all()
         return [(int(i), dict(e if isinstance(e, dict) else json.loads(e))) for i, e in rows]
@@ -79,7 +77,7 @@ async def _drain(ws: ClientConnection) -> None:
 @asynccontextmanager
 async def demo_server(directory: Path, ring_timeout_s: float) -> AsyncIterator[Demo]:
     """A demo-mode server ten times faster than life, on a fresh SQLite database with the
-    sales and support queues, four people (alice, bob, carol, dave) and sam, a supervisor."""
+    sales and support queues, five people (alice, bob, carol, dave, erin) and sam, a supervisor."""
     url = await new_database("sqlite", directory)
     await migrate.upgrade_async(url)
     engine = create_engine(url)
@@ -115,17 +113,24 @@ async def demo_server(directory: Path, ring_timeout_s: float) -> AsyncIterator[D
         await drop_database(url)
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0) -> Any:
+async def until(check: Callable[[], Awaitable[Any]], what: str, within_s: float = 60.0) -> Any:
     """Poll ``check`` until it returns something truthy (generous: a loaded machine)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within_s):
             while True:
                 result = await check()
                 if result:
                     return result
                 await asyncio.sleep(0.2)
     except TimeoutError:
-        raise AssertionError(f"not within {timeout:g} s: {what}") from None
+        raise AssertionError(f"not within {within_s:g} s: {what}") from None
+
+
+async def board(demo: Demo) -> dict[str, str]:
+    """The agents' states on sam's wallboard."""
+    response = await demo.http.get("/api/queues", headers=bearer("sam", "supervisor"))
+    assert response.status_code == 200, response.text
+    return {a["username"]: a["state"] for a in response.json()["agents"]}
 
 
 def withdrawn_from(event: Event) -> str | None:
@@ -164,7 +169,11 @@ async def answer_an_offer(demo: Demo, username: str) -> str:
         if call is not None and call["state"] == "ringing":
             response = await demo.phone(username, "answer", call_id=call["id"])
             if response.status_code == 200:
-                assert response.json()["call"] == {**call, "state": "answered", "rings_out_in_s": None}
+                assert response.json()["call"] == {
+                    **call,
+                    "state": "answered",
+                    "rings_out_in_s": None,
+                }
                 return str(call["id"])
             assert response.status_code == 409, response.text
         await asyncio.sleep(0.05)
@@ -178,11 +187,19 @@ async def test_calls_go_only_to_agents_who_are_there_and_never_answered_for_a_pe
 
 
 async def calls_go_only_to_agents_who_are_there(demo: Demo) -> None:
-    # carol chose Away before opening her page; bob never signs in.
+    # carol chose Away before opening her page; erin never signs in; bob signs in and closes
+    # his page: still "available" (until SCREENPOP_AGENT_OFFLINE_S), but nobody is there.
     response = await demo.http.post(
         "/api/agents/me/status", json={"state": "away"}, headers=bearer("carol")
     )
     assert response.status_code == 200, response.text
+    async with demo.page("bob"):
+        pass
+
+    async def bob_gone() -> bool:
+        return bool((await board(demo)).get("bob") == "available")
+
+    await until(bob_gone, "bob available with his page closed (an offer to him rung out)")
     async with demo.page("alice"), demo.page("carol"), demo.page("dave"):
         # dave takes a call on his demo phone: from then on he is busy.
         dave_call = await asyncio.wait_for(answer_an_offer(demo, "dave"), 60)
@@ -205,8 +222,7 @@ async def calls_go_only_to_agents_who_are_there(demo: Demo) -> None:
         assert hung_up.json()["call"] is None
 
         async def board_with_sims() -> dict[str, str] | None:
-            board = await demo.http.get("/api/queues", headers=bearer("sam", "supervisor"))
-            agents = {a["username"]: a["state"] for a in board.json()["agents"]}
+            agents = await board(demo)
             # The simulated agents show once the roster is read again (every few seconds).
             return agents if set(SIM_AGENTS) <= set(agents) else None
 
@@ -214,8 +230,8 @@ async def calls_go_only_to_agents_who_are_there(demo: Demo) -> None:
 
     offered = {e["agent"] for e in window if e["kind"] == "offered"}
     assert "alice" in offered
-    # Offline (bob), away (carol) and busy (dave, on his call) are never offered a call.
-    assert offered.isdisjoint({"bob", "carol", "dave"}), offered
+    # Offline (bob, erin), away (carol) and busy (dave, on his call) are never offered a call.
+    assert offered.isdisjoint({"bob", "carol", "dave", "erin"}), offered
     assert offered <= {"alice", *SIM_AGENTS}
     everything = [e for _, e in await demo.journal()]
     # Only dave's own answer on his phone answered a call for a person; nobody hung up or was
@@ -226,7 +242,8 @@ async def calls_go_only_to_agents_who_are_there(demo: Demo) -> None:
     transfers = [e for e in everything if e["kind"] == "transferred"]
     assert all(e["attributes"]["transfer_to"] in SIM_AGENTS for e in transfers)
     assert_one_call_at_a_time(everything)
-    assert agents["bob"] == "logged_out"
+    assert agents["erin"] == "logged_out"
+    assert agents["bob"] == "available"
     assert agents["carol"] == "away"
     assert agents["dave"] == "wrap_up"
 
