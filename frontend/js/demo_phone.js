@@ -12,7 +12,8 @@ const POLL_MS = 1000;
 let session = null;
 let card = null;
 let timer = null;
-let shownKey = null; // call id and state whose buttons are on screen (kept while unchanged)
+const REDRAW = "redraw";
+let shownKey = REDRAW; // call id and state whose buttons are on screen (kept while unchanged)
 let generation = 0; // a sign-in or sign-out ends the asking of the one before
 
 /** Show the phone for the signed-in agent and keep it current. */
@@ -30,7 +31,7 @@ export function stop() {
   generation += 1;
   clearTimeout(timer);
   timer = null;
-  shownKey = null;
+  shownKey = REDRAW;
   if (card) card.hidden = true;
 }
 
@@ -43,11 +44,13 @@ function build() {
   const section = h(
     "section",
     { class: "card demo-phone", "aria-labelledby": "demo-phone-title" },
-    h("h2", { id: "demo-phone-title" }, h("span", { "aria-hidden": "true" }, "☎ "), t("Demo phone")),
-    h("p", { class: "muted" }, t("Calls here are simulated: answer, decline and hang up with these buttons, as on a desk phone.")),
-    status,
-    countdown,
-    buttons,
+    h(
+      "div",
+      { class: "demo-phone-head" },
+      h("h2", { id: "demo-phone-title" }, h("span", { "aria-hidden": "true" }, "☎ "), t("Demo phone")),
+      h("p", { class: "muted" }, t("Calls here are simulated: answer, decline and hang up with these buttons, as on a desk phone.")),
+    ),
+    h("div", { class: "demo-phone-line" }, status, countdown, buttons),
     error,
   );
   section.parts = { status, countdown, buttons, error };
@@ -89,7 +92,7 @@ function render(phone) {
   countdown.textContent = ringing ? t("Rings out in {seconds} s", { seconds }) : "";
   countdown.hidden = !ringing;
   // Buttons are rebuilt only when the call or its state changes: focus stays where it is.
-  const key = call ? `${call.id} ${call.state}` : null;
+  const key = call ? `${call.id} ${call.state}` : "";
   if (key === shownKey) return;
   shownKey = key;
   if (!call) buttons.replaceChildren();
@@ -109,7 +112,7 @@ async function press(action, callId) {
   const { buttons, error } = card.parts;
   for (const b of buttons.querySelectorAll("button")) b.disabled = true;
   error.hidden = true;
-  shownKey = null; // whatever happens, the buttons are drawn again
+  shownKey = REDRAW; // whatever happens, the buttons are drawn again
   try {
     const phone = await session.request("POST", `/api/demo/phone/${action}`, { call_id: callId });
     if (session) render(phone);

@@ -122,6 +122,7 @@ async def test_newcomer_answers_and_hangs_up_on_the_demo_phone(
         await expect(card).to_have_class(re.compile(r"\bpop-state-ended\b"))
         await expect(card.locator("form.wrapup-form")).to_be_visible()
         await expect(phone.get_by_role("status")).to_have_text("No call on your phone.")
+        await expect(phone.get_by_role("button")).to_have_count(0)
         detail = await server.get(f"/api/calls/{call['id']}", "sam")
         assert (detail["state"], detail["agent"]) == ("ended", "alice")
         kinds = [e["raw"]["kind"] for e in detail["events"]]
