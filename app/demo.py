@@ -1,4 +1,5 @@
-"""Demo mode: shipped customers, demo users and queues, and a call simulator."""
+"""Demo mode: shipped customers, demo users and queues; the lifespan runs the demo call centre
+(``app.calls.demo_centre``)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,6 @@ def prepare(settings: Settings, *, host: str, port: int, console: Console) -> No
         f"[bold green]screenpop demo[/bold green] {'seeded' if seeded else 'ready'} at {base}\n"
         f"  agent screen:      {base}/agent       (alice / demo, bob / demo)\n"
         f"  supervisor board:  {base}/supervisor  (sam / demo)\n"
-        "  calls are simulated every few seconds; stop with Ctrl-C"
+        "  calls are simulated every few seconds: answer them on the agent screen's demo phone\n"
+        "  (simulated agents sim-… take the rest); stop with Ctrl-C"
     )

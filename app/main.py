@@ -112,6 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sources_router.router,
         pages.router,
     ]
+    if settings.demo:
+        # The demo phone exists only where the demo's PBX runs (app/calls/demo_centre.py).
+        from app.calls import demo_phone
+
+        routers.append(demo_phone.router)
     for router in routers:
         app.include_router(router)
     if FRONTEND_DIR.is_dir():

@@ -23,6 +23,8 @@ DEMO_ACCOUNTS = (
     ("Supervisor wallboard", "/supervisor", ("sam",)),
 )
 DEMO_PASSWORD = "demo"
+# In demo mode the agent page carries this, and its script then loads the demo phone.
+DEMO_AGENT_META = '<meta name="screenpop-demo" content="phone">'
 # Pages change with each release; browsers must revalidate them rather than run stale scripts.
 NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -45,7 +47,9 @@ def demo_credentials_html() -> str:
     return (
         '<section class="card demo" aria-labelledby="demo-title">'
         '<h2 id="demo-title">Demo sign-in</h2>'
-        "<p>This server runs the demo: calls are simulated every few seconds.</p>"
+        "<p>This server runs the demo: calls are simulated every few seconds. Sign in as an "
+        "agent and answer them on the demo phone of the agent screen; simulated agents "
+        "(sim-…) take the calls nobody else is free for.</p>"
         f'<ul class="demo-accounts">{rows}</ul>'
         "</section>"
     )
@@ -63,10 +67,18 @@ async def landing(settings: SettingsDep) -> HTMLResponse:
     return HTMLResponse(render_landing(settings.demo), headers=NO_CACHE)
 
 
-@router.get("/agent")
-async def agent_page() -> FileResponse:
-    """The agent screen: sign in, status, the pop, wrap-up, today's calls."""
+@router.get("/agent", response_model=None)
+async def agent_page(settings: SettingsDep) -> FileResponse | HTMLResponse:
+    """The agent screen: sign in, status, the pop, wrap-up, today's calls; in demo mode
+    marked so that it shows the demo phone."""
+    if settings.demo:
+        return HTMLResponse(render_agent_demo(), headers=NO_CACHE)
     return FileResponse(FRONTEND_DIR / "agent.html", headers=NO_CACHE)
+
+
+def render_agent_demo() -> str:
+    """The agent screen with the demo marker its script looks for (frontend/js/demo_phone.js)."""
+    return _read("agent.html").replace("<head>", f"<head>\n  {DEMO_AGENT_META}", 1)
 
 
 @router.get("/supervisor")

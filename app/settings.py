@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     dev: bool = False
     # Set by `serve --demo`: demo users exist and the call simulator runs in the service.
     demo: bool = False
+    # Demo mode (app/calls/demo_centre.py): an offer nobody answers rings out to the next agent
+    # after this long; demo_speed N plays the simulated callers and agents N times faster.
+    demo_ring_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    demo_speed: float = Field(default=1.0, gt=0, le=1000)
 
     twilio_auth_token: SecretStr | None = None
     telnyx_public_key: SecretStr | None = None

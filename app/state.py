@@ -12,6 +12,7 @@ from app.metrics import Metrics
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.calls.demo_centre import DemoCentre
     from app.calls.service import CallService
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
@@ -28,6 +29,8 @@ class Services(TypedDict, total=False):
     calls: CallService
     calls_tasks: list[asyncio.Task[Any]]
     calls_connectors: list[StreamConnector]
+    # Demo mode only: the demo's PBX (app.calls.demo_centre), driven by the demo phone.
+    demo_centre: DemoCentre
     queue_stats: QueueStats
     queues_runtime: QueuesRuntime
     # Open agent pages on this instance, by username (app.queues.timeouts).

@@ -40,6 +40,7 @@ from app.live.hub import Hub
 from app.live.pump import pump
 from app.live.subscription import call_id_of
 from app.queues.timeouts import local_pages
+from app.state import State
 from app.users.deps import checked_principal
 from app.users.service import Principal
 
@@ -60,6 +61,23 @@ async def _presence(hub: Hub, username: str, connected: bool) -> None:
                 "at": utcnow().isoformat(),
             },
         )
+
+
+async def open_page(state: State, username: str) -> None:
+    """An agent page of ``username`` opened on this instance: counted for the heartbeat and
+    published (a logged-out agent becomes available). The demo's simulated agents open theirs
+    in process (``app.calls.demo_centre``)."""
+    local_pages(state)[username] += 1
+    await _presence(state["hub"], username, True)
+
+
+async def close_page(state: State, username: str) -> None:
+    """One agent page of ``username`` closed on this instance."""
+    pages = local_pages(state)
+    pages[username] -= 1
+    if pages[username] <= 0:
+        del pages[username]
+    await _presence(state["hub"], username, False)
 
 
 @router.websocket("/ws/agent")
@@ -111,9 +129,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     async def on_message(message: dict[str, Any]) -> None:
         await handle_client_message(service, principal, message, held=sub.holds)
 
-    pages = local_pages(state)
-    pages[principal.username] += 1
-    await _presence(hub, principal.username, True)
+    await open_page(state, principal.username)
     try:
         await start_replay()
         await pump(
@@ -129,10 +145,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             task.cancel()
         await asyncio.gather(*replaying, return_exceptions=True)
         hub.unsubscribe(sub)
-        pages[principal.username] -= 1
-        if pages[principal.username] <= 0:
-            del pages[principal.username]
-        await _presence(hub, principal.username, False)
+        await close_page(state, principal.username)
 
 
 async def handle_client_message(

@@ -2,8 +2,8 @@
 
 ``start`` puts the ``CallService`` in ``state["services"]["calls"]``, replays journaled events
 whose processing failed, starts the sweep that closes idle calls (``app.calls.expiry``), the
-Asterisk AMI / FreeSWITCH ESL connectors when their URLs are set, and, in demo mode, the call
-simulator against this very service.
+Asterisk AMI / FreeSWITCH ESL connectors when their URLs are set, and, in demo mode, the demo's
+call centre against this very service (``app.calls.demo_centre``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 async def start(state: State) -> None:
-    """Start telephony connectors (AMI, ESL) and, in demo mode, the call simulator."""
+    """Start telephony connectors (AMI, ESL) and, in demo mode, the demo call centre."""
     settings = state["settings"]
     service = CallService(
         settings,
@@ -73,9 +73,9 @@ async def start(state: State) -> None:
     for connector in connectors:
         tasks.append(asyncio.create_task(connector.run(), name=f"connector-{connector.scheme}"))
     if settings.demo:
-        from app.calls.simulator import run_demo
+        from app.calls.demo_centre import run_demo
 
-        tasks.append(asyncio.create_task(run_demo(settings), name="demo-simulator"))
+        tasks.append(asyncio.create_task(run_demo(state), name="demo-call-centre"))
 
 
 async def build_store(state: State) -> EventStore:

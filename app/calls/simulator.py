@@ -7,14 +7,15 @@ out and goes to the next agent, or an ``abandoned`` caller -> talk -> sometimes 
 (read from the database when reachable), some unknown numbers, some withheld (a few of them
 with an IVR ``account_ref``).
 
-``screenpop simulate --rate R --duration S --url URL`` runs it from the command line; demo
-mode (``screenpop serve --demo``) runs it inside the service, ringing 4-8 s so people see pops.
+``screenpop simulate --rate R --duration S --url URL`` runs it from the command line: a load
+generator that plays every agent's phone too. Demo mode (``screenpop serve --demo``) runs a
+call centre instead (``app.calls.demo_centre``), which posts through ``Simulator.post`` and
+never answers for a person.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -39,7 +40,6 @@ from telephony.generic import sign_generic
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/telephony/generic/events"
-DEMO_RATE = 0.2  # calls per second in demo mode: one every five seconds on average
 FALLBACK_DIDS = ["+448081570001", "+448081570002"]
 
 
@@ -135,7 +135,7 @@ class Simulator:
         # PBXs name agents by extension; some providers by username: exercise both.
         return extension if extension and self.rng.random() < 0.5 else username
 
-    def _caller(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def new_caller(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The caller field and attributes for a new call."""
         roll = self.rng.random()
         if roll < 0.08:
@@ -155,7 +155,7 @@ class Simulator:
         self.calls += 1
         call_id = uuid.uuid4().hex
         serial = itertools.count(1)
-        caller, attributes = self._caller()
+        caller, attributes = self.new_caller()
         base = {"call_id": call_id, "caller": caller, "dialed": self.rng.choice(self.cast.dids)}
 
         async def send(kind: str, **extra: Any) -> None:
@@ -219,7 +219,7 @@ class Simulator:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _secret(settings: Settings) -> str | None:
+def secret_of(settings: Settings) -> str | None:
     return settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
 
@@ -227,7 +227,7 @@ async def run_cli(
     settings: Settings, rate: float, duration: float, url: str, console: Console
 ) -> None:
     """``screenpop simulate``: post signed events to ``url`` and print what came back."""
-    secret = _secret(settings)
+    secret = secret_of(settings)
     if secret is None and not settings.dev:
         console.print(
             "[yellow]SCREENPOP_WEBHOOK_SECRET is unset: the service will refuse unsigned "
@@ -245,21 +245,3 @@ async def run_cli(
         await sim.close()
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(sim.results.items()))
     console.print(f"{sim.calls} calls, {sum(sim.results.values())} events ({summary})")
-
-
-async def run_demo(settings: Settings) -> None:
-    """Demo mode: once this service answers, simulate a call every few seconds, forever."""
-    url = settings.public_url.replace("0.0.0.0", "127.0.0.1")
-    async with httpx.AsyncClient(timeout=5.0) as probe:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await probe.get(url.rstrip("/") + "/healthz")).status_code == 200:
-                    break
-            await asyncio.sleep(0.5)
-    cast = await load_cast(settings)
-    sim = Simulator(url, _secret(settings), cast, Timing(ring_s=(4.0, 8.0)))
-    log.info("demo simulator: posting calls to %s", url)
-    try:
-        await sim.run(DEMO_RATE, None)
-    finally:
-        await sim.close()

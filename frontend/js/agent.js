@@ -14,6 +14,8 @@ import { h, money, phoneNumber, pick } from "./ui.js";
 import { loadDispositions, wrapupForm } from "./wrapup.js";
 
 await loadStrings();
+// Demo mode (the server marks the page): the demo phone, to answer the simulated calls.
+const demoPhone = document.querySelector('meta[name="screenpop-demo"]') ? await import("./demo_phone.js") : null;
 
 const session = new Session();
 const $ = (id) => document.getElementById(id);
@@ -62,6 +64,7 @@ function showSignedOut(message) {
   $("offline-banner").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").textContent = message || "";
+  if (demoPhone) demoPhone.stop();
   $("username").focus();
 }
 
@@ -78,6 +81,7 @@ async function showSignedIn(user) {
   await loadDispositions(session);
   loadToday();
   connect();
+  if (demoPhone) demoPhone.start(session);
   const wanted = new URLSearchParams(window.location.search).get("customer");
   if (wanted && /^\d+$/.test(wanted)) openCustomer(Number(wanted), "lookup");
   loadPending();

@@ -104,3 +104,16 @@ async def test_static_files_are_served(sqlite_url: str, path: str) -> None:
     assert response.status_code == 200
     expected = {"css": "text/css", "json": "json"}.get(path.rsplit(".", 1)[1], "javascript")
     assert expected in response.headers["content-type"]
+
+
+async def test_agent_screen_is_marked_for_the_demo_phone_in_demo_mode_only(
+    sqlite_url: str,
+) -> None:
+    demo = await fetch(sqlite_url, "/agent", demo=True)
+    assert demo.status_code == 200
+    assert demo.headers["cache-control"] == "no-cache"
+    assert pages.DEMO_AGENT_META in demo.text
+    assert '<label for="username" data-i18n>Username</label>' in demo.text
+    plain = await fetch(sqlite_url, "/agent", demo=False)
+    assert 'name="screenpop-demo"' not in plain.text
+    assert (await fetch(sqlite_url, "/static/js/demo_phone.js", demo=False)).status_code == 200
