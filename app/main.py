@@ -16,8 +16,8 @@ from app.calls import router as calls_router
 from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
 from app.customers import desk_router
-from app.customers import routing as customers_routing
 from app.customers import router as customers_router
+from app.customers import routing as customers_routing
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.http_observer import ObserveRequests

@@ -127,7 +127,7 @@ async def pbx_lookup(
     format: Annotated[LookupFormat, Query()] = "json",
     queue: Annotated[
         StoredText | None,
-        Query(max_length=QUEUE_MAX, description="the queue the PBX would use; a rule may change it"),
+        Query(max_length=QUEUE_MAX, description="the PBX's queue; a routing rule may change it"),
     ] = None,
     key: Annotated[str | None, Query(max_length=256)] = None,
     x_api_key: Annotated[str | None, Header(max_length=256)] = None,

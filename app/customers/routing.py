@@ -176,7 +176,7 @@ def _over_limit(account: Mapping[str, Any] | None) -> bool:
     if not account:
         return False
     balance, limit = account.get("balance"), account.get("credit_limit")
-    return balance is not None and limit is not None and limit > 0 and balance > limit
+    return bool(balance is not None and limit is not None and 0 < limit < balance)
 
 
 def _queue(
@@ -205,7 +205,7 @@ def compute_hints(
     customer = identity["customer"]
     insights = identity.get("insights") or {}
     points = rules.priority
-    priority, reasons = points.base, []
+    priority, reasons = points.base, list[str]()
     tier = insights.get("value_tier")
     if tier and points.tiers.get(tier):
         priority += points.tiers[tier]

@@ -259,6 +259,6 @@ async def test_the_service_refuses_to_start_on_a_bad_routing_file(
 ) -> None:
     rules = tmp_path / "routing.toml"
     rules.write_text("[queues]\ntiers = { platinum = 'vip' }\n")
-    with pytest.raises(RoutingRulesError, match="queues.tiers"):
+    with pytest.raises(RoutingRulesError, match=r"queues\.tiers"):
         async with app_client(database_url, routing_file=rules):
             pass

@@ -21,6 +21,7 @@ from app.customers.models import Customer
 from app.insights.models import CustomerInsight
 from app.queues import service as queues
 from app.users.models import User
+from telephony.twilio import twiml_enqueue
 from tests.calls.support import App, running_app
 from tests.conftest import add_user
 from tests.customers.factories import CustomerSpec, add_customer, phone
@@ -38,7 +39,9 @@ async def seed(engine: AsyncEngine) -> int:
         await queues.upsert_queue(session, name="sales", numbers=[DID])
         vera = await add_customer(session, CustomerSpec("Vera Mont", phones=[phone(VIP)]))
         await session.execute(
-            update(Customer).where(Customer.id == vera).values(account_manager="alice", language="de")
+            update(Customer)
+            .where(Customer.id == vera)
+            .values(account_manager="alice", language="de")
         )
         await session.execute(
             insert(CustomerInsight).values(
@@ -115,9 +118,7 @@ async def test_plain_enqueue_goes_to_the_queue_a_rule_names(
     await seed(clean_engine)
     rules = tmp_path / "routing.toml"
     rules.write_text('[queues]\ntiers = { high = "vip" }\n')
-    async with running_app(
-        database_url, twilio_auth_token=AUTH_TOKEN, routing_file=rules
-    ) as app:
+    async with running_app(database_url, twilio_auth_token=AUTH_TOKEN, routing_file=rules) as app:
         known = await voice(app, "CA510", VIP)
         stranger = await voice(app, "CA511", STRANGER)
         forced = await voice(app, "CA512", STRANGER, "?queue=support")
@@ -138,7 +139,8 @@ async def test_the_pop_goes_to_the_preferred_worker_first_then_to_the_fallback(
         [task] = list(enqueue_of(twiml))
         # What TaskRouter creates from that <Task>: our attributes plus the call's own.
         attributes = {**json.loads(task.text or ""), "call_sid": "CA520", "from": VIP, "to": DID}
-        base = {"TaskAttributes": json.dumps(attributes), "TaskQueueName": "sales", "TaskSid": "WT5"}
+        base = {"TaskAttributes": json.dumps(attributes), "TaskQueueName": "sales"}
+        base["TaskSid"] = "WT5"
 
         async def taskrouter(n: int, event_type: str, **extra: str) -> None:
             fields = {**base, **extra, "EventType": event_type, "EventSid": f"EV52{n}"}
@@ -163,3 +165,14 @@ async def test_the_pop_goes_to_the_preferred_worker_first_then_to_the_fallback(
         [second] = frames(bob)
         assert second["type"] == "pop" and second["customer"]["id"] == vera
         assert frames(alice) == []
+
+
+def test_the_task_json_survives_xml_escaping() -> None:
+    attributes = {"suggested_queue": 'a&b <c> "d"', "preferred_worker": "o'neil"}
+    twiml = twiml_enqueue("ignored", workflow_sid='WW"1', task=(7, attributes))
+    enqueue = enqueue_of(twiml)
+    assert enqueue.attrib == {"workflowSid": 'WW"1'}
+    [task] = list(enqueue)
+    assert task.attrib == {"priority": "7"} and json.loads(task.text or "") == attributes
+    # Without a workflow there is no <Task>: Twilio's named queues know no priority.
+    assert list(enqueue_of(twiml_enqueue("sales", task=(7, attributes)))) == []
