@@ -63,6 +63,8 @@ def serve(
         _share_metrics_between_workers()
     if settings.sources_file is not None:
         _sources_config(settings)  # refuse to start on an invalid file, naming the key
+    if settings.routing_file is not None:
+        _routing_rules(settings)  # the same for the routing file
     if run_migrations:
         migrations.upgrade(settings.database_url)
     if demo:
@@ -430,6 +432,17 @@ def _sources_config(settings: Settings) -> SourcesConfig:
         return load_config(settings.sources_file)
     except SourcesConfigError as exc:
         console.print(f"[red]{settings.sources_file}:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+def _routing_rules(settings: Settings) -> None:
+    """Exit 2 naming what is wrong when the routing file cannot be used."""
+    from app.customers.routing import RoutingRulesError, load_rules
+
+    try:
+        load_rules(settings.routing_file)
+    except RoutingRulesError as exc:
+        console.print(f"[red]SCREENPOP_ROUTING_FILE:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 

@@ -17,6 +17,7 @@ from app.calls import runtime as calls_runtime
 from app.calls.fast_events import FastEvents
 from app.customers import desk_router
 from app.customers import router as customers_router
+from app.customers import routing as customers_routing
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.http_observer import ObserveRequests
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        # Read first: a bad file stops the start before anything needs disposing.
+        routing_rules = customers_routing.load_rules(settings.routing_file)
         engine = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "sessionmaker": create_sessionmaker(engine),
             "metrics": Metrics(),
             "hub": hub,
-            "services": {},
+            "services": {"routing": routing_rules},
         }
         access = users_access.Access(state["sessionmaker"], settings.users_refresh_s)
         state["services"]["access"] = access

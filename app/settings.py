@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     # Systems of record (README, "Systems of record"): the TOML file of sources/destinations.
     sources_file: Path | None = None
+    # Routing hints (docs/routing.md): priorities, account manager, queues; unset: defaults.
+    routing_file: Path | None = None
 
     asterisk_ami_url: str | None = None
     freeswitch_esl_url: str | None = None

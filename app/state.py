@@ -14,6 +14,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.calls.demo_centre import DemoCentre
     from app.calls.service import CallService
+    from app.customers.routing import RoutingRules
     from app.live.hub import Hub
     from app.queues.runtime import QueuesRuntime
     from app.queues.stats import QueueStats
@@ -40,6 +41,8 @@ class Services(TypedDict, total=False):
     access_refresh: asyncio.Task[None]
     login_limits: LoginLimiter
     sources: SourcesRuntime
+    # Routing hints' rules (app.customers.routing), read once at start.
+    routing: RoutingRules
 
 
 class State(TypedDict):

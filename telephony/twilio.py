@@ -118,12 +118,28 @@ def _algorithm(settings: str | None) -> str:
     return "HMAC_SHA1"
 
 
-def twiml_enqueue(queue_name: str, *, workflow_sid: str | None = None) -> str:
-    """TwiML that puts the caller in ``queue_name`` (or a TaskRouter workflow), XML-escaped."""
+def twiml_enqueue(
+    queue_name: str,
+    *,
+    workflow_sid: str | None = None,
+    task: tuple[int, Mapping[str, Any]] | None = None,
+) -> str:
+    """TwiML that puts the caller in ``queue_name``, or into a TaskRouter workflow; with a
+    workflow, ``task`` (``(priority, attributes)``, see ``telephony.routing.twilio_task``)
+    becomes the ``<Task priority=…>{attributes JSON}</Task>`` TaskRouter creates the task
+    with. A named queue has no priority in Twilio: there ``task`` is left out. XML-escaped."""
     attrs = f" workflowSid={quoteattr(workflow_sid)}" if workflow_sid else ""
+    body = escape(queue_name)
+    if workflow_sid and task is not None:
+        # The workflow picks the TaskQueue; the name would only be stray text beside <Task>.
+        priority, attributes = task
+        body = (
+            f"<Task priority={quoteattr(str(priority))}>"
+            f"{escape(json.dumps(attributes, separators=(',', ':')))}</Task>"
+        )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<Response><Enqueue{attrs}>{escape(queue_name)}</Enqueue></Response>"
+        f"<Response><Enqueue{attrs}>{body}</Enqueue></Response>"
     )
 
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive
 
+from app.calls import routing as call_routing
 from app.calls import webhook_docs as docs
 from app.calls.service import CallService, IngestResult
 from app.db import utcnow
@@ -36,6 +37,7 @@ from telephony.base import WebhookRequest
 from telephony.errors import TelephonyError
 from telephony.events import QUEUE_MAX, CallEvent, malformed
 from telephony.registry import SECRET_SETTINGS, UnknownProvider, get_adapter
+from telephony.routing import twilio_task
 from telephony.twilio import twiml_enqueue
 
 router = APIRouter(tags=["telephony"])
@@ -188,15 +190,31 @@ async def twilio_voice(
 ) -> Response:
     """Twilio's incoming-call webhook: journal the call, answer TwiML that enqueues it.
 
-    The queue is ``?queue=`` when the webhook URL names one, else the queue that owns the
-    dialed number, else ``default``; ``?workflow_sid=`` enqueues into TaskRouter instead.
+    The queue is the one a routing rule names for this caller, else ``?queue=`` when the
+    webhook URL names one, else the queue that owns the dialed number, else ``default``.
+    ``?workflow_sid=`` enqueues into TaskRouter instead, with a ``<Task>`` carrying the
+    routing hints: priority, preferred worker (the account manager), language, queue.
     """
     events = await _receive(request, "twilio")
     if isinstance(events, JSONResponse):
         return events
     results = await _ingest(request, events)
     name = queue or await _queue_name(request, results)
-    return Response(twiml_enqueue(name, workflow_sid=workflow_sid), media_type="application/xml")
+    state = get_state(request)
+    hints = None
+    if results:
+        hints = await call_routing.hints_for_call(
+            state["sessionmaker"],
+            results[0].call_id,
+            state["services"]["routing"],
+            default_queue=name,
+        )
+    twiml = twiml_enqueue(
+        (hints.queue if hints else None) or name,
+        workflow_sid=workflow_sid,
+        task=twilio_task(hints) if hints else None,
+    )
+    return Response(twiml, media_type="application/xml")
 
 
 @router.post("/telephony/twilio/status", status_code=204, openapi_extra=docs.TWILIO)

@@ -5,20 +5,28 @@ The answer is flat, in the field names of the shipped 3CX template
 ``last_name``, ``company``, ``email``, ``phone``, ``contact_url``. A number shared by several
 customers answers with the best-ranked one (see ``service.resolve_caller``) and says how many
 matched in ``matches``.
+
+``lookup`` also computes the routing hints for the number (``app.customers.routing``): the JSON
+answer carries them as ``routing``; ``format=asterisk`` and ``format=connect`` render only
+them, and answer an unknown or withheld caller too (with the default routing), since the PBX
+must route that call all the same.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository as repo
-from app.customers import service
-from app.errors import NotFound, Unauthorized
+from app.customers import routing, service
+from app.customers.routing import RoutingRules
+from app.errors import Unauthorized
 from app.settings import Settings
 from telephony.callerid import normalise
+from telephony.routing import RoutingHints, as_json
 
 BUSINESS_TYPES = frozenset({"industrial", "institutional", "government"})
 
@@ -44,21 +52,41 @@ def _split_name(name: str, customer_type: str) -> tuple[str, str, str]:
     return (first, last, "") if first else ("", name, "")
 
 
-async def lookup_number(session: AsyncSession, number: str, settings: Settings) -> dict[str, Any]:
-    """The flat contact for a number, or ``NotFound`` (withheld, invalid or unknown)."""
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A number's contact (None: nobody, ``missing`` says why) and its routing hints."""
+
+    contact: dict[str, Any] | None
+    hints: RoutingHints
+    missing: str = ""
+
+
+async def lookup(
+    session: AsyncSession,
+    number: str,
+    settings: Settings,
+    rules: RoutingRules,
+    *,
+    queue: str | None = None,
+) -> Lookup:
+    """The flat contact and the routing hints for a number (``queue``: the PBX's own
+    choice, kept unless a routing rule names another)."""
     caller = normalise(number, settings.default_region)
     if caller.withheld:
-        raise NotFound("withheld numbers are never looked up")
+        hints = routing.unmatched_hints(rules, match="withheld", default_queue=queue)
+        return Lookup(None, hints, "withheld numbers are never looked up")
     match = await service.resolve_caller(session, caller, default_region=settings.default_region)
-    if not match.candidates:
-        raise NotFound(f"no customer with number {number!r}")
+    row = await repo.contact_row(session, match.candidates[0]["id"]) if match.candidates else None
+    if row is None:  # nobody, or deleted between the match and now
+        hints = routing.unmatched_hints(rules, match="none", default_queue=queue)
+        return Lookup(None, hints, f"no customer with number {number!r}")
     best = match.candidates[0]
-    row = await repo.contact_row(session, best["id"])
-    if row is None:  # deleted between the match and now
-        raise NotFound(f"no customer with number {number!r}")
     first, last, company = _split_name(row.name, row.customer_type)
     base = settings.public_url.rstrip("/")
-    return {
+    hints = await routing.hints_for_customer(
+        session, best["id"], rules, match=match.kind, default_queue=queue
+    )
+    contact = {
         "customer_id": str(best["id"]),
         "external_ref": best["external_ref"],
         "name": row.name,
@@ -69,4 +97,6 @@ async def lookup_number(session: AsyncSession, number: str, settings: Settings) 
         "phone": caller.e164 or caller.raw,
         "contact_url": f"{base}/agent?customer={best['id']}",
         "matches": len(match.candidates),
+        "routing": as_json(hints),
     }
+    return Lookup(contact, hints)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.requests import HTTPConnection
 
 from app.calls.schemas import INT32_MAX, StoredText
 from app.customers import audit, lookup
 from app.customers import service as customers
 from app.customers.quick_create import create_customer
+from app.customers.routing import RoutingRules
 from app.customers.schemas import (
     CustomerCandidate,
     CustomerCreate,
@@ -19,10 +21,12 @@ from app.customers.schemas import (
     CustomerSearch,
     PhoneTaken,
 )
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, get_state
 from app.errors import Forbidden, Invalid, NotFound
 from app.users.deps import CurrentAgent
 from telephony.callerid import normalise
+from telephony.events import QUEUE_MAX
+from telephony.routing import asterisk_variables, connect_attributes
 
 router = APIRouter(tags=["customers"])
 
@@ -117,24 +121,44 @@ async def quick_create(
     return CustomerCreated(id=customer_id, name=body.name, phone=stored)
 
 
+def routing_rules(conn: HTTPConnection) -> RoutingRules:
+    """The routing rules loaded at start (``SCREENPOP_ROUTING_FILE`` or the defaults)."""
+    return get_state(conn)["services"]["routing"]
+
+
+RulesDep = Annotated[RoutingRules, Depends(routing_rules)]
+LookupFormat = Literal["json", "text", "asterisk", "connect"]
+
+
 @router.get("/telephony/lookup", response_model=None)
 async def pbx_lookup(
     session: SessionDep,
     settings: SettingsDep,
+    rules: RulesDep,
     number: Annotated[str, Query(min_length=1, max_length=200)],
-    format: Annotated[Literal["json", "text"], Query()] = "json",
+    format: Annotated[LookupFormat, Query()] = "json",
+    queue: Annotated[
+        StoredText | None,
+        Query(max_length=QUEUE_MAX, description="the PBX's queue; a routing rule may change it"),
+    ] = None,
     key: Annotated[str | None, Query(max_length=256)] = None,
     x_api_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Response:
-    """Caller name by number for 3CX (JSON) and FreePBX Superfecta (``format=text``)."""
+    """Caller name by number for 3CX (JSON, with ``routing``) and FreePBX Superfecta
+    (``format=text``); routing hints alone for Asterisk (``format=asterisk``: ``QUEUE_PRIO=…&…``
+    for ``CURL()`` with ``hashcompat``) and Amazon Connect (``format=connect``: a Lambda's flat
+    string map). Those two answer unknown and withheld callers too, with the default routing."""
     lookup.check_api_key(settings, x_api_key or key)
-    try:
-        contact = await lookup.lookup_number(session, number, settings)
-    except NotFound:
+    found = await lookup.lookup(session, number, settings, rules, queue=queue or None)
+    if format == "asterisk":
+        return PlainTextResponse(asterisk_variables(found.hints, rules.asterisk.member))
+    if format == "connect":
+        return JSONResponse(connect_attributes(found.hints))
+    if found.contact is None:
         if format == "text":
             # Superfecta reads any body as a name: unknown callers get an empty one.
             return PlainTextResponse("", status_code=404)
-        raise
+        raise NotFound(found.missing)
     if format == "text":
-        return PlainTextResponse(contact["name"])
-    return JSONResponse(contact)
+        return PlainTextResponse(found.contact["name"])
+    return JSONResponse(found.contact)

@@ -75,3 +75,23 @@ async def find_agent(session: AsyncSession, ident: str) -> Agent | None:
         ).limit(3)
     )
     return directory_of(rows.all()).find(ident)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentContact:
+    """An active user and how a PBX reaches them: extension, provider worker id."""
+
+    username: str
+    extension: str | None = None
+    worker_id: str | None = None
+
+
+async def agent_contact(session: AsyncSession, ident: str) -> AgentContact | None:
+    """The active user ``ident`` names (username, extension or worker id; a username wins),
+    with their extension and worker id, or None for nobody active."""
+    query = select(User.username, User.extension, User.worker_id).where(
+        User.active.is_(True),
+        or_(User.username == ident, User.extension == ident, User.worker_id == ident),
+    )
+    rows = sorted((await session.execute(query.limit(3))).all(), key=lambda r: r.username != ident)
+    return AgentContact(rows[0].username, rows[0].extension, rows[0].worker_id) if rows else None
