@@ -30,6 +30,7 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.live.hub import Hub
+from app.live.provenance import Stamped
 from app.queues import dispositions
 from app.settings import Settings
 from app.sources import outbox
@@ -100,6 +101,36 @@ class AgentActions:
         ``receipt_flush_ms`` (``flush`` / ``drain`` write it at once)."""
         self.receipts.add(call_id, principal.username, version, utcnow(), seen=seen)
 
+    def pop_written(self, username: str, item: Stamped, written_at: float) -> None:
+        """An event's pop was written to ``username``'s socket at ``written_at`` (Unix time):
+        the time since the event arrived is pop health. It goes to every instance's queue
+        statistics (``pop.pushed`` on ``calls``), to the delivery row (read back by their
+        rebuild after a restart) and to ``screenpop_pop_latency_seconds``."""
+        message = item.message
+        arrived = item.provenance.arrived_at
+        call = message.get("call")
+        if message.get("type") != "pop" or arrived is None or not isinstance(call, Mapping):
+            return
+        call_id = call.get("id")
+        if not isinstance(call_id, str):
+            return
+        # Wall clocks: another instance may have received the event; never below zero.
+        latency_ms = round(max(0.0, (written_at - arrived) * 1000), 3)
+        self.receipts.add_written(call_id, username, latency_ms)
+        metrics = self.publisher.metrics
+        if metrics is not None:
+            metrics.pop_latency.observe(latency_ms / 1000)
+        pushed = {
+            "type": "pop.pushed",
+            "call_id": call_id,
+            "agent": username,
+            "queue": call.get("queue"),
+            "match_kind": (message.get("match") or {}).get("kind"),
+            "latency_ms": latency_ms,
+        }
+        # Not awaited: the pump that wrote the pop must not wait for Redis.
+        self.publisher.spawn(self.hub.publish(CALLS_CHANNEL, pushed), "pop-pushed")
+
     async def choose_match(
         self, call_id: str, customer_id: int, principal: Principal
     ) -> dict[str, Any]:
@@ -117,7 +148,7 @@ class AgentActions:
                 )
             call = await self._rematch(session, row, customer_id, principal)
             refs = await self._recipients(session, call, principal)
-            pushes, views, _ = push_rows(call, refs, utcnow(), reason="match")
+            pushes, views = push_rows(call, refs, reason="match")
             await repo.record_pushes(session, pushes)
             if views:
                 await customers.insert_profile_views(session, views)

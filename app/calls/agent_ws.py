@@ -11,6 +11,8 @@ Protocol (docs/calls.md, "Agent websocket"):
 * after a broker outage (resync) the same replay runs in place, plus a ``call.state`` for
   each call this connection showed that is no longer live for the agent;
 * server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
+* a pop an event caused is reported once written to the socket: ``pop.pushed`` on ``calls``
+  with the time since the event arrived (pop health, ``AgentActions.pop_written``);
 * client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
   seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``).
@@ -34,6 +36,7 @@ from app.db import utcnow
 from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
 from app.live.hub import Hub
+from app.live.provenance import Stamped
 from app.live.pump import pump
 from app.live.subscription import call_id_of
 from app.queues.timeouts import local_pages
@@ -108,6 +111,9 @@ async def agent_socket(websocket: WebSocket) -> None:
     async def on_message(message: dict[str, Any]) -> None:
         await handle_client_message(service, principal, message)
 
+    def on_written(item: Stamped, written_at: float) -> None:
+        service.actions.pop_written(principal.username, item, written_at)
+
     pages = local_pages(state)
     pages[principal.username] += 1
     await _presence(hub, principal.username, True)
@@ -120,6 +126,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             on_resync=start_replay,
             audience="agent",
             revoked=state["services"]["access"].revoked(principal, supervisor=False),
+            on_written=on_written,
         )
     finally:
         for task in replaying:

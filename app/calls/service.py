@@ -119,7 +119,7 @@ class CallService:
         else:
             self._count(event.source, "applied")
             with tracing.span("calls.publish", pushes=len(written.applied.pushes)):
-                await self.publisher.publish(written.applied, started)
+                await self.publisher.publish(written.applied)
             call = written.applied.call
             result = IngestResult(
                 call_id, duplicate=False, state=call["state"], queue=call.get("queue")
