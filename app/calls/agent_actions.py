@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.calls import drafts
+from app.calls import drafts, legs
 from app.calls import repository as repo
 from app.calls.directory import Directory
-from app.calls.planning import push_rows
+from app.calls.planning import Planner, push_rows
 from app.calls.pop import (
     caller_of,
     change_message,
@@ -59,8 +59,10 @@ class AgentActions:
         directory: Directory,
         publisher: Publisher,
         receipts: ReceiptWriter,
+        planner: Planner,
     ) -> None:
         self.settings = settings
+        self.planner = planner
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.directory = directory
@@ -222,14 +224,24 @@ class AgentActions:
     async def wrapup(
         self, call_id: str, principal: Principal, data: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Record the call's outcome as one interaction; a second wrap-up is a conflict."""
+        """Record the outcome of the principal's leg of the call as one interaction: the
+        agent on it, or one who transferred it; a second wrap-up of the same leg is a
+        conflict. A supervisor who was not on the call may wrap it up if nobody has."""
         async with self.sessionmaker() as session:
             call = await repo.get_call(session, call_id)
             if call is None:
                 raise NotFound(f"call {call_id!r} not found")
-            if principal.username != call["agent"] and not principal.is_supervisor:
-                raise Forbidden("only the agent on the call or a supervisor may wrap it up")
-            if await repo.interaction_for_call(session, call_id) is not None:
+            own_leg = await legs.had_leg(
+                session, self.planner, call_id, principal.username, call["agent"]
+            )
+            if not (own_leg or principal.is_supervisor):
+                raise Forbidden(
+                    "only an agent connected to the call (now or before a transfer) or a "
+                    "supervisor may wrap it up"
+                )
+            # Their own leg once; a supervisor who was not on the call only if nobody has.
+            done = await drafts.wrapped_up(session, call_id, principal.username if own_leg else None)
+            if done:
                 raise Conflict(f"call {call_id!r} is already wrapped up")
             await dispositions.check_disposition(session, call["queue"], data["disposition"])
             graded = data.get("satisfaction") is not None
@@ -247,7 +259,7 @@ class AgentActions:
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
-                await drafts.clear_draft(session, call_id)
+                await drafts.clear_draft(session, call_id, principal.username)
                 # Journal back to the systems of record: in this same transaction.
                 await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()

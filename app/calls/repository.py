@@ -264,11 +264,15 @@ async def recent_calls(session: AsyncSession, limit: int = 100) -> list[CallRow]
 async def calls_for_agent_since(
     session: AsyncSession, username: str, since: datetime
 ) -> list[tuple[CallRow, bool]]:
-    """The agent's calls first seen since ``since``, newest first, with 'wrapped up'."""
+    """The agent's calls first seen since ``since``, newest first, with 'wrapped up' (their
+    own leg)."""
     interactions = INTERACTIONS
     rows = await session.execute(
         select(CALLS, interactions.c.id.label("interaction_id"))
-        .outerjoin(interactions, interactions.c.call_id == CALLS.c.id)
+        .outerjoin(
+            interactions,
+            (interactions.c.call_id == CALLS.c.id) & (interactions.c.agent == username),
+        )
         .where(CALLS.c.agent == username, CALLS.c.first_seen_at >= since)
         .order_by(CALLS.c.first_seen_at.desc())
         .limit(500)
@@ -453,11 +457,6 @@ async def record_written(session: AsyncSession, written: Sequence[Written]) -> N
 
 
 # --- wrap-up -------------------------------------------------------------------------------------
-
-
-async def interaction_for_call(session: AsyncSession, call_id: str) -> int | None:
-    row = await session.execute(select(INTERACTIONS.c.id).where(INTERACTIONS.c.call_id == call_id))
-    return row.scalar_one_or_none()
 
 
 async def insert_interaction(session: AsyncSession, values: Mapping[str, Any]) -> int:

@@ -73,7 +73,13 @@ class CallService:
             sessionmaker, flush_interval_s=settings.receipt_flush_ms / 1000, metrics=metrics
         )
         self.actions = AgentActions(
-            settings, sessionmaker, hub, self.directory, self.publisher, self.receipts
+            settings,
+            sessionmaker,
+            hub,
+            self.directory,
+            self.publisher,
+            self.receipts,
+            self.planner,
         )
 
     async def on_call_change(self, channel: str, message: dict[str, Any]) -> None:

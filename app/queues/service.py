@@ -145,22 +145,35 @@ async def scope_for(session: AsyncSession, principal: Principal) -> Scope:
 def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[str], set[str]]:
     """The queues and agents a scope shows.
 
-    Agents listed: users with role agent in the scope's queues, plus anyone else in those
-    queues (or, for admins, anywhere) whose presence is known (supervisors taking calls).
+    Agents listed: users with role agent in the scope's queues (or, for admins, anywhere),
+    supervisors and admins with an extension there whose presence is known (they take calls),
+    anyone who handled a call today, and, for admins, agents named by events whom no user
+    matches. A supervisor without an extension who opens the agent screen is not an agent.
     """
     if scope.queues is None:
         queues: set[str] = set(roster.service_levels) | set(stats.queues)
         agents = {u.username for u in roster.users.values() if u.role == "agent"}
-        agents |= {u for u, v in stats.agents.items() if v.since is not None}
+        agents |= {
+            u for u, v in stats.agents.items() if v.since is not None and _takes_calls(roster, u)
+        }
         agents |= set(stats.handled)
         return queues, agents
     agents = {
         u.username
         for u in roster.users.values()
         if u.queues & scope.queues
-        and (u.role == "agent" or u.username in stats.agents or u.username in stats.handled)
+        and (
+            u.role == "agent"
+            or (u.takes_calls and u.username in stats.agents)
+            or u.username in stats.handled
+        )
     }
     return set(scope.queues), agents
+
+
+def _takes_calls(roster: Roster, username: str) -> bool:
+    user = roster.users.get(username)
+    return user is None or user.takes_calls
 
 
 def scoped_snapshot(
