@@ -240,8 +240,8 @@ class AgentActions:
                     "supervisor may wrap it up"
                 )
             # Their own leg once; a supervisor who was not on the call only if nobody has.
-            done = await drafts.wrapped_up(session, call_id, principal.username if own_leg else None)
-            if done:
+            leg = principal.username if own_leg else None
+            if await drafts.wrapped_up(session, call_id, leg):
                 raise Conflict(f"call {call_id!r} is already wrapped up")
             await dispositions.check_disposition(session, call["queue"], data["disposition"])
             graded = data.get("satisfaction") is not None
