@@ -53,8 +53,8 @@ class Metrics:
         )
         self.pop_latency = Histogram(
             "screenpop_pop_latency_seconds",
-            "Event received to pop published",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+            "Event received at the webhook to pop written to the agent's websocket",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
         self.websockets = Gauge(

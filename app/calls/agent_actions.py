@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.calls import drafts
+from app.calls import drafts, legs
 from app.calls import repository as repo
 from app.calls.directory import Directory
-from app.calls.planning import push_rows
+from app.calls.planning import Planner, push_rows
 from app.calls.pop import (
     caller_of,
     change_message,
@@ -30,6 +30,7 @@ from app.customers import service as customers
 from app.db import utcnow
 from app.errors import DATABASE_ERRORS, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.live.hub import Hub
+from app.live.provenance import Stamped
 from app.queues import dispositions
 from app.settings import Settings
 from app.sources import outbox
@@ -58,8 +59,10 @@ class AgentActions:
         directory: Directory,
         publisher: Publisher,
         receipts: ReceiptWriter,
+        planner: Planner,
     ) -> None:
         self.settings = settings
+        self.planner = planner
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.directory = directory
@@ -120,6 +123,36 @@ class AgentActions:
             # An error frame for the screen, not a traceback per receipt during an outage.
             raise Unavailable("the receipt could not be checked; the database is away") from exc
 
+    def pop_written(self, username: str, item: Stamped, written_at: float) -> None:
+        """An event's pop was written to ``username``'s socket at ``written_at`` (Unix time):
+        the time since the event arrived is pop health. It goes to every instance's queue
+        statistics (``pop.pushed`` on ``calls``), to the delivery row (read back by their
+        rebuild after a restart) and to ``screenpop_pop_latency_seconds``."""
+        message = item.message
+        arrived = item.provenance.arrived_at
+        call = message.get("call")
+        if message.get("type") != "pop" or arrived is None or not isinstance(call, Mapping):
+            return
+        call_id = call.get("id")
+        if not isinstance(call_id, str):
+            return
+        # Wall clocks: another instance may have received the event; never below zero.
+        latency_ms = round(max(0.0, (written_at - arrived) * 1000), 3)
+        self.receipts.add_written(call_id, username, latency_ms)
+        metrics = self.publisher.metrics
+        if metrics is not None:
+            metrics.pop_latency.observe(latency_ms / 1000)
+        pushed = {
+            "type": "pop.pushed",
+            "call_id": call_id,
+            "agent": username,
+            "queue": call.get("queue"),
+            "match_kind": (message.get("match") or {}).get("kind"),
+            "latency_ms": latency_ms,
+        }
+        # Not awaited: the pump that wrote the pop must not wait for Redis.
+        self.publisher.spawn(self.hub.publish(CALLS_CHANNEL, pushed), "pop-pushed")
+
     async def choose_match(
         self, call_id: str, customer_id: int, principal: Principal
     ) -> dict[str, Any]:
@@ -137,7 +170,7 @@ class AgentActions:
                 )
             call = await self._rematch(session, row, customer_id, principal)
             refs = await self._recipients(session, call, principal)
-            pushes, views, _ = push_rows(call, refs, utcnow(), reason="match")
+            pushes, views = push_rows(call, refs, reason="match")
             await repo.record_pushes(session, pushes)
             if views:
                 await customers.insert_profile_views(session, views)
@@ -221,14 +254,24 @@ class AgentActions:
     async def wrapup(
         self, call_id: str, principal: Principal, data: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Record the call's outcome as one interaction; a second wrap-up is a conflict."""
+        """Record the outcome of the principal's leg of the call as one interaction: the
+        agent on it, or one who transferred it; a second wrap-up of the same leg is a
+        conflict. A supervisor who was not on the call may wrap it up if nobody has."""
         async with self.sessionmaker() as session:
             call = await repo.get_call(session, call_id)
             if call is None:
                 raise NotFound(f"call {call_id!r} not found")
-            if principal.username != call["agent"] and not principal.is_supervisor:
-                raise Forbidden("only the agent on the call or a supervisor may wrap it up")
-            if await repo.interaction_for_call(session, call_id) is not None:
+            own_leg = await legs.had_leg(
+                session, self.planner, call_id, principal.username, call["agent"]
+            )
+            if not (own_leg or principal.is_supervisor):
+                raise Forbidden(
+                    "only an agent connected to the call (now or before a transfer) or a "
+                    "supervisor may wrap it up"
+                )
+            # Their own leg once; a supervisor who was not on the call only if nobody has.
+            leg = principal.username if own_leg else None
+            if await drafts.wrapped_up(session, call_id, leg):
                 raise Conflict(f"call {call_id!r} is already wrapped up")
             await dispositions.check_disposition(session, call["queue"], data["disposition"])
             graded = data.get("satisfaction") is not None
@@ -246,7 +289,7 @@ class AgentActions:
             }
             try:
                 interaction_id = await repo.insert_interaction(session, values)
-                await drafts.clear_draft(session, call_id)
+                await drafts.clear_draft(session, call_id, principal.username)
                 # Journal back to the systems of record: in this same transaction.
                 await outbox.enqueue_wrapup(session, self.sources, call, values)
                 await session.commit()

@@ -11,6 +11,8 @@ Protocol (docs/calls.md, "Agent websocket"):
 * after a broker outage (resync) the same replay runs in place, plus a ``call.state`` for
   each call this connection showed that is no longer live for the agent;
 * server -> client: ``pop``, ``pop.update``, ``call.state`` (see ``app.calls.pop``);
+* a pop an event caused is reported once written to the socket: ``pop.pushed`` on ``calls``
+  with the time since the event arrived (pop health, ``AgentActions.pop_written``);
 * client -> server: ``{"type": "ack", "call_id", "version"}`` records the delivered time;
   ``{"type": "seen", "call_id", "version"}`` (or an ack with ``"seen": true``) records the
   seen time too (queued, written in batches within ``receipt_flush_ms``: ``app.calls.receipts``);
@@ -37,6 +39,7 @@ from app.db import utcnow
 from app.deps import get_state
 from app.errors import BadRequest, Unauthorized
 from app.live.hub import Hub
+from app.live.provenance import Stamped
 from app.live.pump import pump
 from app.live.subscription import call_id_of
 from app.queues.timeouts import local_pages
@@ -129,6 +132,9 @@ async def agent_socket(websocket: WebSocket) -> None:
     async def on_message(message: dict[str, Any]) -> None:
         await handle_client_message(service, principal, message, held=sub.holds)
 
+    def on_written(item: Stamped, written_at: float) -> None:
+        service.actions.pop_written(principal.username, item, written_at)
+
     await open_page(state, principal.username)
     try:
         await start_replay()
@@ -139,6 +145,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             on_resync=start_replay,
             audience="agent",
             revoked=state["services"]["access"].revoked(principal, supervisor=False),
+            on_written=on_written,
         )
     finally:
         for task in replaying:

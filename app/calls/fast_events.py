@@ -23,6 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.calls import webhooks
+from app.db import utcnow
 from app.errors import DATABASE_ERRORS, DomainError, database_error
 from telephony.errors import TelephonyError
 from telephony.registry import UnknownProvider, get_adapter
@@ -64,6 +65,7 @@ class FastEvents:
         self, scope: Scope, receive: Receive, provider: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         state: Any = scope["state"]
+        arrived = utcnow()  # before the body: pop health is measured from here
         try:
             adapter = get_adapter(provider)
         except UnknownProvider as exc:
@@ -74,7 +76,7 @@ class FastEvents:
             events = webhooks.parse_events(state, adapter, provider, scope, headers, body)
             if isinstance(events, TelephonyError):
                 return (*_error(events.status_code, events.code, events.detail), [])
-            results = await webhooks.ingest_events(state["services"]["calls"], events)
+            results = await webhooks.ingest_events(state["services"]["calls"], events, arrived)
         except DB_OR_DOMAIN_ERRORS as exc:
             mapped = database_error(exc, state.get("engine"))
             if mapped is not None:

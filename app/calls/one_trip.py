@@ -61,7 +61,6 @@ PUSH_COLUMNS = (
     "username",
     "version",
     "pushed_at",
-    "latency_ms",
     "delivered_at",
     "seen_at",
 )

@@ -49,9 +49,6 @@ class Applied:
     pushes: list[AgentRef] = field(default_factory=list)
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     pending: bool = False  # the pop is partial: assemble the rest after the commit
-    # Received -> push recorded, as stored in ``pop_deliveries.latency_ms``: ``pop.pushed``
-    # carries the same number (queue statistics rebuilt after a restart read the row).
-    latency_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -168,24 +165,22 @@ def notes_for(
 
 
 def push_rows(
-    call: Mapping[str, Any], targets: Iterable[AgentRef], received_at: datetime, *, reason: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:
-    """Delivery rows (receipts come with acks) and one profile-view audit row per push,
-    and the latency stored in them (ms; None when nobody was pushed)."""
+    call: Mapping[str, Any], targets: Iterable[AgentRef], *, reason: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Delivery rows and one profile-view audit row per push. Receipts come with the acks;
+    the latency once the pop is written to the agent's socket (``ReceiptWriter.add_written``)."""
     # In username order: the receipts batch locks delivery rows in key order too, so the
     # two never take the same rows' locks in opposite orders (a deadlock).
     targets = sorted(targets, key=lambda ref: ref.username)
     if not targets:
-        return [], [], None
+        return [], []
     now = utcnow()
-    latency_ms = round(max(0.0, (now - received_at).total_seconds() * 1000), 3)
     pushes = [
         {
             "call_id": call["id"],
             "username": ref.username,
             "version": int(call.get("pop_version") or 0),
             "pushed_at": now,
-            "latency_ms": latency_ms,
             "delivered_at": None,
             "seen_at": None,
         }
@@ -203,7 +198,7 @@ def push_rows(
             viewed_at=now,
         )
     )
-    return pushes, views, latency_ms
+    return pushes, views
 
 
 class Planner:
@@ -292,9 +287,7 @@ class Planner:
                     applied.pushes.append(ref)
             if applied.pushes:
                 one_trip.with_pop(call)  # the pop goes out: decode the stored document now
-            pushes, views, applied.latency_ms = push_rows(
-                call, applied.pushes, received_at, reason="pop"
-            )
+            pushes, views = push_rows(call, applied.pushes, reason="pop")
             pushed = {r.username for r in applied.pushes}
             applied.notes = notes_for(call["id"], before, outcome, pushed)
         return Plan(

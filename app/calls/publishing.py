@@ -1,7 +1,9 @@
-"""After the commit: pops and ``call.state`` to agents, ``call.change`` and ``pop.pushed`` to
-the ``calls`` channel, and a partial pop completed as a ``pop.update``.
+"""After the commit: pops and ``call.state`` to agents, ``call.change`` to the ``calls``
+channel, and a partial pop completed as a ``pop.update``.
 
-Nothing here writes an event: a message goes out only for what a store has committed.
+Nothing here writes an event: a message goes out only for what a store has committed. An
+event's pops go with its provenance (arrival time and trace, ``app.live.provenance``): the
+agent's websocket reports the pop once written to the socket (``pop.pushed``, pop health).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from app.calls.state_machine import AGENT_LIVE_STATES
 from app.calls.store import EventStore
 from app.customers import service as customers
 from app.live.hub import Hub
+from app.live.provenance import Provenance
 from app.metrics import Metrics
 from app.settings import Settings
 
@@ -59,21 +61,17 @@ class Publisher:
         # Live systems of record (app/sources), when configured: set by the calls runtime.
         self.sources: LiveSources | None = None
 
-    async def publish(self, applied: Applied, started: float) -> None:
+    async def publish(self, applied: Applied) -> None:
         call = applied.call
         try:
-            for ref in applied.pushes:
-                message = pop_message(call, role=ref.role, settings=self.settings)
-                await self.hub.publish(agent_channel(ref.username), message)
-            pushed_ms = (time.perf_counter() - started) * 1000
             if applied.pushes:
+                await self._push(applied)
                 # Let the agents' websocket senders write the pop before the rest of the
                 # messages and the HTTP answer.
                 await asyncio.sleep(0)
             for username, note in applied.notes:
                 await self.hub.publish(agent_channel(username), note)
             await self.hub.publish(CALLS_CHANNEL, change_of(applied))
-            await self._pushed(applied, pushed_ms)
         except Exception:
             # Committed state is the truth; screens catch up on reconnect (replay).
             log.exception("publishing call %s failed", call.get("id"))
@@ -91,26 +89,16 @@ class Publisher:
             store = functools.partial(self.store_live, str(call["id"]))
             self.spawn(follow_call(self.sources, self.store.reading, call, store), "live-parts")
 
-    async def _pushed(self, applied: Applied, pushed_ms: float) -> None:
-        """``pop.pushed`` per agent pushed (queue statistics' pop health) and the metrics."""
+    async def _push(self, applied: Applied) -> None:
+        """The event's pops, each with the event's arrival and trace."""
         call = applied.call
-        match_kind = (call.get("match") or {}).get("kind")
-        latency_ms = applied.latency_ms if applied.latency_ms is not None else round(pushed_ms, 3)
+        provenance = Provenance.of_event(applied.received_at)
+        match_kind = (call.get("match") or {}).get("kind") or "none"
         for ref in applied.pushes:
+            message = pop_message(call, role=ref.role, settings=self.settings)
+            await self.hub.publish(agent_channel(ref.username), message, provenance=provenance)
             if self.metrics is not None:
-                self.metrics.pops.labels(match=match_kind or "none").inc()
-                self.metrics.pop_latency.observe(pushed_ms / 1000)
-            await self.hub.publish(
-                CALLS_CHANNEL,
-                {
-                    "type": "pop.pushed",
-                    "call_id": call["id"],
-                    "agent": ref.username,
-                    "queue": call.get("queue"),
-                    "match_kind": match_kind,
-                    "latency_ms": latency_ms,
-                },
-            )
+                self.metrics.pops.labels(match=match_kind).inc()
 
     # --- pop completion ----------------------------------------------------------------------
 

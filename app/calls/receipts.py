@@ -1,4 +1,6 @@
-"""Agents' pop receipts (``ack`` / ``seen`` on ``WS /ws/agent``), written in batches.
+"""Agents' pop receipts (``ack`` / ``seen`` on ``WS /ws/agent``) and the server's own (the pop
+was written to the agent's socket, with its latency from the event's arrival), written in
+batches.
 
 Every pop is acknowledged by the screen, and a transaction per receipt was a notable share of
 the server's CPU under load. ``ReceiptWriter.add`` queues a receipt and returns at once; a
@@ -25,7 +27,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import repository as repo
-from app.calls.repository import Receipt
+from app.calls.repository import Receipt, Written
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class ReceiptWriter:
         self.max_pending = max_pending
         self.metrics = metrics
         self.dropped = 0
-        self._pending: deque[Receipt] = deque()
+        self._pending: deque[Receipt | Written] = deque()
         # How many receipts at the head of ``_pending`` were in a batch whose write failed.
         self._failed_once = 0
         self._queued = asyncio.Event()
@@ -89,15 +91,23 @@ class ReceiptWriter:
         self, call_id: str, username: str, version: int | None, at: datetime, *, seen: bool
     ) -> None:
         """Queue a receipt: written within ``flush_interval_s``, sooner when a batch fills."""
-        if not (storable(call_id) and storable(username)):
+        if version is not None:
+            # Same comparison against any stored version, and it fits the batch's int array.
+            version = max(-_INT_MAX - 1, min(version, _INT_MAX))
+        self._queue(Receipt(call_id, username, version, at, seen))
+
+    def add_written(self, call_id: str, username: str, latency_ms: float) -> None:
+        """Queue the latency of a pop written to the agent's socket (pop health, read back by
+        the queue statistics' rebuild); written like a receipt."""
+        self._queue(Written(call_id, username, latency_ms))
+
+    def _queue(self, item: Receipt | Written) -> None:
+        if not (storable(item.call_id) and storable(item.username)):
             return
         if self._closed:
             self._drop(1, "closed")
             return
-        if version is not None:
-            # Same comparison against any stored version, and it fits the batch's int array.
-            version = max(-_INT_MAX - 1, min(version, _INT_MAX))
-        self._pending.append(Receipt(call_id, username, version, at, seen))
+        self._pending.append(item)
         self._trim()
         self._queued.set()
         if len(self._pending) >= self.batch_size:
@@ -117,7 +127,10 @@ class ReceiptWriter:
             failed_once, self._failed_once = self._failed_once, 0
             try:
                 async with self.sessionmaker() as session:
-                    await repo.record_receipts(session, batch)
+                    await repo.record_receipts(
+                        session, [r for r in batch if isinstance(r, Receipt)]
+                    )
+                    await repo.record_written(session, [w for w in batch if isinstance(w, Written)])
                     await session.commit()
             except Exception:
                 self._warn(
@@ -162,7 +175,7 @@ class ReceiptWriter:
             except Exception:
                 log.exception("flushing pop receipts failed")
 
-    def _requeue(self, receipts: list[Receipt], *, failed_once: int) -> None:
+    def _requeue(self, receipts: list[Receipt | Written], *, failed_once: int) -> None:
         self._pending.extendleft(reversed(receipts))
         self._failed_once = failed_once
         self._trim()

@@ -30,7 +30,7 @@ CALL_COLUMNS = tuple(c.name for c in repo.CALLS.c)
 KEPT_WHEN_MATCHED = ("match", "customer_id", "pop", "pop_version")
 
 
-def _event_of(record: Any) -> CallEvent | None:
+def event_of(record: Any) -> CallEvent | None:
     """The journaled event, or None (logged) when it does not fit today's limits: a row
     journaled by an older version that let it in is skipped rather than stopping the replay."""
     try:
@@ -83,7 +83,7 @@ async def fold(session: AsyncSession, planner: Planner, records: list[Any]) -> C
     not one of them fits today's limits)."""
     folded: CallRow | None = None
     for record in records:
-        event = _event_of(record)
+        event = event_of(record)
         if event is None:
             continue
         plan = await planner.plan(

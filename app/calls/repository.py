@@ -82,13 +82,15 @@ _UPDATE_CALL = update(CALLS).where(
 
 
 def upsert_deliveries(stmt: Any) -> Any:
-    """An INSERT into ``pop_deliveries`` made an upsert: a new push resets the receipts."""
+    """An INSERT into ``pop_deliveries`` made an upsert: a new push resets the receipts.
+
+    ``latency_ms`` stays: it is the last pop of the call written to the agent's socket, and a
+    push that never reaches a socket leaves it (as the live queue statistics do)."""
     return stmt.on_conflict_do_update(
         index_elements=["call_id", "username"],
         set_={
             "version": stmt.excluded.version,
             "pushed_at": stmt.excluded.pushed_at,
-            "latency_ms": stmt.excluded.latency_ms,
             "delivered_at": None,
             "seen_at": None,
         },
@@ -262,11 +264,15 @@ async def recent_calls(session: AsyncSession, limit: int = 100) -> list[CallRow]
 async def calls_for_agent_since(
     session: AsyncSession, username: str, since: datetime
 ) -> list[tuple[CallRow, bool]]:
-    """The agent's calls first seen since ``since``, newest first, with 'wrapped up'."""
+    """The agent's calls first seen since ``since``, newest first, with 'wrapped up' (their
+    own leg)."""
     interactions = INTERACTIONS
     rows = await session.execute(
         select(CALLS, interactions.c.id.label("interaction_id"))
-        .outerjoin(interactions, interactions.c.call_id == CALLS.c.id)
+        .outerjoin(
+            interactions,
+            (interactions.c.call_id == CALLS.c.id) & (interactions.c.agent == username),
+        )
         .where(CALLS.c.agent == username, CALLS.c.first_seen_at >= since)
         .order_by(CALLS.c.first_seen_at.desc())
         .limit(500)
@@ -351,6 +357,14 @@ class Receipt(NamedTuple):
     seen: bool
 
 
+class Written(NamedTuple):
+    """A pop was written to the agent's socket ``latency_ms`` after its event arrived."""
+
+    call_id: str
+    username: str
+    latency_ms: float
+
+
 # Receipts in order, each as if applied alone: the first delivered / seen time wins, and an
 # ack of an older version than the last push does not confirm the newer one. PostgreSQL: one
 # statement for the batch; several receipts for one row are grouped (an UPDATE … FROM takes
@@ -431,12 +445,28 @@ async def record_receipts(session: AsyncSession, receipts: Sequence[Receipt]) ->
     )
 
 
+_WRITTEN = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.call_id == bindparam("w_call_id"),
+        DELIVERIES.c.username == bindparam("w_username"),
+    )
+    .values(latency_ms=bindparam("w_latency_ms"))
+)
+
+
+async def record_written(session: AsyncSession, written: Sequence[Written]) -> None:
+    """Pop latencies measured at the socket write; the last one per call and agent wins, as
+    in the live queue statistics (``QueueStats.record_pop``)."""
+    last = {(w.call_id, w.username): w.latency_ms for w in written}
+    if last:
+        await session.execute(
+            _WRITTEN,
+            [{"w_call_id": c, "w_username": u, "w_latency_ms": ms} for (c, u), ms in last.items()],
+        )
+
+
 # --- wrap-up -------------------------------------------------------------------------------------
-
-
-async def interaction_for_call(session: AsyncSession, call_id: str) -> int | None:
-    row = await session.execute(select(INTERACTIONS.c.id).where(INTERACTIONS.c.call_id == call_id))
-    return row.scalar_one_or_none()
 
 
 async def insert_interaction(session: AsyncSession, values: Mapping[str, Any]) -> int:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from app.calls import legs
 from app.calls import repository as repo
 from app.calls.pop import caller_of, customer_name
 from app.calls.schemas import MatchChoice, StoredText, WrapUp
@@ -90,15 +91,24 @@ async def list_calls(
 
 
 @router.get("/api/calls/{call_id}")
-async def get_call(session: SessionDep, user: CurrentUser, call_id: CallId) -> dict[str, Any]:
+async def get_call(
+    session: SessionDep, state: StateDep, user: CurrentUser, call_id: CallId
+) -> dict[str, Any]:
     """One call: state, caller, queue, agent, match and its journaled events.
 
-    Supervisors see every call; an agent sees the calls offered to or taken by them.
+    Supervisors see every call; an agent sees the calls offered to or taken by them, and
+    those they transferred (their leg's wrap-up opens it).
     """
     call = await repo.get_call(session, call_id)
     if call is None:
         raise NotFound(f"call {call_id!r} not found")
-    if not user.is_supervisor and user.username not in (call["agent"], *(call["offered_to"] or [])):
+    if not (
+        user.is_supervisor
+        or user.username in (call["offered_to"] or [])
+        or await legs.had_leg(
+            session, _service(state).planner, call_id, user.username, call["agent"]
+        )
+    ):
         raise Forbidden("supervisor role required for a call that is not yours")
     return call_document(call, list(await repo.journal_for_calls(session, [call_id])))
 

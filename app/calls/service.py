@@ -73,7 +73,13 @@ class CallService:
             sessionmaker, flush_interval_s=settings.receipt_flush_ms / 1000, metrics=metrics
         )
         self.actions = AgentActions(
-            settings, sessionmaker, hub, self.directory, self.publisher, self.receipts
+            settings,
+            sessionmaker,
+            hub,
+            self.directory,
+            self.publisher,
+            self.receipts,
+            self.planner,
         )
 
     async def on_call_change(self, channel: str, message: dict[str, Any]) -> None:
@@ -119,7 +125,7 @@ class CallService:
         else:
             self._count(event.source, "applied")
             with tracing.span("calls.publish", pushes=len(written.applied.pushes)):
-                await self.publisher.publish(written.applied, started)
+                await self.publisher.publish(written.applied)
             call = written.applied.call
             result = IngestResult(
                 call_id, duplicate=False, state=call["state"], queue=call.get("queue")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -88,8 +89,12 @@ def _calls(request: Request) -> CallService:
     return service
 
 
-async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONResponse:
-    """Verified, parsed events of this request, or the error response to send."""
+Received = tuple[list[CallEvent], datetime]
+
+
+async def _receive(request: Request, provider: str) -> Received | JSONResponse:
+    """Verified, parsed events of this request and when it arrived, or the error response."""
+    arrived = utcnow()
     state = get_state(request)
     settings = state["settings"]
     try:
@@ -101,7 +106,7 @@ async def _receive(request: Request, provider: str) -> list[CallEvent] | JSONRes
     outcome = parse_events(state, adapter, provider, request.scope, headers, body)
     if isinstance(outcome, TelephonyError):
         return _error(outcome.status_code, outcome.code, outcome.detail)
-    return outcome
+    return outcome, arrived
 
 
 def parse_events(
@@ -142,13 +147,16 @@ def parse_events(
         return refusal
 
 
-async def _ingest(request: Request, events: list[CallEvent]) -> list[IngestResult]:
-    return await ingest_events(_calls(request), events)
+async def _ingest(request: Request, received: Received) -> list[IngestResult]:
+    events, arrived = received
+    return await ingest_events(_calls(request), events, arrived)
 
 
-async def ingest_events(service: CallService, events: list[CallEvent]) -> list[IngestResult]:
-    """Ingest a request's events; a pool timeout (overload) is a 503, never a 500."""
-    received_at = utcnow()
+async def ingest_events(
+    service: CallService, events: list[CallEvent], received_at: datetime
+) -> list[IngestResult]:
+    """Ingest a request's events, which arrived at ``received_at`` (journaled, and where pop
+    health is measured from); a pool timeout (overload) is a 503, never a 500."""
     try:
         return [await service.ingest(event, received_at=received_at) for event in events]
     except PoolTimeout as exc:
@@ -195,10 +203,10 @@ async def twilio_voice(
     ``?workflow_sid=`` enqueues into TaskRouter instead, with a ``<Task>`` carrying the
     routing hints: priority, preferred worker (the account manager), language, queue.
     """
-    events = await _receive(request, "twilio")
-    if isinstance(events, JSONResponse):
-        return events
-    results = await _ingest(request, events)
+    received = await _receive(request, "twilio")
+    if isinstance(received, JSONResponse):
+        return received
+    results = await _ingest(request, received)
     name = queue or await _queue_name(request, results)
     state = get_state(request)
     hints = None
@@ -222,10 +230,10 @@ async def twilio_voice(
 async def twilio_callbacks(request: Request) -> Response:
     """Twilio status callbacks (the caller's leg and agents' legs) and TaskRouter event
     callbacks (``reservation.created`` is the offer to an agent)."""
-    events = await _receive(request, "twilio")
-    if isinstance(events, JSONResponse):
-        return events
-    await _ingest(request, events)
+    received = await _receive(request, "twilio")
+    if isinstance(received, JSONResponse):
+        return received
+    await _ingest(request, received)
     return Response(status_code=204)
 
 
@@ -236,10 +244,10 @@ async def twilio_callbacks(request: Request) -> Response:
 async def vonage_answer(request: Request, queue: QueueParam = None) -> Response:
     """Vonage's answer webhook: journal the call, answer an NCCO joining the queue's
     conversation (``?queue=`` overrides the dialed number's queue)."""
-    events = await _receive(request, "vonage")
-    if isinstance(events, JSONResponse):
-        return events
-    results = await _ingest(request, events)
+    received = await _receive(request, "vonage")
+    if isinstance(received, JSONResponse):
+        return received
+    results = await _ingest(request, received)
     name = queue or await _queue_name(request, results)
     ncco = [{"action": "conversation", "name": name}]
     return Response(json.dumps(ncco), media_type="application/json")

@@ -137,12 +137,13 @@ class OrderLine(Base):
 
 
 class Interaction(Base):
-    """A touch point: a call's wrap-up, an email, a visit."""
+    """A touch point: a call's wrap-up, an email, a visit. A call has one per agent leg (the
+    agent who transferred it and the one who took it each wrap up their part)."""
 
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_customer_id_created_at", "customer_id", "created_at"),
-        UniqueConstraint("call_id"),
+        UniqueConstraint("call_id", "agent"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

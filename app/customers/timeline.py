@@ -3,7 +3,7 @@ orders, newest first, paged by a cursor.
 
 Each page asks each source for at most ``limit`` rows older than the cursor through its
 ``(customer_id, time)`` index and merges them, so a page costs three index range scans
-however long the history.
+however long the history (and one lookup of the page's calls' wrap-ups by call id).
 """
 
 from __future__ import annotations
@@ -47,11 +47,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _wrapup(row: Any) -> dict[str, Any] | None:
-    if row.interaction_id is None:
-        return None
+def _wrapup(row: Any) -> dict[str, Any]:
     return {
-        "agent": row.wrapup_agent,
+        "agent": row.agent,
         "disposition": row.disposition,
         "notes": row.notes,
         "satisfaction": row.satisfaction,
@@ -60,30 +58,21 @@ def _wrapup(row: Any) -> dict[str, Any] | None:
 
 
 async def _calls(session: AsyncSession, cid: int, until: datetime | None, n: int) -> list[Any]:
-    query = (
-        select(
-            Call.id,
-            Call.state,
-            Call.queue,
-            Call.agent,
-            Call.caller_e164,
-            Call.caller_withheld,
-            Call.first_seen_at,
-            Call.answered_at,
-            Call.ended_at,
-            Interaction.id.label("interaction_id"),
-            Interaction.agent.label("wrapup_agent"),
-            Interaction.disposition,
-            Interaction.notes,
-            Interaction.satisfaction,
-            Interaction.satisfaction_kind,
-        )
-        .outerjoin(Interaction, Interaction.call_id == Call.id)
-        .where(Call.customer_id == cid)
-    )
+    query = select(
+        Call.id,
+        Call.state,
+        Call.queue,
+        Call.agent,
+        Call.caller_e164,
+        Call.caller_withheld,
+        Call.first_seen_at,
+        Call.answered_at,
+        Call.ended_at,
+    ).where(Call.customer_id == cid)
     if until is not None:
         query = query.where(Call.first_seen_at <= until)
-    rows = await session.execute(query.order_by(Call.first_seen_at.desc()).limit(n))
+    rows = (await session.execute(query.order_by(Call.first_seen_at.desc()).limit(n))).all()
+    wrapups = await _wrapups(session, [r.id for r in rows])
     return [
         {
             "kind": "call",
@@ -99,10 +88,34 @@ async def _calls(session: AsyncSession, cid: int, until: datetime | None, n: int
             },
             "answered_at": _iso(r.answered_at),
             "ended_at": _iso(r.ended_at),
-            "wrapup": _wrapup(r),
+            # The newest leg's wrap-up, and every leg's (a transferred call has several).
+            "wrapup": wrapups[r.id][-1] if wrapups.get(r.id) else None,
+            "wrapups": wrapups.get(r.id, []),
         }
-        for r in rows.all()
+        for r in rows
     ]
+
+
+async def _wrapups(session: AsyncSession, call_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The wrap-ups of these calls, one per agent leg, oldest first."""
+    if not call_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            Interaction.call_id,
+            Interaction.agent,
+            Interaction.disposition,
+            Interaction.notes,
+            Interaction.satisfaction,
+            Interaction.satisfaction_kind,
+        )
+        .where(Interaction.call_id.in_(call_ids))
+        .order_by(Interaction.created_at, Interaction.id)
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.all():
+        out.setdefault(row.call_id, []).append(_wrapup(row))
+    return out
 
 
 async def _touches(session: AsyncSession, cid: int, until: datetime | None, n: int) -> list[Any]:

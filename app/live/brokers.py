@@ -7,8 +7,11 @@ once, from ONE subscriber task per process that holds a pattern subscription on
 a websocket is covered the moment it subscribes locally, so the replay an endpoint reads from
 the database right after subscribing can never race a missing Redis subscription.
 
-Redis payload: ``b"<origin> <seq>\\n" + frame`` where ``frame`` is the message's JSON, sent to
-the websockets as is (orjson never emits a raw newline).
+Redis payload: ``b"<origin>[;<provenance>] <seq>\\n" + frame`` where ``frame`` is the message's
+JSON, sent to the websockets as is (orjson never emits a raw newline), and ``provenance`` the
+event's arrival and trace when the publisher gave them (``Provenance.encode``: no space, newline
+or ``;``). The provenance rides on the origin token so that an instance of an older version,
+which reads ``<origin> <seq>``, still delivers the message (a rolling upgrade loses no pop).
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from app.live.provenance import Provenance
+
 log = logging.getLogger(__name__)
 
-# Hands one message to the hub: (channel, frame, decoded message or None to decode lazily).
-Deliver = Callable[[str, bytes, dict[str, Any] | None], Awaitable[None]]
+# Hands one message to the hub: (channel, frame, decoded message or None to decode lazily,
+# the provenance it was published with).
+Deliver = Callable[[str, bytes, dict[str, Any] | None, Provenance | None], Awaitable[None]]
 OnReconnect = Callable[[], None]
 
 # Remember this many of our own sequence numbers that were delivered locally as a fallback.
@@ -51,7 +57,13 @@ class Broker(Protocol):
         """Deliver to ``deliver``; call ``on_reconnect`` when messages may have been lost."""
         ...
 
-    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+    async def publish(
+        self,
+        channel: str,
+        frame: bytes,
+        message: dict[str, Any],
+        provenance: Provenance | None = None,
+    ) -> None:
         """Send one message to every instance's hub; never raises for an unreachable backend."""
         ...
 
@@ -73,9 +85,15 @@ class MemoryBroker:
     async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
         self._deliver = deliver
 
-    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+    async def publish(
+        self,
+        channel: str,
+        frame: bytes,
+        message: dict[str, Any],
+        provenance: Provenance | None = None,
+    ) -> None:
         if self._deliver is not None:
-            await self._deliver(channel, frame, message)
+            await self._deliver(channel, frame, message, provenance)
 
     async def close(self) -> None:
         self._deliver = None
@@ -177,24 +195,34 @@ class RedisBroker:
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def publish(self, channel: str, frame: bytes, message: dict[str, Any]) -> None:
+    async def publish(
+        self,
+        channel: str,
+        frame: bytes,
+        message: dict[str, Any],
+        provenance: Provenance | None = None,
+    ) -> None:
         self._seq += 1
         seq = self._seq
+        local = (seq, channel, frame, message, provenance)
         if self._closing:
             # Shutting down (the last websockets' presence messages, say): Redis is being let
             # go of, so this instance's own subscribers only, without a warning per message.
-            await self._fallback(seq, channel, frame, message)
+            await self._fallback(*local)
             return
-        payload = b"%b %d\n%b" % (self._origin_b, seq, frame)
+        origin = self._origin_b
+        if provenance is not None:
+            origin = b"%b;%b" % (origin, provenance.encode())
+        payload = b"%b %d\n%b" % (origin, seq, frame)
         if self._connected:
             # The normal path: our own subscriber brings it back to our hub, like everyone's.
             if await self._send(channel, payload):
                 return
-            await self._fallback(seq, channel, frame, message)
+            await self._fallback(*local)
             return
         # Our subscriber is down, so our copy would not come back: deliver it here now, and
         # still give it to the other instances if Redis takes it.
-        await self._fallback(seq, channel, frame, message)
+        await self._fallback(*local)
         if time.monotonic() < self._skip_publish_until:
             self._lost_outbound = True
             return
@@ -213,7 +241,12 @@ class RedisBroker:
             return False
 
     async def _fallback(
-        self, seq: int, channel: str, frame: bytes, message: dict[str, Any]
+        self,
+        seq: int,
+        channel: str,
+        frame: bytes,
+        message: dict[str, Any],
+        provenance: Provenance | None,
     ) -> None:
         # If Redis did take it after all (a timeout after the write), our subscriber will bring
         # it back: remember the sequence number so that copy is skipped.
@@ -223,7 +256,7 @@ class RedisBroker:
         if len(self._fallback_order) > FALLBACK_MEMORY:
             self._fallback_seqs.discard(self._fallback_order.popleft())
         if self._deliver is not None:
-            await self._deliver(channel, frame, message)
+            await self._deliver(channel, frame, message, provenance)
 
     # -- subscribing -------------------------------------------------------------------------
 
@@ -315,11 +348,13 @@ class RedisBroker:
         if not sep or not seq.isdigit():
             log.warning("ignoring a malformed hub message", extra={"channel": channel})
             return
+        origin, _, stamp = origin.partition(b";")
         if origin == self._origin_b and int(seq) in self._fallback_seqs:
             return
+        provenance = Provenance.decode(stamp) if stamp else None
         if self._deliver is not None:
             try:
-                await self._deliver(channel, frame, None)
+                await self._deliver(channel, frame, None, provenance)
             except ValueError:
                 log.warning("ignoring a hub message that is not JSON", extra={"channel": channel})
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from app.live.brokers import Broker, MemoryBroker, RedisBroker
+from app.live.provenance import Provenance
 from app.live.subscription import DEFAULT_COALESCE, DEFAULT_QUEUE_SIZE, Subscription, encode
 
 if TYPE_CHECKING:
@@ -100,12 +101,16 @@ class Hub:
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(
+        self, channel: str, message: dict[str, Any], *, provenance: Provenance | None = None
+    ) -> None:
         """Deliver ``message`` to every subscriber of ``channel`` on every instance.
 
         Call it after the commit that the message reports. Never raises because Redis is
         unreachable (the message is then delivered to this instance only, and the others
         replay when it returns); raises TypeError for a message that cannot be encoded.
+        ``provenance`` (the event's arrival and trace) travels beside the frame to the
+        subscriptions' pumps (``app.live.provenance``); listeners do not see it.
         """
         frame = encode(message)
         if not self._started:
@@ -115,9 +120,15 @@ class Hub:
                 return
             # Forgiving for scripts and unit tests that never ran the lifespan.
             await self.start()
-        await self.broker.publish(channel, frame, message)
+        await self.broker.publish(channel, frame, message, provenance)
 
-    async def _deliver(self, channel: str, frame: bytes, message: dict[str, Any] | None) -> None:
+    async def _deliver(
+        self,
+        channel: str,
+        frame: bytes,
+        message: dict[str, Any] | None,
+        provenance: Provenance | None = None,
+    ) -> None:
         subs = self._subs.get(channel)
         listeners = self._listeners.get(channel)
         if not subs and not listeners:
@@ -128,7 +139,7 @@ class Hub:
                 raise ValueError("a hub message must be a JSON object")
         if subs:
             for sub in list(subs):
-                sub.offer(channel, message, frame)
+                sub.offer(channel, message, frame, provenance)
                 if sub.overflowed:
                     self._overflowed(sub)
         if listeners:

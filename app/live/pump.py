@@ -17,6 +17,10 @@ Close codes used here:
 - 1001 "going away": the hub is closing (server shutdown).
 
 Keepalive pings are uvicorn's own (``screenpop serve`` sets ``ws_ping_interval``).
+
+A frame published with a provenance (``app.live.provenance``: the pops of an event) is written
+inside a ``frame`` span of the event's trace (when tracing is on), and ``on_written`` then gets
+it with the wall-clock time the write completed: what pop health measures up to.
 """
 
 from __future__ import annotations
@@ -24,18 +28,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from app import tracing
 from app.errors import DomainError
+from app.live.provenance import Stamped
 from app.live.subscription import (
     Overflowed,
     ResyncRequired,
     Subscription,
     SubscriptionClosed,
+    call_id_of,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ CLOSE_WAIT_S = 2.0
 
 ClientHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ResyncHandler = Callable[[], Awaitable[None]]
+# (the frame and its provenance, Unix time the write completed); must not block.
+WrittenHandler = Callable[[Stamped, float], None]
 
 
 async def pump(
@@ -59,6 +69,7 @@ async def pump(
     on_resync: ResyncHandler | None = None,
     audience: str | None = None,
     revoked: Awaitable[tuple[int, str]] | None = None,
+    on_written: WrittenHandler | None = None,
 ) -> None:
     """Run an accepted websocket until either side ends it; always unsubscribes ``sub``.
 
@@ -68,12 +79,13 @@ async def pump(
     without it the connection closes with 4009 so the client reconnects for the replay.
     ``audience`` ("agent", "supervisor") counts the connection in the websockets gauge.
     ``revoked`` ends when the user may no longer keep the connection (``app.users.access``)
-    and gives the close code and reason (4401, 4403).
+    and gives the close code and reason (4401, 4403). ``on_written`` is called after each
+    frame that came with a provenance is written to the socket.
     """
     gauge = _gauge(websocket, audience)
     if gauge is not None:
         gauge.inc()
-    sender = asyncio.create_task(_send_frames(websocket, sub, on_resync))
+    sender = asyncio.create_task(_send_frames(websocket, sub, on_resync, on_written))
     receiver = asyncio.create_task(_receive_messages(websocket, sub, on_client_message))
     # A client that stops reading blocks the sender inside a send; this notices the overflow.
     ended = asyncio.create_task(sub.ended.wait())
@@ -108,12 +120,15 @@ def _ending(sub: Subscription) -> tuple[int, str]:
 
 
 async def _send_frames(
-    websocket: WebSocket, sub: Subscription, on_resync: ResyncHandler | None
+    websocket: WebSocket,
+    sub: Subscription,
+    on_resync: ResyncHandler | None,
+    on_written: WrittenHandler | None,
 ) -> tuple[int, str] | None:
     """Send until the subscription ends; returns the close code to use, or None (peer gone)."""
     while True:
         try:
-            frame = await sub.get()
+            item = await sub.get_stamped()
         except (Overflowed, SubscriptionClosed):
             return _ending(sub)
         except ResyncRequired:
@@ -126,10 +141,37 @@ async def _send_frames(
                 return CLOSE_RESYNC, "resync"
             continue
         try:
-            # Text frames: browsers hand them to JSON.parse without a Blob round trip.
-            await websocket.send_text(frame.decode())
+            if isinstance(item, bytes):
+                # Text frames: browsers hand them to JSON.parse without a Blob round trip.
+                await websocket.send_text(item.decode())
+            else:
+                await _send_stamped(websocket, item, on_written)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return None
+
+
+async def _send_stamped(
+    websocket: WebSocket, item: Stamped, on_written: WrittenHandler | None
+) -> None:
+    """One frame with a provenance: the write in the event's trace, then ``on_written``."""
+    trace = item.provenance.trace
+    if trace is None:
+        await websocket.send_text(item.frame.decode())
+    else:
+        kind = item.message.get("type")
+        with (
+            tracing.extracted(trace),
+            tracing.span("frame", type=kind, call_id=call_id_of(item.message)),
+        ):
+            await websocket.send_text(item.frame.decode())
+    if on_written is None:
+        return
+    written_at = time.time()
+    try:
+        on_written(item, written_at)
+    except Exception:
+        # Measuring must never cost the agent the connection.
+        log.exception("websocket on_written handler failed")
 
 
 async def _receive_messages(

@@ -11,6 +11,8 @@ Policy (docs/live.md, "Slow consumers and close codes"):
   fallback, replays and resyncs can produce the same pop twice, and a pop update can overtake
   the pop it completes). A ``call.state`` for the call clears that memory so a call
   withdrawn and offered again pops again.
+- A frame published with a ``Provenance`` (the event's arrival and trace, ``app.live.provenance``)
+  is queued with it and its message, for the pump (``get_stamped``).
 - Nothing else is ever discarded. When the queue is full of things that cannot be coalesced the
   subscription is marked overflowed; the websocket is then closed (4008) and the client gets
   the replay when it reconnects.
@@ -26,6 +28,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from app.live.provenance import Provenance, Stamped
 
 DEFAULT_QUEUE_SIZE = 256
 # Remember this many (type, call_id) versions per subscription: a long shift is a few hundred.
@@ -105,7 +109,7 @@ class Subscription:
         self.duplicates = 0
         self._coalesce = DEFAULT_COALESCE if coalesce is None else coalesce
         self._on_close = on_close
-        self._pending: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._pending: OrderedDict[Hashable, bytes | Stamped] = OrderedDict()
         self._serial = itertools.count()
         self._versions: dict[tuple[str, str], int] = {}
         self._resync = False
@@ -124,8 +128,15 @@ class Subscription:
 
     # -- producing --------------------------------------------------------------------------
 
-    def offer(self, channel: str, message: Mapping[str, Any], frame: bytes) -> bool:
-        """Queue ``frame`` (the encoding of ``message`` published on ``channel``).
+    def offer(
+        self,
+        channel: str,
+        message: Mapping[str, Any],
+        frame: bytes,
+        provenance: Provenance | None = None,
+    ) -> bool:
+        """Queue ``frame`` (the encoding of ``message`` published on ``channel``, with the
+        ``provenance`` it was published with).
 
         Returns False when the frame was not queued (duplicate, or this subscription is
         overflowed or closed). Never blocks and never raises.
@@ -164,7 +175,7 @@ class Subscription:
             self._room.set()
             self.ended.set()
             return False
-        self._pending[slot] = frame
+        self._pending[slot] = frame if provenance is None else Stamped(frame, message, provenance)
         self._wakeup.set()
         if len(self._pending) > self.maxsize // 2:
             self._room.clear()
@@ -219,6 +230,11 @@ class Subscription:
         Raises ``Overflowed`` (close with 4008), ``ResyncRequired`` (replay, then carry on),
         or ``SubscriptionClosed`` (the hub is closing).
         """
+        item = await self.get_stamped()
+        return item if isinstance(item, bytes) else item.frame
+
+    async def get_stamped(self) -> bytes | Stamped:
+        """Like ``get``, but a frame published with a provenance comes as a ``Stamped``."""
         while True:
             if self.overflowed:
                 raise Overflowed
@@ -236,9 +252,10 @@ class Subscription:
         """The next frame if one is pending (no signals), else None."""
         if self.overflowed or self.closed or self._resync or not self._pending:
             return None
-        return self._take()
+        item = self._take()
+        return item if isinstance(item, bytes) else item.frame
 
-    def _take(self) -> bytes:
+    def _take(self) -> bytes | Stamped:
         frame = self._pending.popitem(last=False)[1]
         if len(self._pending) <= self.maxsize // 2:
             self._room.set()

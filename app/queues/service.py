@@ -170,15 +170,18 @@ def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[
     """The queues and agents a scope shows.
 
     Queues: the scope's (the ``unrouted`` lane once a call counted there). Agents listed:
-    users with role agent in the scope's queues, plus anyone else in those queues (or, for
-    admins, anywhere) whose presence is known (supervisors taking calls), plus agents no user
-    is (named by events, ``known`` false in the snapshot) ringing or talking on a call of
-    those queues (for admins: whose presence is known).
+    users with role agent in the scope's queues (or, for admins, anywhere), supervisors and
+    admins with an extension there whose presence is known (they take calls), anyone who
+    handled a call today, plus agents no user is (named by events, ``known`` false in the
+    snapshot) ringing or talking on a call of those queues (for admins: whose presence is
+    known). A supervisor without an extension who opens the agent screen is not an agent.
     """
     if scope.queues is None:
         queues: set[str] = set(roster.service_levels) | set(stats.queues)
         agents = {u.username for u in roster.users.values() if u.role == "agent"}
-        agents |= {u for u, v in stats.agents.items() if v.since is not None}
+        agents |= {
+            u for u, v in stats.agents.items() if v.since is not None and _takes_calls(roster, u)
+        }
         agents |= set(stats.handled)
         return queues, agents
     queues = {q for q in scope.queues if q != UNROUTED or q in stats.queues}
@@ -186,7 +189,11 @@ def scope_members(stats: QueueStats, roster: Roster, scope: Scope) -> tuple[set[
         u.username
         for u in roster.users.values()
         if u.queues & scope.queues
-        and (u.role == "agent" or u.username in stats.agents or u.username in stats.handled)
+        and (
+            u.role == "agent"
+            or (u.takes_calls and u.username in stats.agents)
+            or u.username in stats.handled
+        )
     }
     for username, view in stats.agents.items():
         if username in roster.users or view.state not in _ENGAGED or view.call_id is None:
@@ -210,6 +217,11 @@ def members_snapshot(
     for row in document["agents"]:
         row["known"] = row["username"] in roster.users
     return document
+
+
+def _takes_calls(roster: Roster, username: str) -> bool:
+    user = roster.users.get(username)
+    return user is None or user.takes_calls
 
 
 def scoped_snapshot(

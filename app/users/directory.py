@@ -31,6 +31,8 @@ class Agent:
     username: str
     role: str
     queues: frozenset[str] = frozenset()
+    # Agents, and supervisors or admins with an extension: they take calls and have a status.
+    takes_calls: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,12 @@ def directory_of(rows: Iterable[Any]) -> AgentDirectory:
     """From (username, role, queues, extension, worker_id) rows."""
     directory = AgentDirectory()
     for row in rows:
-        directory.users[row.username] = Agent(row.username, row.role, frozenset(row.queues or ()))
+        directory.users[row.username] = Agent(
+            row.username,
+            row.role,
+            frozenset(row.queues or ()),
+            takes_calls=row.role == "agent" or bool(row.extension),
+        )
         for alias in (row.extension, row.worker_id):
             if alias:
                 directory.aliases.setdefault(alias, row.username)

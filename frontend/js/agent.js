@@ -225,6 +225,7 @@ function receivePop(message) {
   if (entry.withdrawn) {
     // Offered to us again (a transfer back, a re-offer): the card is live once more.
     entry.withdrawn = false;
+    entry.ownLeg = false;
     clearTimeout(entry.removeTimer);
   }
   renderCard(id, entry);
@@ -270,13 +271,17 @@ function receiveCallState(message) {
   if (!entry) return;
   if (message.withdrawn === true || message.state === "withdrawn") {
     // This agent no longer has the call: say why, keep the card visible for a while.
+    const talking = ["answered", "held"].includes(entry.state);
     entry.withdrawn = true;
     entry.state = withdrawnState(message.state);
     entry.reason = message.reason || null;
+    // Transferred after talking: the leg was this agent's, and so is its wrap-up.
+    entry.ownLeg = talking && entry.reason === "transferred";
+    if (entry.ownLeg) entry.state = "transferred";
     const [, label] = STATE_LABELS[entry.state];
     announce(t("Call withdrawn: {name}. {state}.", { name: displayName(entry.doc), state: label }));
     clearTimeout(entry.removeTimer);
-    entry.removeTimer = setTimeout(() => removePop(id), WITHDRAWN_LINGER_MS);
+    if (!entry.ownLeg) entry.removeTimer = setTimeout(() => removePop(id), WITHDRAWN_LINGER_MS);
   } else if (message.state) {
     entry.state = message.state;
     if (message.state === "abandoned") announce(t("{name} hung up.", { name: displayName(entry.doc) }));
@@ -481,7 +486,7 @@ function renderBody(id, entry) {
 // ---------------------------------------------------------------- wrap-up
 
 function canWrapUp(entry) {
-  return !entry.withdrawn && WRAPUP_STATES.has(entry.state);
+  return Boolean(entry.ownLeg) || (!entry.withdrawn && WRAPUP_STATES.has(entry.state));
 }
 
 function renderWrapup(id, entry) {
@@ -522,7 +527,7 @@ function wrapupSaved(callId, entry, message) {
 // ---------------------------------------------------------------- calls reopened from history
 
 /** Open a call of today (or a pending wrap-up) as a card: its profile and, if due, wrap-up. */
-async function openCall(callId, { focus = true } = {}) {
+async function openCall(callId, { focus = true, pending = false } = {}) {
   const existing = pops.get(callId);
   if (existing) {
     existing.compact = false;
@@ -553,6 +558,11 @@ async function openCall(callId, { focus = true } = {}) {
   const entry = newEntry(callId, 0, { fromHistory: true });
   entry.doc = doc;
   entry.state = call.state;
+  if (pending && LIVE_STATES.has(call.state) && call.agent !== (session.current || {}).username) {
+    // A pending wrap-up of a call this agent transferred: their leg is over, its wrap-up due.
+    entry.state = "transferred";
+    entry.ownLeg = true;
+  }
   renderCard(callId, entry);
   updateIdle();
   if (focus) {
@@ -569,7 +579,7 @@ async function loadPending() {
     return;
   }
   for (const pending of (data.calls || []).slice(0, PENDING_CARDS).reverse()) {
-    if (!pops.has(pending.call_id)) await openCall(pending.call_id, { focus: false });
+    if (!pops.has(pending.call_id)) await openCall(pending.call_id, { focus: false, pending: true });
   }
 }
 

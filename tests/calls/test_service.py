@@ -74,13 +74,13 @@ async def test_offer_pushes_the_prebuilt_pop_and_records_delivery_and_view(
         assert pop["account"]["balance"] == 42.5
         assert [p["invoice_no"] for p in pop["purchases"]] == ["INV-2", "INV-1"]
         messages = frames(changes)
-        assert [m["type"] for m in messages] == ["call.change", "call.change", "pop.pushed"]
+        # pop.pushed (pop health) comes from a websocket once it has written the pop: there is
+        # none here (tests/calls/test_pop_health.py).
+        assert [m["type"] for m in messages] == ["call.change", "call.change"]
     async with AsyncSession(clean_engine) as session:
         delivery = (await session.execute(select(PopDelivery))).scalar_one()
         assert delivery.username == "alice" and delivery.version == queued["pop_version"]
-        assert delivery.latency_ms is not None and delivery.latency_ms >= 0
-        # Queue statistics rebuilt after a restart read the row; live ones read the message.
-        assert messages[-1]["latency_ms"] == delivery.latency_ms
+        assert delivery.latency_ms is None  # written to no socket
         view = (await session.execute(select(ProfileView))).scalar_one()
         assert (view.username, view.customer_id, view.reason) == ("alice", world.ada, "pop")
         assert view.call_id == f"generic:{cid}"

@@ -158,6 +158,42 @@ async def test_pop_withdrawn_when_another_agent_answers(
     await expect(pop_card(bob, call_id).locator(".call-state")).to_contain_text("In call")
 
 
+async def test_notes_follow_a_transfer_and_the_transferring_agent_wraps_up(
+    live_server: LiveServer, browser_pages: tuple[Page, Page]
+) -> None:
+    alice, bob = browser_pages
+    await sign_in(alice, live_server.url, "/agent", "alice")
+    await sign_in(bob, live_server.url, "/agent", "bob")
+    await wait_live(alice)
+    await wait_live(bob)
+    call_id = new_call_id()
+    await ring(live_server, call_id, JANE_PHONE, "alice")
+    await live_server.post_event(call_id=call_id, kind="answered", caller=JANE_PHONE, agent="alice")
+    hers = pop_card(alice, call_id)
+    await expect(hers.locator(".call-state")).to_contain_text("In call")
+    # Notes typed during the call are saved on the server as she types.
+    notes = f"Billing query {uuid.uuid4().hex[:6]}"
+    form = hers.locator("form.wrapup-form")
+    await form.get_by_label("Disposition").select_option("sale")
+    await form.get_by_label("Notes").fill(notes)
+    await expect(form.locator(".draft-note")).to_contain_text("Draft saved")
+
+    await live_server.post_event(
+        call_id=call_id, kind="transferred", caller=JANE_PHONE, attributes={"transfer_to": "bob"}
+    )
+    # bob has the call, and alice's notes in his wrap-up, saying whose they are.
+    his = pop_card(bob, call_id)
+    await expect(his.locator(".call-state")).to_contain_text("In call")
+    await expect(his.get_by_label("Notes")).to_have_value(notes)
+    await expect(his.locator(".draft-note")).to_contain_text("Notes so far from alice")
+    # alice's card stays, with her leg's wrap-up, which she saves.
+    await expect(hers.locator(".call-state")).to_contain_text("Transferred away")
+    await expect(form.get_by_label("Notes")).to_have_value(notes)
+    await form.get_by_role("button", name="Save wrap-up").click()
+    await expect(hers.locator(".wrapup-done")).to_contain_text("Wrap-up saved")
+    await expect(his.locator("form.wrapup-form")).to_be_visible()  # bob's leg is still his
+
+
 async def test_unknown_caller_quick_create_and_withheld(
     live_server: LiveServer, page: Page
 ) -> None:

@@ -14,6 +14,7 @@ from redis import asyncio as aioredis
 
 from app.live.brokers import RedisBroker
 from app.live.hub import Hub
+from app.live.provenance import Provenance, Stamped
 from app.live.subscription import ResyncRequired, Subscription
 from tests.support.server import free_port
 
@@ -272,3 +273,41 @@ async def test_a_closed_broker_delivers_locally_and_lets_redis_go(
         await hub.close()
         await pubsub.aclose()
         await watcher.aclose()
+
+
+async def test_a_provenance_rides_beside_the_frame_to_the_other_instance(
+    two_hubs: tuple[Hub, Hub], redis_url: str, prefix: str
+) -> None:
+    a, b = two_hubs
+    tab = b.subscribe(["agent:alice"])
+    raw = aioredis.Redis.from_url(redis_url)
+    pubsub = raw.pubsub()
+    await pubsub.subscribe(f"{prefix}:agent:alice")
+    try:
+        stamp = Provenance(
+            arrived_at=1764900000.123456,
+            trace={
+                "traceparent": f"00-{'4b' * 16}-{'0f' * 8}-01",
+                "tracestate": "a=1, b=two words",
+            },
+        )
+        pop = {"type": "pop", "version": 1, "call": {"id": "generic:c9"}}
+        await a.publish("agent:alice", pop, provenance=stamp)
+        await a.publish("agent:alice", {"type": "note", "n": "plain"})
+        stamped = await asyncio.wait_for(tab.get_stamped(), 3)
+        plain = await asyncio.wait_for(tab.get_stamped(), 3)
+        # On the wire, the envelope an older instance reads as "<origin> <seq>\n<frame>".
+        envelope = None
+        async with asyncio.timeout(3):
+            while envelope is None:
+                envelope = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await raw.aclose()
+    assert isinstance(stamped, Stamped) and stamped.provenance == stamp
+    assert orjson.loads(stamped.frame) == pop and stamped.message == pop
+    assert isinstance(plain, bytes) and orjson.loads(plain)["n"] == "plain"
+    header, _, frame = envelope["data"].partition(b"\n")
+    origin, _, seq = header.partition(b" ")
+    assert seq.isdigit() and orjson.loads(frame) == pop
+    assert b";" in origin  # the provenance rides on the origin token

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +13,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from websockets.asyncio.client import connect
 
 from app import tracing
 from app.main import create_app
@@ -142,3 +145,38 @@ async def test_a_webhook_event_traces_the_pop_path(
         assert by_name[step].parent_span_id == ingest.span_id, step
     assert by_name["calls.plan"].parent_span_id == by_name["calls.write"].span_id
     assert ingest.parent_span_id, "the event's span hangs under the request's"
+
+
+async def test_the_pop_frame_is_a_span_in_the_events_trace(
+    clean_engine: Any, database_url: str, receiver: Receiver
+) -> None:
+    """The pop's write to the agent's websocket (a real uvicorn, a real client) is a ``frame``
+    span under the event's ``calls.publish``: the trace context rode the hub message."""
+    from tests.calls.support import GENERIC, event, new_call_id, signed, token
+    from tests.calls.test_pop_health import served
+    from tests.conftest import add_user
+
+    await add_user(clean_engine, "alice", extension="201", queues=["sales"])
+    call_id = new_call_id()
+    settings = {"otlp_endpoint": receiver.url}
+    async with served(database_url, **settings) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws/agent?token={token('alice')}"
+        async with connect(url) as alice:
+            raw, headers = signed(event(call_id, "offered", agent="201", queue="sales"))
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                response = await http.post(
+                    GENERIC, content=raw, headers={**headers, "traceparent": PARENT}
+                )
+            assert response.status_code == 202
+            while (message := json.loads(await asyncio.wait_for(alice.recv(), 10)))[
+                "type"
+            ] != "pop":
+                pass
+    # Leaving the lifespan flushed the batch.
+    frames = [span for span in receiver.spans if span.name == "frame"]
+    assert len(frames) == 1, "one pop, one frame span"
+    [frame] = frames
+    [publish] = [span for span in receiver.spans if span.name == "calls.publish"]
+    assert frame.trace_id.hex() == TRACE_ID  # the webhook caller's trace, end to end
+    assert frame.parent_span_id == publish.span_id
+    assert attributes(frame) == {"type": "pop", "call_id": message["call"]["id"]}
