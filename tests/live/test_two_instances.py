@@ -34,24 +34,6 @@ CALLER = "+447700900123"
 pytestmark = pytest.mark.timeout(180)
 
 
-def missing_routes(*paths: str) -> list[str]:
-    """Those of ``paths`` no domain router serves yet (the endpoints are being written)."""
-    from app.calls import agent_ws, webhooks
-    from app.queues import router as queues_router
-
-    owners = (webhooks.router, agent_ws.router, queues_router.router)
-    patterns = [route.path_regex for owner in owners for route in owner.routes]  # type: ignore[attr-defined]
-    return [p for p in paths if not any(pattern.match(p) for pattern in patterns)]
-
-
-def needs_routes(*paths: str) -> pytest.MarkDecorator:
-    """Skip (before the servers start) while an endpoint this test needs is not written yet."""
-    missing = missing_routes(*paths)
-    return pytest.mark.skipif(
-        bool(missing), reason=f"waiting for {', '.join(missing)} (not in the app yet)"
-    )
-
-
 class Instances:
     def __init__(self, a: ServerProcess, b: ServerProcess) -> None:
         self.a, self.b = a, b
@@ -156,7 +138,6 @@ async def frames_for(ws: ClientConnection, call_id: str, settle_s: float) -> lis
     return out
 
 
-@needs_routes("/telephony/generic/events", "/ws/agent")
 async def test_event_posted_to_a_pops_on_agent_connected_to_b_once(
     instances: Instances,
 ) -> None:
@@ -198,7 +179,6 @@ def comparable(document: dict[str, Any]) -> dict[str, Any]:
     return {"queues": queues, "agents": agents}
 
 
-@needs_routes("/telephony/generic/events", "/api/queues")
 async def test_supervisors_on_either_instance_see_the_same_figures(
     instances: Instances,
 ) -> None:
