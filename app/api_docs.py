@@ -161,6 +161,11 @@ _POP_PROPS: dict[str, Any] = {
     },
     "customer": {"type": ["object", "null"]},
     "account": {"type": ["object", "null"], "description": "Masked for roles without money."},
+    "loyalty": {
+        "type": ["object", "null"],
+        "description": "Programme, tier, points, since; computed=true for the frequency "
+        "programme screenpop computes from purchases (docs/customers.md, Loyalty).",
+    },
     "purchases": {"type": "array"},
     "insights": {"type": ["object", "null"]},
     "next_needs": {"type": "array"},

@@ -167,7 +167,8 @@ def import_(
 
 
 def _import_mapped(settings: Settings, file: Path, mapping_file: Path) -> None:
-    """``import FILE --mapping MAP.toml``: customers, orders or balances through a mapping."""
+    """``import FILE --mapping MAP.toml``: customers, orders, balances or loyalty
+    memberships through a mapping."""
     from app.customers.importer import ImportFileError
     from app.customers.mapped_import import import_mapped, load_mapping
     from app.db import create_engine

@@ -4,7 +4,7 @@ The document (``Call.pop``) is built once, at the call's first sight, from the c
 domain; pushing it is then a matter of wrapping it with the call's current state. Messages:
 
 * ``{"type": "pop", "version", "call": {...}, "match": {...}, "customer", "account",
-  "purchases", "insights", "next_needs", "interactions", "treatment", "transfer",
+  "loyalty", "purchases", "insights", "next_needs", "interactions", "treatment", "transfer",
   "complete", "as_of", "sources", "extras"}`` - the whole pop (``complete`` False: the slow
   parts follow; ``sources``/``extras``: parts from systems of record, app/sources);
 * ``{"type": "pop.update", ...}`` - the same shape, a newer ``version`` of the same call;
@@ -26,7 +26,9 @@ from app.customers.numbers import national_format
 from app.settings import Settings
 from app.sources.pop_parts import with_live
 
-PROFILE_KEYS = ("customer", "account", "purchases", "insights", "next_needs", "interactions")
+PROFILE_KEYS = (
+    "customer", "account", "loyalty", "purchases", "insights", "next_needs", "interactions",
+)  # fmt: skip
 
 
 def empty_document(*, complete: bool) -> dict[str, Any]:
@@ -34,6 +36,7 @@ def empty_document(*, complete: bool) -> dict[str, Any]:
     return {
         "customer": None,
         "account": None,
+        "loyalty": None,
         "purchases": [],
         "insights": None,
         "next_needs": [],
@@ -96,6 +99,7 @@ def pop_message(
         "match": call.get("match") or {"kind": "none", "candidates": []},
         "customer": doc.get("customer"),
         "account": doc.get("account"),
+        "loyalty": doc.get("loyalty"),
         "purchases": doc.get("purchases") or [],
         "insights": doc.get("insights"),
         "next_needs": doc.get("next_needs") or [],

@@ -1,9 +1,10 @@
-"""``screenpop import FILE --mapping MAP.toml``: customers, orders or balances from any CSV or
-JSON Lines file, through a column mapping, into the same records a sync writes.
+"""``screenpop import FILE --mapping MAP.toml``: customers, orders, balances or loyalty
+memberships from any CSV or JSON Lines file, through a column mapping, into the same records
+a sync writes.
 
 The mapping file (TOML)::
 
-    entity = "customers"       # customers | orders | balances
+    entity = "customers"       # customers | orders | balances | loyalty
     source = "shop"            # whose references these are (default "import")
     format = "csv"             # csv | jsonl (default: from the file name)
     [columns]                  # screenpop column = CSV column name, or JMESPath for JSON Lines
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.customers.importer import ImportFileError, open_text
+from app.customers.loyalty import LOYALTY_COLUMNS
 from app.customers.order_records import STORE
 from app.customers.records import RecordReport, store_customers
 
@@ -40,6 +42,7 @@ REQUIRED = {
     "customers": ("ref", "name"),
     "orders": ("ref", "customer_ref", "ordered_at", "total"),
     "balances": ("customer_ref", "amount"),
+    "loyalty": ("customer_ref", "programme"),
 }
 KNOWN = {
     "customers": ("ref", "name", "phones", "email", "emails", "customer_type", "language",
@@ -48,6 +51,7 @@ KNOWN = {
     "orders": ("ref", "customer_ref", "ordered_at", "total", "currency", "status", "lines",
                "deleted"),
     "balances": ("customer_ref", "amount", "currency", "overdue", "as_of"),
+    "loyalty": LOYALTY_COLUMNS,
 }  # fmt: skip
 BATCH = 1000
 
@@ -55,7 +59,7 @@ BATCH = 1000
 class ColumnMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    entity: Literal["customers", "orders", "balances"]
+    entity: Literal["customers", "orders", "balances", "loyalty"]
     source: str = Field(default="import", min_length=1, max_length=64)
     format: Literal["csv", "jsonl"] | None = None
     columns: dict[str, str | list[str]]

@@ -97,6 +97,26 @@ class Account(Base):
     balance_source: Mapped[str | None] = mapped_column(String(64))
 
 
+class LoyaltyMembership(Base):
+    """A customer's loyalty programme membership as a system of record gives it (import,
+    sync): one per customer, the latest record wins. Without one, the profile shows the
+    frequency programme ``screenpop train`` computes from purchases (app/insights/loyalty.py)."""
+
+    __tablename__ = "loyalty_memberships"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    programme: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str | None] = mapped_column(String(32))
+    points: Mapped[int | None] = mapped_column(Integer)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The system of record the membership came from, and how fresh it was there.
+    source: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Product(Base):
     __tablename__ = "products"
 

@@ -4,7 +4,8 @@ Orders (``ref``, ``customer_ref``, ``ordered_at``, ``total`` and optionally ``cu
 ``status``, ``lines`` as a JSON array of ``{sku, description, quantity, unit_price}``,
 ``deleted``), keyed by the order's ``ref`` (an order another source owns is refused).
 Balances (``customer_ref``, ``amount`` and optionally ``currency``, ``overdue``, ``as_of``):
-the account's balance as the billing system gives it. Customers: ``app.customers.records``.
+the account's balance as the billing system gives it. Customers: ``app.customers.records``;
+loyalty memberships: ``app.customers.loyalty``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.customers.loyalty import store_loyalty
 from app.customers.models import Account, Order, OrderLine, Product
 from app.customers.records import RecordReport, customer_ids, customer_of, store_customers, where
 from app.customers.values import text_or_none, to_bool, to_decimal, to_json_list, to_utc
@@ -230,4 +232,9 @@ async def store_balances(
             report.unchanged += 1
 
 
-STORE = {"customers": store_customers, "orders": store_orders, "balances": store_balances}
+STORE = {
+    "customers": store_customers,
+    "orders": store_orders,
+    "balances": store_balances,
+    "loyalty": store_loyalty,
+}

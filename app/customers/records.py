@@ -11,7 +11,8 @@ Customers (``ref``, ``name`` and optionally ``phones``, ``email``, ``emails``,
 ``updated_at``): ``phones`` replaces the numbers this source gave before. ``deleted`` true
 removes the source's reference, and the customer with it when no other source refers to
 them. ``merged_into`` (another ref in the same source) moves this customer's numbers,
-orders, touch points and references to that customer, then removes this one.
+orders, touch points, references (and loyalty membership, when that customer has none)
+to that customer, then removes this one.
 
 Orders (``ref``, ``customer_ref``, ``ordered_at``, ``total`` and optionally ``currency``,
 ``status``, ``lines`` as a JSON array of ``{sku, description, quantity, unit_price}``,
@@ -35,6 +36,7 @@ from app.customers.models import (
     CustomerPhone,
     CustomerRef,
     Interaction,
+    LoyaltyMembership,
     MatchChoice,
     Order,
 )
@@ -286,6 +288,15 @@ async def _merge(
         await conn.execute(
             update(table).where(table.customer_id == loser).values(customer_id=winner)
         )
+    # One membership per customer: the survivor's own stays, else the loser's moves over.
+    winner_has = select(LoyaltyMembership.customer_id).where(
+        LoyaltyMembership.customer_id == winner
+    )
+    await conn.execute(
+        update(LoyaltyMembership)
+        .where(LoyaltyMembership.customer_id == loser, ~winner_has.exists())
+        .values(customer_id=winner)
+    )
     await conn.execute(delete(MatchChoice).where(MatchChoice.customer_id == loser))
     await conn.execute(delete(Customer).where(Customer.id == loser))
     report.merged += 1

@@ -21,6 +21,7 @@ from app.customers.models import (
     Customer,
     CustomerPhone,
     Interaction,
+    LoyaltyMembership,
     MatchChoice,
     Order,
     OrderLine,
@@ -196,6 +197,13 @@ _IDENTITY = (
         CustomerInsight.treatment,
         CustomerInsight.details,
         CustomerInsight.computed_at.label("insight_computed_at"),
+        LoyaltyMembership.programme.label("loyalty_programme"),
+        LoyaltyMembership.tier.label("loyalty_tier"),
+        LoyaltyMembership.points.label("loyalty_points"),
+        LoyaltyMembership.since.label("loyalty_since"),
+        LoyaltyMembership.source.label("loyalty_source"),
+        LoyaltyMembership.as_of.label("loyalty_as_of"),
+        LoyaltyMembership.updated_at.label("loyalty_updated_at"),
         _ORDER_STATS.c.order_count,
         _ORDER_STATS.c.return_count,
         _ORDER_STATS.c.first_order_at,
@@ -209,6 +217,7 @@ _IDENTITY = (
     .join(_ORDER_STATS, true())
     .outerjoin(Account, Account.customer_id == Customer.id)
     .outerjoin(CustomerInsight, CustomerInsight.customer_id == Customer.id)
+    .outerjoin(LoyaltyMembership, LoyaltyMembership.customer_id == Customer.id)
     .outerjoin(CustomerPhone, CustomerPhone.customer_id == Customer.id)
     .where(Customer.id == bindparam("customer_id"))
     .order_by(CustomerPhone.id)

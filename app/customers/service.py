@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import repository as repo
 from app.customers.feedback import DECLINE_SUPPRESS_DAYS, apply_feedback
+from app.customers.loyalty import profile_loyalty
 from app.customers.numbers import number_info
 from app.customers.profile_query import ProfileRows, profile_rows
 from app.db import utcnow
@@ -284,6 +285,7 @@ def _identity(rows: Any) -> dict[str, Any]:
         "customer": customer,
         "account": account,
         "insights": insights,
+        "loyalty": profile_loyalty(first),
         "treatment": insights["treatment"] if insights else None,
     }
 
@@ -388,7 +390,8 @@ async def assemble_profile(
     ``single_statement=False``; the document is the same). Raises ``NotFound`` for an
     unknown id.
 
-    Keys: ``customer``, ``account`` (or None), ``purchases`` (last 10 orders, newest first,
+    Keys: ``customer``, ``account`` (or None), ``loyalty`` (or None, app.customers.loyalty),
+    ``purchases`` (last 10 orders, newest first,
     up to 20 items each), ``insights`` (or None until ``screenpop train`` ran),
     ``next_needs`` (best first, [] when none), ``interactions`` (last 10, newest first),
     ``treatment`` (or None) and ``as_of``. The touch points count at once

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from app.insights.history import Floats, History, Ints, from_day
+from app.insights.loyalty import frequency_programme
 
 # Value tiers by lifetime value (historic + 12-month forecast) percentile.
 HIGH_TIER_SHARE = 0.20
@@ -387,6 +388,7 @@ def compute(
     tenure = np.nan_to_num(now - fig.first, nan=0.0)
     growing = (fig.spend_recent > GROWTH_FACTOR * fig.spend_prior) & (fig.spend_recent > 0)
     sat = satisfaction_trends(history, now)
+    programme = frequency_programme(history, now)
     out: dict[int, Insight] = {}
     for c in customers.tolist():
         tier = (
@@ -443,6 +445,7 @@ def compute(
                 "below_median_price_share": round(float(fig.below_median_share[c]), 3),
                 "spend_last_90d": round(float(fig.spend_recent[c]), 2),
                 "spend_prior_90d": round(float(fig.spend_prior[c]), 2),
+                "loyalty": programme.details(c),
             },
         )
     return out, th

@@ -29,6 +29,7 @@ PART_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "balance": ("amount", "currency", "overdue", "as_of"),
     "orders": ("ref", "ordered_at", "total", "currency", "status"),
+    "loyalty": ("programme", "tier", "points", "since"),
 }  # fmt: skip
 Event = Literal["wrapup"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -116,15 +117,21 @@ class SyncQueries(_Strict):
     customers: str | None = None
     orders: str | None = None
     balances: str | None = None
+    loyalty: str | None = None
 
-    @field_validator("customers", "orders", "balances")
+    @field_validator("customers", "orders", "balances", "loyalty")
     @classmethod
     def _query(cls, value: str | None) -> str | None:
         return None if value is None else _check_params(value, _SQL_PARAM.findall(value))
 
     def queries(self) -> dict[str, str]:
         """Entity -> query, in the order sync runs them (customers before what refers to them)."""
-        found = {"customers": self.customers, "orders": self.orders, "balances": self.balances}
+        found = {
+            "customers": self.customers,
+            "orders": self.orders,
+            "balances": self.balances,
+            "loyalty": self.loyalty,
+        }
         return {entity: query for entity, query in found.items() if query}
 
 

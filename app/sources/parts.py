@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-SINGLE_ROW_PARTS = ("identity", "balance")
+SINGLE_ROW_PARTS = ("identity", "balance", "loyalty")
 
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the pop from one source: ``data`` is a row (identity, balance) or rows."""
+    """One part of the pop from one source: ``data`` is a row (``SINGLE_ROW_PARTS``) or rows."""
 
     name: str
     source: str
@@ -35,7 +35,7 @@ class Part:
 
 
 def shape(part: str, rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]] | None:
-    """Rows as the part's data: the first row for identity/balance, else the list."""
+    """Rows as the part's data: the first row for identity/balance/loyalty, else the list."""
     if part in SINGLE_ROW_PARTS:
         return rows[0] if rows else None
     return rows

@@ -8,6 +8,9 @@
 * ``orders`` -> ``purchases``: the source's orders replace the stored ones (a record system
   is the record), each ``{"invoice_no", "ordered_at", "total", "currency", "status",
   "items": [], "source"}``;
+* ``loyalty`` -> ``loyalty``: ``programme``, ``tier``, ``points``, ``since`` (an ISO date)
+  from the source's row, ``computed`` False; it replaces the stored or computed membership
+  (a row without ``programme`` leaves the pop's ``loyalty`` as it was);
 * any other part -> ``extras[name] = {"rows": [...], "source"}``.
 
 Every part carries ``"source": {"name", "as_of"}``; ``sources`` lists them all. When two
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.customers.loyalty import membership
 from app.sources.parts import Part
 
 
@@ -86,7 +90,20 @@ def _purchases(doc: dict[str, Any], part: Part) -> None:
     ]
 
 
-APPLY = {"identity": _customer, "balance": _account, "orders": _purchases}
+def _loyalty(doc: dict[str, Any], part: Part) -> None:
+    row = part.data if isinstance(part.data, dict) else {}
+    if row.get("programme") is None:
+        return
+    doc["loyalty"] = membership(
+        str(row["programme"]),
+        None if row.get("tier") is None else str(row["tier"]),
+        row.get("points"),
+        row.get("since"),
+        part.provenance(),
+    )
+
+
+APPLY = {"identity": _customer, "balance": _account, "orders": _purchases, "loyalty": _loyalty}
 
 
 def with_live(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``screenpop sync SOURCE``: read a sql source's sync queries into screenpop's database.
 
-Each query (customers, then orders, then balances) is run with ``:since`` = the last stored
+Each query (customers, then orders, balances, loyalty) is run with ``:since`` = the last stored
 value of its ``updated_at`` column (1970-01-01 00:00:00 on the first run and with
 ``--full``) and streamed in batches of ``batch_size`` rows. Each batch is stored, and the
 cursor saved, in ONE transaction: a run that crashes resumes from the last whole batch.

@@ -2,7 +2,7 @@
 // (over-limit and overdue flagged), next needs (the marketing warning said once), recent
 // orders and touch points. Read in two seconds: the name, what they are worth, what to watch.
 
-import { t } from "./i18n.js";
+import { locale, t } from "./i18n.js";
 import { h, money, parseTime, pick, productName, shortDate, timeOfDay, titleCase } from "./ui.js";
 
 /** The grades, each with its name and what it means: [[1, name, meaning], ...]. */
@@ -85,6 +85,39 @@ function figure(label, value, kind, sub) {
   );
 }
 
+function loyaltyTierLabel(tier) {
+  return { gold: t("Gold"), silver: t("Silver"), bronze: t("Bronze") }[String(tier).toLowerCase()] || tier;
+}
+
+/**
+ * The loyalty badge: a programme membership as its system of record gives it ("Tea Club · Gold
+ * · 1,250 points · member since 1 Mar 2024 · from club"), or the frequency programme screenpop
+ * computed from purchases, said to be computed so no agent takes it for a membership.
+ */
+function loyaltyBadge(loyalty) {
+  if (!loyalty || !loyalty.programme) return null;
+  const computed = Boolean(loyalty.computed);
+  const hasPoints = loyalty.points !== null && loyalty.points !== undefined;
+  const parts = [
+    computed ? t("Frequency programme (computed)") : loyalty.programme,
+    loyalty.tier ? loyaltyTierLabel(loyalty.tier) : null,
+    hasPoints ? t("{n} points", { n: Number(loyalty.points).toLocaleString(locale()) }) : null,
+    !computed && loyalty.since ? t("member since {date}", { date: shortDate(loyalty.since) }) : null,
+  ].filter(Boolean);
+  const tier = String(loyalty.tier || "none").toLowerCase().replace(/[^a-z0-9-]/g, "");
+  const from = provenance(loyalty.source);
+  return h(
+    "li",
+    {
+      class: `badge badge-loyalty loyalty-${tier}${computed ? " loyalty-computed" : ""}`,
+      title: computed ? t("Computed from the last 12 months' purchases, not a programme the customer joined.") : "",
+    },
+    h("span", { "aria-hidden": "true" }, "♥ "),
+    parts.join(" · "),
+    from ? [" · ", from] : null,
+  );
+}
+
 /** Where a part of the pop came from and how fresh it is: "from billing, 10:42". */
 export function provenance(source) {
   if (!source || !source.name) return null;
@@ -132,6 +165,7 @@ export function profile(doc, nameId, { nameTag = "h2" } = {}) {
   const badges = [
     tier ? badge(`tier tier-${tier}`, tier === "high" ? "★" : tier === "medium" ? "◆" : "○", tierLabel(tier)) : null,
     ins.potential ? badge("potential", "▲", t("Growing potential")) : null,
+    loyaltyBadge(doc.loyalty),
     pick(ins, "segment") ? badge("segment", null, segmentLabel(ins.segment)) : null,
     pick(ins, "stage") ? badge(`stage stage-${ins.stage}`, ins.stage === "dissolution" ? "⚠" : null, stageLabel(ins.stage)) : null,
     badge(consent ? "consent-yes" : "consent-no", consent ? "✓" : "✕", consent ? t("Marketing permission") : t("No marketing permission")),
