@@ -155,6 +155,7 @@ def change_message(
         "type": "call.change",
         "call_id": call["id"],
         "version": call["version"],
+        "channel": call.get("channel") or "phone",
         "event_kind": event_kind,
         "occurred_at": occurred_at.isoformat(),
         "received_at": received_at.isoformat(),
