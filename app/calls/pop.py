@@ -67,6 +67,7 @@ def call_summary(call: Mapping[str, Any]) -> dict[str, Any]:
     """The ``call`` object of a pop."""
     return {
         "id": call["id"],
+        "channel": call.get("channel") or "phone",
         "state": call["state"],
         "caller": caller_of(call),
         "caller_name": call.get("caller_name"),

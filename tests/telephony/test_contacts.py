@@ -100,8 +100,10 @@ def test_generic_contact_refuses_bad_contact_details(contact_value: Any, field: 
 
 def test_generic_contact_is_signed_like_the_generic_webhook() -> None:
     raw = b'{"event_id": "e", "call_id": "c", "kind": "queued"}'
-    request = make_request("/contacts/chat/events", raw, content_type="application/json",
-                           headers={"x-screenpop-signature": sign_generic("other", raw, 0)})  # fmt: skip
+    signature = {"x-screenpop-signature": sign_generic("other", raw, 0)}
+    request = make_request(
+        "/contacts/chat/events", raw, content_type="application/json", headers=signature
+    )
     with pytest.raises(BadSignature):
         ContactAdapter("chat").verify(request, "s3cret", dev=False, now=NOW)
     with pytest.raises(NotConfigured):
