@@ -92,7 +92,8 @@ class ContactAdapter:
         fields = event_fields(request, default_region)
         raw = fields["raw"]
         contact = as_mapping(raw.get("contact") or {}, "contact")
-        attributes = fields["attributes"]
+        # A copy: ``raw`` (the body as received, journaled) keeps the address as sent.
+        attributes = fields["attributes"] = dict(fields["attributes"])
         if attributes.get(CONTACT_EMAIL) is not None:
             attributes[CONTACT_EMAIL] = contact_email(
                 optional_str(attributes, CONTACT_EMAIL, label="attributes.email"),
