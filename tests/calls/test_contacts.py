@@ -87,6 +87,8 @@ async def test_a_contact_matches_by_external_id_and_a_chat_never_meets_a_call(
         body = event(same, "queued", queue="sales", contact={"external_id": "ACC-777"})
         del body["caller"]
         assert (await post_contact(app, "email", body)).status_code == 202
+        metrics = (await app.http.get("/metrics")).text
+    assert 'screenpop_webhook_requests_total{outcome="accepted",provider="email"} 1.0' in metrics
     call = await call_row(clean_engine, f"generic:{same}")
     mail = await call_row(clean_engine, f"email:{same}")
     assert call.channel == "phone" and mail.channel == "email"

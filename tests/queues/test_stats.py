@@ -66,6 +66,7 @@ def test_waiting_calls_in_order_with_time_waiting() -> None:
     assert [w["call_id"] for w in sales["waiting"]] == ["generic:a", "generic:b"]
     assert sales["waiting"][0] == {
         "call_id": "generic:a",
+        "channel": "phone",
         "caller": {
             "raw": "+447700900001",
             "e164": "+447700900001",
