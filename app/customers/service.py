@@ -133,11 +133,11 @@ async def _by_account_ref(session: AsyncSession, ref: str) -> int | None:
 
 async def _by_email(session: AsyncSession, email: str, e164: str | None, ref: str) -> Match | None:
     """The customers with this email address (``single`` or ``multiple``), None if nobody."""
-    ids = await repo.customer_ids_by_email(session, email.strip().lower())
+    ids = await repo.customer_ids_by_email(session, email)
     if not ids:
         return None
     candidates = _rank(await repo.candidates_by_ids(session, ids, e164))
-    info: dict[str, Any] = {"matched_by": "email", "email": email.strip().lower()}
+    info: dict[str, Any] = {"matched_by": "email", "email": email}
     if ref:
         info["account_ref"] = ref
     if len(candidates) == 1:
@@ -163,7 +163,24 @@ async def resolve_caller(
     email: str | None = None,
     default_region: str = "GB",
 ) -> Match:
-    """Match a caller to customers (see the module docstring for the rules). Read-only."""
+    """Match a caller to customers (see the module docstring for the rules). Read-only.
+
+    With ``email``, the match says which address it was asked with (``info["email"]``),
+    whatever it found: the call is not matched again for the same address."""
+    address = email.strip().lower() if email else ""
+    match = await _resolve(session, caller, account_ref, address, default_region)
+    if address:
+        match.info.setdefault("email", address)
+    return match
+
+
+async def _resolve(
+    session: AsyncSession,
+    caller: CallerId,
+    account_ref: str | None,
+    email: str,
+    default_region: str,
+) -> Match:
     ref = str(account_ref).strip() if account_ref is not None else ""
     e164 = caller.e164
     if e164 is None and not caller.withheld:

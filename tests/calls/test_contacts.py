@@ -199,3 +199,18 @@ async def test_bad_contacts_are_refused_and_change_nothing(
     assert unsigned.status_code == 401
     async with AsyncSession(clean_engine) as session:
         assert (await session.scalars(select(Call.id))).all() == []
+
+
+async def test_an_unknown_address_is_matched_once_not_on_every_event(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    chat = new_call_id()
+    async with running_app(database_url) as app:
+        for kind in ("queued", "offered"):
+            body = event(chat, kind, queue="sales", agent="alice",
+                         contact={"email": "stranger@example.org"})  # fmt: skip
+            del body["caller"]
+            assert (await post_contact(app, "chat", body)).status_code == 202
+    row = await call_row(clean_engine, f"chat:{chat}")
+    assert row.match["kind"] == "none" and row.match["email"] == "stranger@example.org"
+    assert row.pop_version == 1  # the offer pushed the pop built at first sight
