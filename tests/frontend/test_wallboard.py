@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
+import httpx
+import orjson
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
+from telephony.generic import sign_generic
+from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.frontend.conftest import (
     JANE_PHONE,
     SALES_DID,
@@ -117,6 +122,39 @@ async def test_tv_mode_fills_a_1920_screen_with_the_floor_figures_first(
         await expect(page.locator("#health")).to_contain_text("Pop p95")
     finally:
         await context.close()
+
+
+async def test_a_waiting_chat_is_marked_and_counted_by_channel(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/supervisor", "sam")
+    await wait_live(page)
+    tile = page.locator('article.queue-tile[data-queue="sales"]')
+    await expect(tile).to_be_visible()
+    chat = f"wb-{uuid.uuid4().hex[:12]}"
+
+    async def post_chat(kind: str) -> None:
+        contact = {"email": "nobody@example.org"}
+        body = orjson.dumps({"event_id": uuid.uuid4().hex, "call_id": chat, "kind": kind,
+                             "queue": "sales", "contact": contact})  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            "X-Screenpop-Signature": sign_generic(TEST_WEBHOOK_SECRET, body, int(time.time())),
+        }
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=10) as http:
+            answer = await http.post("/contacts/chat/events", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+
+    try:
+        await post_chat("queued")
+        row = tile.locator(f'.waiting-row[data-call-id="chat:{chat}"]')
+        await expect(row.locator(".badge-channel")).to_have_text("Chat", timeout=3000)
+        await expect(tile.locator('[data-field="channels"] dd')).to_contain_text("Chat 1")
+        assert page.script_errors == []  # type: ignore[attr-defined]
+        if AXE.exists():
+            assert await violations(page) == []
+    finally:
+        await post_chat("abandoned")
 
 
 async def test_an_unrouted_call_and_an_unknown_agent_are_shown_as_such(
