@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
+from app.calls.replay import replay_journal
+from app.db import create_sessionmaker
 from app.users.models import User
 from tests.calls.conftest import ADA_PHONE, World
 from tests.calls.support import App, bearer, event, new_call_id, running_app, signed
@@ -214,3 +216,20 @@ async def test_an_unknown_address_is_matched_once_not_on_every_event(
     row = await call_row(clean_engine, f"chat:{chat}")
     assert row.match["kind"] == "none" and row.match["email"] == "stranger@example.org"
     assert row.pop_version == 1  # the offer pushed the pop built at first sight
+
+
+async def test_a_contact_rebuilt_from_the_journal_keeps_its_channel_and_match(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    chat = new_call_id()
+    async with running_app(database_url) as app:
+        body = event(chat, "queued", queue="sales", contact={"email": "ada@example.com"})
+        del body["caller"]
+        assert (await post_contact(app, "chat", body)).status_code == 202
+    async with AsyncSession(clean_engine) as session, session.begin():
+        await session.execute(delete(Call).where(Call.id == f"chat:{chat}"))
+    sessions = create_sessionmaker(clean_engine)
+    assert await replay_journal(sessions, call_id=f"chat:{chat}") == 1
+    rebuilt = await call_row(clean_engine, f"chat:{chat}")
+    assert rebuilt.channel == "chat" and rebuilt.customer_id == world.ada
+    assert rebuilt.match["matched_by"] == "email"
