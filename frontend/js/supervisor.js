@@ -6,7 +6,7 @@
 import { loadStrings, locale, t } from "./i18n.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { Session, wireSignIn } from "./session.js";
-import { clock, h, percent, phoneNumber, pick, titleCase } from "./ui.js";
+import { channelName, clock, h, percent, phoneNumber, pick, titleCase } from "./ui.js";
 
 await loadStrings();
 
@@ -255,11 +255,6 @@ function queueTile(queue) {
         : h("p", { class: "muted" }, t("Nobody waiting.")),
     ),
   );
-}
-
-/** A channel's name as the board says it: phone, chat, email, SMS, social. */
-function channelName(channel) {
-  return { phone: t("Phone"), chat: t("Chat"), email: t("Email"), sms: t("SMS"), social: t("Social") }[channel] || channel;
 }
 
 /** Contacts offered today by channel ("Phone 2 · Chat 1"); none when every one was a call. */
