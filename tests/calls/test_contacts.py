@@ -119,7 +119,21 @@ async def test_queue_figures_count_each_channel_and_wrap_up_keeps_the_channel(
             headers=bearer("bob"),
         )
         profile = await app.http.get(f"/api/customers/{world.ada}/profile", headers=ADMIN)
+        history = {
+            channel: (
+                await app.http.get(f"/api/queues/history?interval_min=1440{channel}", headers=ADMIN)
+            ).json()["intervals"]
+            for channel in ("", "&channel=chat", "&channel=phone")
+        }
+        refused = await app.http.get("/api/queues/history?channel=fax", headers=ADMIN)
     sales = {q["name"]: q for q in figures["queues"]}["sales"]
+    offered = {k: [(i["queue"], i["offered"]) for i in rows] for k, rows in history.items()}
+    assert offered == {
+        "": [("sales", 3)],
+        "&channel=chat": [("sales", 1)],
+        "&channel=phone": [("sales", 2)],
+    }
+    assert refused.status_code == 422 and "channel" in refused.text
     assert sales["offered"] == 3
     assert sales["channels"] == {
         "chat": {"offered": 1, "answered": 1, "abandoned": 0},
