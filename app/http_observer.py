@@ -19,11 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import logs, tracing
 from app.metrics import Metrics
-from telephony.registry import ADAPTERS
+from telephony.registry import ADAPTERS, CONTACT_ADAPTERS
 
 access_log = logging.getLogger("screenpop.access")
 
 TELEPHONY = "/telephony/"
+CONTACTS = "/contacts/"
+CONTACTS_ROUTE = "/contacts/{channel}/events"
 # Answered ahead of FastAPI's router (app/calls/fast_events.py), so no route is in the scope.
 EVENTS_ROUTE = "/telephony/{provider}/events"
 
@@ -35,8 +37,11 @@ def route_template(scope: Scope) -> str:
     if isinstance(path, str):
         return path
     raw: str = scope.get("path", "")
-    if raw.startswith(TELEPHONY) and raw.endswith("/events") and raw.count("/") == 3:
-        return EVENTS_ROUTE
+    if raw.endswith("/events") and raw.count("/") == 3:
+        if raw.startswith(TELEPHONY):
+            return EVENTS_ROUTE
+        if raw.startswith(CONTACTS):
+            return CONTACTS_ROUTE
     return "unmatched"
 
 
@@ -51,7 +56,11 @@ def webhook_outcome(status: int) -> str:
 
 
 def webhook_provider(path: str) -> str | None:
-    """The provider a ``/telephony/<provider>/...`` path names (``unknown`` if none is)."""
+    """The provider a ``/telephony/<provider>/...`` path names, or the channel a
+    ``/contacts/<channel>/events`` path names (``unknown`` if none is)."""
+    if path.startswith(CONTACTS):
+        name = path[len(CONTACTS) :].split("/", 1)[0]
+        return name if name in CONTACT_ADAPTERS else "unknown"
     if not path.startswith(TELEPHONY):
         return None
     name = path[len(TELEPHONY) :].split("/", 1)[0]

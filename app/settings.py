@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     vonage_signature_secret: SecretStr | None = None
     amazon_connect_api_key: SecretStr | None = None
     kamailio_token: SecretStr | None = None
+    chatwoot_token: SecretStr | None = None
     lookup_api_key: SecretStr | None = None
 
     # Systems of record (README, "Systems of record"): the TOML file of sources/destinations.
@@ -101,6 +102,7 @@ class Settings(BaseSettings):
         "vonage_signature_secret",
         "amazon_connect_api_key",
         "kamailio_token",
+        "chatwoot_token",
         "lookup_api_key",
         mode="after",
     )

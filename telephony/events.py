@@ -52,6 +52,15 @@ ACCOUNT_REF = "account_ref"
 """``attributes[ACCOUNT_REF]``: an account number the caller keyed in the IVR, if any."""
 NOTES = "notes"
 """``attributes[NOTES]`` on a ``transferred`` event: the transferring side's notes so far."""
+CONTACT_EMAIL = "email"
+"""``attributes[CONTACT_EMAIL]``: the contact's email address (chat and email contacts); the
+customer is matched by it when no ``account_ref`` matches."""
+
+PHONE = "phone"
+"""The channel of every call: what telephony adapters and connectors produce."""
+CONTACT_CHANNELS: tuple[str, ...] = ("chat", "email", "sms", "social")
+"""The channels of ``POST /contacts/{channel}/events``; each is also its events' ``source``,
+so a chat's id (``chat:<id>``) never equals a call's (``<provider>:<id>``)."""
 
 # Limits, in characters. The app's columns are declared with these sizes (app/calls/models.py,
 # app/queues/models.py, app/users/models.py), so an event that fits them fits the database.
@@ -68,6 +77,8 @@ QUEUE_MAX = 64
 AGENT_MAX = 64
 """An agent's username; an agent nobody has is kept under the name the event gives."""
 ACCOUNT_REF_MAX = 64
+EMAIL_MAX = 200
+CHANNEL_MAX = 16
 NOTES_MAX = 2000
 NUL = "\x00"
 _ESCAPED_NUL = b"\\u0000"
@@ -100,6 +111,8 @@ class CallEvent(BaseModel):
     agent: str | None = None
     occurred_at: datetime
     attributes: dict[str, Any] = {}
+    # "phone" for calls; "chat", "email", "sms" or "social" for contacts (``CONTACT_CHANNELS``).
+    channel: str = PHONE
     # None only for screenpop's own events (an expiry): no provider sent anything.
     raw: dict[str, Any] | None
 
@@ -141,6 +154,7 @@ def check_event(event: CallEvent) -> None:
         ("dialed", event.dialed, DIALED_MAX),
         ("queue", event.queue, QUEUE_MAX),
         ("agent", event.agent, AGENT_MAX),
+        ("channel", event.channel, CHANNEL_MAX),
     ):
         if value is not None and (len(value) > limit or NUL in value):
             check_text(field, value, limit)
@@ -178,6 +192,7 @@ def _check_attributes(attributes: Mapping[str, Any]) -> None:
         (ACCOUNT_REF, ACCOUNT_REF_MAX),
         (TRANSFER_TO, AGENT_MAX),
         (NOTES, NOTES_MAX),
+        (CONTACT_EMAIL, EMAIL_MAX),
     ):
         value = attributes.get(key)
         if value is None:
@@ -186,7 +201,7 @@ def _check_attributes(attributes: Mapping[str, Any]) -> None:
         if (
             isinstance(value, bool)
             or not isinstance(value, str | int)
-            or (key == NOTES and not isinstance(value, str))
+            or (key in (NOTES, CONTACT_EMAIL) and not isinstance(value, str))
         ):
             raise MalformedEvent(name, f"must be a string, not {type(value).__name__}")
         check_text(name, str(value), limit)

@@ -94,6 +94,53 @@ def _caller(value: Any, default_region: str) -> CallerId:
     raise MalformedEvent("caller", "expected a string or an object with 'raw'")
 
 
+def verify_signature(
+    source: str, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
+) -> None:
+    """Check ``X-Screenpop-Signature`` (HMAC-SHA256 over ``"<t>.<body>"``, 300 s window);
+    shared by the generic call webhook and the generic contact webhook (``telephony.contacts``)."""
+    if not should_verify(source, request, secret, dev=dev):
+        return
+    assert secret is not None
+    header = request.header(SIGNATURE_HEADER)
+    if not header:
+        raise BadSignature("missing X-Screenpop-Signature header")
+    timestamp, signatures = _parse_signature(header)
+    expected = _mac(secret, timestamp, request.body)
+    if not any(hmac.compare_digest(expected, sig) for sig in signatures):
+        raise BadSignature("X-Screenpop-Signature does not match the body")
+    # Checked after the MAC so a forged header cannot probe our clock.
+    check_timestamp(timestamp, now)
+
+
+def event_fields(request: WebhookRequest, default_region: str) -> dict[str, Any]:
+    """The JSON body's normalised event fields (``CallEvent`` keyword arguments but
+    ``source``); shared with the generic contact webhook."""
+    require_media_type(request, "application/json")
+    data = load_json_object(request.body)
+    kind = required_str(data, "kind")
+    if kind not in EVENT_KINDS:
+        raise MalformedEvent("kind", f"{kind!r} is not one of {sorted(EVENT_KINDS)}")
+    attributes = data.get("attributes")
+    if attributes is None:
+        attributes = {}
+    elif not isinstance(attributes, dict):
+        raise MalformedEvent("attributes", "expected an object")
+    return {
+        "event_id": required_str(data, "event_id"),
+        "call_id": required_str(data, "call_id"),
+        "kind": kind,
+        "caller": _caller(data.get("caller"), default_region),
+        "caller_name": optional_str(data, "caller_name"),
+        "dialed": normalise_dialed(optional_str(data, "dialed"), default_region),
+        "queue": optional_str(data, "queue"),
+        "agent": optional_str(data, "agent"),
+        "occurred_at": _occurred_at(data.get("occurred_at"), request.received_at),
+        "attributes": attributes,
+        "raw": data,
+    }
+
+
 class GenericAdapter:
     """Adapter for ``POST /telephony/generic/events``."""
 
@@ -102,45 +149,9 @@ class GenericAdapter:
     def verify(
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
-        """Check ``X-Screenpop-Signature`` (HMAC-SHA256 over ``"<t>.<body>"``, 300 s window)."""
-        if not should_verify(self.source, request, secret, dev=dev):
-            return
-        assert secret is not None
-        header = request.header(SIGNATURE_HEADER)
-        if not header:
-            raise BadSignature("missing X-Screenpop-Signature header")
-        timestamp, signatures = _parse_signature(header)
-        expected = _mac(secret, timestamp, request.body)
-        if not any(hmac.compare_digest(expected, sig) for sig in signatures):
-            raise BadSignature("X-Screenpop-Signature does not match the body")
-        # Checked after the MAC so a forged header cannot probe our clock.
-        check_timestamp(timestamp, now)
+        """Check ``X-Screenpop-Signature`` (see ``verify_signature``)."""
+        verify_signature(self.source, request, secret, dev=dev, now=now)
 
     def parse(self, request: WebhookRequest, *, default_region: str) -> list[CallEvent]:
         """One ``CallEvent`` from the JSON body."""
-        require_media_type(request, "application/json")
-        data = load_json_object(request.body)
-        kind = required_str(data, "kind")
-        if kind not in EVENT_KINDS:
-            raise MalformedEvent("kind", f"{kind!r} is not one of {sorted(EVENT_KINDS)}")
-        attributes = data.get("attributes")
-        if attributes is None:
-            attributes = {}
-        elif not isinstance(attributes, dict):
-            raise MalformedEvent("attributes", "expected an object")
-        return [
-            CallEvent(
-                source=self.source,
-                event_id=required_str(data, "event_id"),
-                call_id=required_str(data, "call_id"),
-                kind=kind,  # type: ignore[arg-type]  # checked against EVENT_KINDS above
-                caller=_caller(data.get("caller"), default_region),
-                caller_name=optional_str(data, "caller_name"),
-                dialed=normalise_dialed(optional_str(data, "dialed"), default_region),
-                queue=optional_str(data, "queue"),
-                agent=optional_str(data, "agent"),
-                occurred_at=_occurred_at(data.get("occurred_at"), request.received_at),
-                attributes=attributes,
-                raw=data,
-            )
-        ]
+        return [CallEvent(source=self.source, **event_fields(request, default_region))]

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from telephony.amazon_connect import AmazonConnectAdapter
 from telephony.base import WebhookAdapter
+from telephony.chatwoot import ChatwootAdapter
+from telephony.contacts import ContactAdapter
+from telephony.events import CONTACT_CHANNELS
 from telephony.generic import GenericAdapter
 from telephony.kamailio import KamailioAdapter
 from telephony.telnyx import TelnyxAdapter
@@ -23,6 +26,13 @@ ADAPTERS: dict[str, WebhookAdapter] = {
     "kamailio": KamailioAdapter(),
 }
 
+# Contacts that are not calls, by route name: ``/contacts/{name}/events``. A channel's name
+# is its events' source, so no contact id can equal a call id (``test_registry`` checks).
+CONTACT_ADAPTERS: dict[str, WebhookAdapter] = {
+    **{channel: ContactAdapter(channel) for channel in CONTACT_CHANNELS},
+    "chatwoot": ChatwootAdapter(),
+}
+
 # The setting (without the SCREENPOP_ prefix) that holds each adapter's secret.
 SECRET_SETTINGS: dict[str, str] = {
     "generic": "WEBHOOK_SECRET",
@@ -31,6 +41,9 @@ SECRET_SETTINGS: dict[str, str] = {
     "vonage": "VONAGE_SIGNATURE_SECRET",
     "amazon-connect": "AMAZON_CONNECT_API_KEY",
     "kamailio": "KAMAILIO_TOKEN",
+    # The generic contact webhook is signed as the generic call webhook.
+    **{channel: "WEBHOOK_SECRET" for channel in CONTACT_CHANNELS},
+    "chatwoot": "CHATWOOT_TOKEN",
 }
 
 
@@ -48,3 +61,20 @@ def get_adapter(name: str) -> WebhookAdapter:
         return ADAPTERS[name]
     except KeyError:
         raise UnknownProvider(name) from None
+
+
+class UnknownChannel(UnknownProvider):
+    """No contact adapter under that route name (the app answers 404)."""
+
+    def __init__(self, name: str) -> None:
+        LookupError.__init__(self, name)
+        known = ", ".join(sorted(CONTACT_ADAPTERS))
+        self.detail = f"unknown contact channel {name!r}; known: {known}"
+
+
+def get_contact_adapter(name: str) -> WebhookAdapter:
+    """The adapter for ``/contacts/{name}/events``; raises ``UnknownChannel``."""
+    try:
+        return CONTACT_ADAPTERS[name]
+    except KeyError:
+        raise UnknownChannel(name) from None

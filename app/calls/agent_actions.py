@@ -277,7 +277,8 @@ class AgentActions:
             graded = data.get("satisfaction") is not None
             values = {
                 "customer_id": call["customer_id"],
-                "channel": "phone",
+                # The touch point's channel is the contact's: phone, chat, email, ...
+                "channel": call.get("channel") or "phone",
                 "call_id": call_id,
                 "agent": principal.username,
                 "disposition": data.get("disposition"),

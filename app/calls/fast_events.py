@@ -8,6 +8,10 @@ route), request/response wrappers and dependency solving cost ~20 % of the endpo
 reader, parser and ingest as the FastAPI webhook routes (``app.calls.webhooks``). Its OpenAPI
 description is added to the app's document by ``app.calls.webhook_docs``.
 
+``POST /contacts/{channel}/events`` (chat, email, … and chat systems such as Chatwoot:
+``telephony.registry.CONTACT_ADAPTERS``) is answered here too, the same way: contacts are
+ingested as calls are.
+
 Answers ``202 {"call_id", "duplicate", "events"}``, or ``{"error", "detail"}`` with
 401/404/413/415/422/503 (405 to another method); a 503 carries ``Retry-After``, and database
 failures are mapped by ``app.errors.database_error`` as on every route. Every other path goes
@@ -17,6 +21,7 @@ on to FastAPI.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,13 +30,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.calls import webhooks
 from app.db import utcnow
 from app.errors import DATABASE_ERRORS, DomainError, database_error
+from telephony.base import WebhookAdapter
 from telephony.errors import TelephonyError
-from telephony.registry import UnknownProvider, get_adapter
+from telephony.registry import UnknownProvider, get_adapter, get_contact_adapter
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/telephony/"
 SUFFIX = "/events"
+# Path prefix -> the registry lookup of the name between it and ``SUFFIX``.
+LOOKUPS: dict[str, Callable[[str], WebhookAdapter]] = {
+    "/telephony/": get_adapter,
+    "/contacts/": get_contact_adapter,
+}
 DB_OR_DOMAIN_ERRORS: tuple[type[Exception], ...] = (DomainError, *DATABASE_ERRORS)
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -44,10 +54,11 @@ class FastEvents:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        provider = path[len(PREFIX) : -len(SUFFIX)]
+        prefix = next((p for p in LOOKUPS if path.startswith(p)), "")
+        provider = path[len(prefix) : -len(SUFFIX)]
         if (
             scope["type"] != "http"
-            or not path.startswith(PREFIX)
+            or not prefix
             or not path.endswith(SUFFIX)
             or not provider
             or "/" in provider
@@ -58,18 +69,23 @@ class FastEvents:
             status, body = _error(405, "method_not_allowed", "use POST")
             await _answer(send, status, body, [(b"allow", b"POST")])
             return
-        status, body, extra = await self._handle(scope, receive, provider)
+        status, body, extra = await self._handle(scope, receive, LOOKUPS[prefix], provider)
         await _answer(send, status, body, extra)
 
     async def _handle(
-        self, scope: Scope, receive: Receive, provider: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        lookup: Callable[[str], WebhookAdapter],
+        provider: str,
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         state: Any = scope["state"]
         arrived = utcnow()  # before the body: pop health is measured from here
         try:
-            adapter = get_adapter(provider)
+            adapter = lookup(provider)
         except UnknownProvider as exc:
-            return (*_error(404, "unknown_provider", exc.detail), [])
+            code = "unknown_provider" if lookup is get_adapter else "unknown_channel"
+            return (*_error(404, code, exc.detail), [])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await webhooks.read_body(receive, headers, state["settings"].max_body_bytes)

@@ -19,6 +19,7 @@ from telephony.events import (
     CALLER_E164_MAX,
     CALLER_NAME_MAX,
     CALLER_RAW_MAX,
+    CHANNEL_MAX,
     DIALED_MAX,
     EVENT_ID_MAX,
     KIND_MAX,
@@ -43,6 +44,10 @@ class Call(Base):
     # "<source>:<provider call id>", e.g. "twilio:CA123..."
     id: Mapped[str] = mapped_column(String(CALL_ID_MAX), primary_key=True)
     source: Mapped[str] = mapped_column(String(SOURCE_MAX))
+    # "phone", or the contact's channel ("chat", "email", "sms", "social").
+    channel: Mapped[str] = mapped_column(
+        String(CHANNEL_MAX), default="phone", server_default=text("'phone'")
+    )
     state: Mapped[str] = mapped_column(String(16))
     caller_raw: Mapped[str] = mapped_column(String(CALLER_RAW_MAX), default="")
     caller_e164: Mapped[str | None] = mapped_column(String(CALLER_E164_MAX))

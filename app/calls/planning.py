@@ -31,7 +31,7 @@ from app.calls.state_machine import (
 from app.customers import service as customers
 from app.db import utcnow
 from app.settings import Settings
-from telephony.events import ACCOUNT_REF, TRANSFER_TO, CallerId, CallEvent
+from telephony.events import ACCOUNT_REF, CONTACT_EMAIL, TRANSFER_TO, CallerId, CallEvent
 
 CallRow = dict[str, Any]
 
@@ -143,6 +143,12 @@ def account_ref_of(event: CallEvent) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def email_of(event: CallEvent) -> str | None:
+    """The contact's email address (chat and email contacts), or None."""
+    value = event.attributes.get(CONTACT_EMAIL)
+    return (value.strip().lower() or None) if isinstance(value, str) else None
 
 
 def notes_for(
@@ -333,10 +339,15 @@ class Planner:
         arrives later and the first answer was not a single customer. True when the pop is
         partial (the rest follows after the commit)."""
         account_ref = account_ref_of(event)
+        email = email_of(event)
         old_match = (row["match"] if row else None) or {}
         resolve = row is None or (
             old_match.get("kind") != "single"
-            and (new_caller or (account_ref and account_ref != old_match.get("account_ref")))
+            and (
+                new_caller
+                or (account_ref and account_ref != old_match.get("account_ref"))
+                or (email and email != old_match.get("email"))
+            )
         )
         if not resolve or (row is not None and outcome.facts.state in FINAL_STATES):
             return False
@@ -350,7 +361,9 @@ class Planner:
                 valid=row["caller_e164"] is not None,
             )
         )
-        match, doc, pending = await self.first_sight(session, caller, account_ref, started)
+        match, doc, pending = await self.first_sight(
+            session, caller, account_ref, started, email=email
+        )
         values.update(
             match=match.as_dict(),
             customer_id=match.customer_id,
@@ -392,6 +405,7 @@ class Planner:
             values.update(
                 id=event.full_call_id,
                 source=event.source,
+                channel=event.channel,
                 first_seen_at=received_at,
                 version=1,
             )
@@ -403,7 +417,13 @@ class Planner:
         return {**row, **values}
 
     async def first_sight(
-        self, session: AsyncSession, caller: CallerId, account_ref: str | None, started: float
+        self,
+        session: AsyncSession,
+        caller: CallerId,
+        account_ref: str | None,
+        started: float,
+        *,
+        email: str | None = None,
     ) -> tuple[customers.Match, dict[str, Any], bool]:
         """Match the caller and build the pop document; True when the rest must follow.
 
@@ -412,7 +432,11 @@ class Planner:
         as a ``pop.update``.
         """
         match = await customers.resolve_caller(
-            session, caller, account_ref=account_ref, default_region=self.settings.default_region
+            session,
+            caller,
+            account_ref=account_ref,
+            email=email,
+            default_region=self.settings.default_region,
         )
         if match.customer_id is None:
             return match, empty_document(complete=True), False

@@ -70,6 +70,7 @@ def call_summary(call: Mapping[str, Any]) -> dict[str, Any]:
     """The ``call`` object of a pop."""
     return {
         "id": call["id"],
+        "channel": call.get("channel") or "phone",
         "state": call["state"],
         "caller": caller_of(call),
         "caller_name": call.get("caller_name"),
@@ -159,6 +160,7 @@ def change_message(
         "type": "call.change",
         "call_id": call["id"],
         "version": call["version"],
+        "channel": call.get("channel") or "phone",
         "event_kind": event_kind,
         "occurred_at": occurred_at.isoformat(),
         "received_at": received_at.isoformat(),

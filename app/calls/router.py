@@ -33,6 +33,7 @@ def call_document(call: dict[str, Any], events: list[Any]) -> dict[str, Any]:
     """A call as the API shows it, with its journal (one entry per accepted event)."""
     return {
         "id": call["id"],
+        "channel": call.get("channel") or "phone",
         "state": call["state"],
         "caller": caller_of(call),
         "caller_name": call["caller_name"],

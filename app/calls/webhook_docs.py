@@ -17,9 +17,10 @@ from fastapi import FastAPI
 
 from telephony import events as limits
 from telephony.events import EVENT_KINDS
-from telephony.registry import ADAPTERS
+from telephony.registry import ADAPTERS, CONTACT_ADAPTERS
 
 EVENTS_PATH = "/telephony/{provider}/events"
+CONTACTS_PATH = "/contacts/{channel}/events"
 ERROR = "#/components/schemas/WebhookError"
 
 
@@ -351,6 +352,90 @@ EVENTS_OPERATION: dict[str, Any] = {
     },
 }
 
+CONTACT_EVENTS_OPERATION: dict[str, Any] = {
+    "tags": ["telephony"],
+    "summary": "Chat, email, SMS and social contacts, and Chatwoot's webhooks",
+    "operationId": "contact_events",
+    "description": (
+        "Contacts that are not calls, ingested as calls are (docs/channels.md). `chat`, "
+        "`email`, `sms`, `social`: the generic call event plus `contact` (email, phone, "
+        "external_id, name), signed with `X-Screenpop-Signature` as the generic webhook; "
+        "the contact's id is `<channel>:<call_id>`. `chatwoot`: Chatwoot's own webhook "
+        "payloads, authenticated by `?token=` (`SCREENPOP_CHATWOOT_TOKEN`)."
+    ),
+    "parameters": [
+        {
+            "name": "channel",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": sorted(CONTACT_ADAPTERS)},
+        },
+        SIGNATURE_HEADERS[0],
+        {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "queue", "in": "query", "required": False, "schema": {"type": "string"}},
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [_ref("ContactEvent"), _ref("ChatwootWebhook")]},
+                "examples": {
+                    "chat": {
+                        "summary": "chat",
+                        "value": {
+                            "event_id": "chat-77-1",
+                            "call_id": "77",
+                            "kind": "queued",
+                            "queue": "sales",
+                            "contact": {"email": "ada@example.com"},
+                        },
+                    }
+                },
+            }
+        },
+    },
+    "responses": {
+        "202": {
+            "description": "Journaled (or a duplicate of an event already journaled)",
+            "content": {"application/json": {"schema": _ref("WebhookAccepted")}},
+        },
+        **REFUSALS,
+        "404": _error(
+            "No such channel (`unknown_channel`)",
+            "unknown_channel",
+            "unknown contact channel 'fax'; known: chat, chatwoot, email, sms, social",
+        ),
+    },
+}
+CONTACT_SCHEMAS: dict[str, Any] = {
+    "ContactEvent": {
+        "type": "object",
+        "description": "The generic call event (GenericCallEvent) plus who the contact is.",
+        "required": ["event_id", "call_id", "kind"],
+        "properties": {
+            **SCHEMAS["GenericCallEvent"]["properties"],
+            "call_id": _id(limits.CALL_ID_MAX - len("social:"), "stored as `<channel>:<call_id>`"),
+            "contact": {
+                "type": "object",
+                "properties": {
+                    "email": _text(limits.EMAIL_MAX, "matched case-insensitively"),
+                    "phone": _text(limits.CALLER_RAW_MAX, "the caller, when `caller` is absent"),
+                    "external_id": _text(limits.ACCOUNT_REF_MAX, "a customer's imported id"),
+                    "name": _text(limits.CALLER_NAME_MAX, "the contact's name"),
+                },
+            },
+        },
+    },
+    "ChatwootWebhook": {
+        "type": "object",
+        "description": "A Chatwoot webhook event (conversation_created, conversation_updated, "
+        "conversation_status_changed, message_created; others are ignored).",
+        "required": ["event"],
+        "properties": {"event": {"type": "string"}},
+        "additionalProperties": True,
+    },
+}
+
 _TWILIO_FORM = {
     "type": "object",
     "description": "Twilio's voice/status (CallSid, From, To, CallStatus, ParentCallSid, "
@@ -385,7 +470,10 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             document.setdefault("paths", {})[EVENTS_PATH] = {"post": EVENTS_OPERATION}
-            document.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
+            document["paths"][CONTACTS_PATH] = {"post": CONTACT_EVENTS_OPERATION}
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(SCHEMAS)
+            schemas.update(CONTACT_SCHEMAS)
         assert app.openapi_schema is not None
         return app.openapi_schema
 

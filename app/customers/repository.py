@@ -110,6 +110,13 @@ _RAW_BY_LAST_DIGITS_NO_CHOICE = RawStatement(_BY_LAST_DIGITS_NO_CHOICE)
 _ID_BY_EXTERNAL_REF = select(Customer.id).where(Customer.external_ref == bindparam("ref"))
 _ID_BY_ACCOUNT_ID = select(Account.customer_id).where(Account.id == bindparam("account_id"))
 _CUSTOMER_EXISTS = select(Customer.id).where(Customer.id == bindparam("customer_id"))
+# Served on PostgreSQL by ix_customers_email_prefix (lower(email) text_pattern_ops).
+_IDS_BY_EMAIL = (
+    select(Customer.id)
+    .where(func.lower(Customer.email) == bindparam("email"))
+    .order_by(Customer.id)
+    .limit(bindparam("limit"))
+)
 
 
 async def candidates_by_e164(session: AsyncSession, e164: str) -> Sequence[Any]:
@@ -141,6 +148,12 @@ async def candidates_by_ids(
 
 async def customer_id_by_external_ref(session: AsyncSession, ref: str) -> int | None:
     return (await session.execute(_ID_BY_EXTERNAL_REF, {"ref": ref})).scalar_one_or_none()
+
+
+async def customer_ids_by_email(session: AsyncSession, email: str, limit: int = 20) -> list[int]:
+    """Customers whose (first) email address is ``email`` (lower-case), case-insensitively."""
+    result = await session.execute(_IDS_BY_EMAIL, {"email": email, "limit": limit})
+    return list(result.scalars().all())
 
 
 async def customer_id_by_account_id(session: AsyncSession, account_id: int) -> int | None:

@@ -4,10 +4,12 @@ Matching (``resolve_caller``), in order:
 
 1. an IVR-entered ``account_ref`` (a customer's ``external_ref``, else an account id) when the
    event carries one: ``single``, ``matched_by="account_ref"``;
-2. withheld caller without a usable ``account_ref``: ``withheld``; never looked up by number;
-3. exact E.164 on ``customer_phones.e164``;
-4. else the last 9 digits on ``customer_phones.last_digits`` (stored numbers in bad formats);
-5. nothing: ``none``, with what the number itself says (country, region, place, kind).
+2. the contact's email address (chat and email contacts), case-insensitive on
+   ``customers.email``: ``single`` or ``multiple``, ``matched_by="email"``;
+3. withheld caller without a usable ``account_ref``: ``withheld``; never looked up by number;
+4. exact E.164 on ``customer_phones.e164``;
+5. else the last 9 digits on ``customer_phones.last_digits`` (stored numbers in bad formats);
+6. nothing: ``none``, with what the number itself says (country, region, place, kind).
 
 Several customers are ``multiple``, ranked: the customer an agent chose before for this
 number first, then the most recent activity (latest order or touch point).
@@ -130,6 +132,20 @@ async def _by_account_ref(session: AsyncSession, ref: str) -> int | None:
     return customer_id
 
 
+async def _by_email(session: AsyncSession, email: str, e164: str | None, ref: str) -> Match | None:
+    """The customers with this email address (``single`` or ``multiple``), None if nobody."""
+    ids = await repo.customer_ids_by_email(session, email)
+    if not ids:
+        return None
+    candidates = _rank(await repo.candidates_by_ids(session, ids, e164))
+    info: dict[str, Any] = {"matched_by": "email", "email": email}
+    if ref:
+        info["account_ref"] = ref
+    if len(candidates) == 1:
+        return Match("single", candidates[0]["id"], candidates, info)
+    return Match("multiple", None, candidates, info)
+
+
 def unmatchable(caller: CallerId) -> str | None:
     """Why no customer can ever match this number (withheld; neither a valid number nor
     ``LAST_DIGITS`` digits for the fallback), or None when ``resolve_caller`` may find one."""
@@ -145,9 +161,27 @@ async def resolve_caller(
     caller: CallerId,
     *,
     account_ref: str | None = None,
+    email: str | None = None,
     default_region: str = "GB",
 ) -> Match:
-    """Match a caller to customers (see the module docstring for the rules). Read-only."""
+    """Match a caller to customers (see the module docstring for the rules). Read-only.
+
+    With ``email``, the match says which address it was asked with (``info["email"]``),
+    whatever it found: the call is not matched again for the same address."""
+    address = email.strip().lower() if email else ""
+    match = await _resolve(session, caller, account_ref, address, default_region)
+    if address:
+        match.info.setdefault("email", address)
+    return match
+
+
+async def _resolve(
+    session: AsyncSession,
+    caller: CallerId,
+    account_ref: str | None,
+    email: str,
+    default_region: str,
+) -> Match:
     ref = str(account_ref).strip() if account_ref is not None else ""
     e164 = caller.e164
     if e164 is None and not caller.withheld:
@@ -163,6 +197,10 @@ async def resolve_caller(
                 _rank(found),
                 {"matched_by": "account_ref", "account_ref": ref},
             )
+    if email:
+        by_email = await _by_email(session, email, e164, ref)
+        if by_email is not None:
+            return by_email
     if caller.withheld:
         return Match("withheld", None, [], {"account_ref": ref or None})
 

@@ -54,6 +54,7 @@ class CallView:
     value_tier: str | None = None
     match_kind: str | None = None
     contribution: Contribution | None = None
+    channel: str = "phone"
 
     @property
     def entered_at(self) -> datetime | None:
@@ -72,6 +73,7 @@ class CallView:
             call_id=str(msg["call_id"]),
             queue=lane_of(msg.get("queue")),
             state=str(msg.get("state") or ""),
+            channel=str(msg.get("channel") or "phone"),
             queued_at=parse_ts(msg.get("queued_at")),
             answered_at=parse_ts(msg.get("answered_at")),
             ended_at=parse_ts(msg.get("ended_at")),
@@ -103,6 +105,7 @@ class Contribution:
     handled: bool
     handle_ms: int
     match_kind: str | None
+    channel: str = "phone"
 
 
 def contribution_of(view: CallView, service_level_s: int) -> Contribution | None:
@@ -124,4 +127,5 @@ def contribution_of(view: CallView, service_level_s: int) -> Contribution | None
         handled=handled,
         handle_ms=_ms(view.ended_at, view.answered_at) if view.ended_at and view.answered_at else 0,
         match_kind=view.match_kind,
+        channel=view.channel,
     )

@@ -80,8 +80,10 @@ async def day_history(
     queues: frozenset[str] | None,
     interval_min: int = 15,
     now: datetime | None = None,
+    channel: str | None = None,
 ) -> dict[str, Any]:
-    """``{"date", "intervals": [...]}`` for ``day`` in ``timezone``; ``queues`` None: all."""
+    """``{"date", "intervals": [...]}`` for ``day`` in ``timezone``; ``queues`` None: all;
+    ``channel`` (phone, chat, email, ...) only that channel's contacts, None: every one."""
     interval = check_interval(interval_min)
     tz = ZoneInfo(timezone)
     start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
@@ -95,6 +97,8 @@ async def day_history(
         Call.first_seen_at >= start - timedelta(days=1),
         Call.first_seen_at < end + timedelta(days=1),
     )
+    if channel is not None:
+        stmt = stmt.where(Call.channel == channel)
     if queues is not None:
         named = Call.queue.in_(sorted(queues))
         stmt = stmt.where(or_(named, Call.queue.is_(None)) if UNROUTED in queues else named)

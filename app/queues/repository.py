@@ -55,6 +55,7 @@ class CallRow(NamedTuple):
 
     id: str
     version: int
+    channel: str
     customer_id: int | None
     queue: str | None
     state: str
@@ -109,6 +110,7 @@ async def calls_since(session: AsyncSession, start: datetime) -> AsyncGenerator[
     stmt = select(
         Call.id,
         Call.version,
+        Call.channel,
         Call.customer_id,
         Call.queue,
         Call.state,

@@ -20,10 +20,12 @@ from app.queues import history, service
 from app.queues import runtime as queues_runtime
 from app.queues.presence import SETTABLE_STATES
 from app.users.deps import CurrentAgent, CurrentSupervisor, checked_principal
-from telephony.events import QUEUE_MAX
+from telephony.events import CONTACT_CHANNELS, PHONE, QUEUE_MAX
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+# ?channel= of the history: phone or a contact channel (telephony.events).
+CHANNEL_PATTERN = "^(" + "|".join((PHONE, *CONTACT_CHANNELS)) + ")$"
 
 # At most one message per 0.26 s per connection (under 4 Hz), however fast events arrive.
 MIN_INTERVAL_S = 0.26
@@ -54,8 +56,10 @@ async def get_history(
     queue: Annotated[str | None, Query(max_length=QUEUE_MAX)] = None,
     interval_min: int = 15,
     format: Literal["json", "csv"] = "json",
+    channel: Annotated[str | None, Query(pattern=CHANNEL_PATTERN)] = None,
 ) -> dict[str, Any] | Response:
-    """A day's figures by interval and queue, from the database (default: today, 15 min)."""
+    """A day's figures by interval and queue, from the database (default: today, 15 min);
+    ``channel`` counts only that channel's contacts."""
     runtime = queues_runtime.runtime_of(state)
     scope = await service.scope_for(session, principal)
     queues = scope.queues
@@ -71,6 +75,7 @@ async def get_history(
         service_levels=runtime.roster.service_levels,
         queues=queues,
         interval_min=interval_min,
+        channel=channel,
     )
     if format == "csv":
         return Response(history.as_csv(document), media_type="text/csv; charset=utf-8")

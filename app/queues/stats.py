@@ -34,6 +34,7 @@ from app.queues.presence import AgentView
 
 TALKING = ("answered", "held")
 MATCH_KINDS = ("single", "multiple", "none", "withheld")
+CHANNEL_FIGURES = ("offered", "answered", "abandoned")
 # How long a finished call is remembered (a late event for it then still diffs exactly).
 FORGET_AFTER = timedelta(minutes=10)
 
@@ -49,6 +50,7 @@ class QueueFigures:
         "abandoned",
         "abandoned_late",
         "answered",
+        "channels",
         "handle_ms",
         "handled",
         "latency",
@@ -75,6 +77,8 @@ class QueueFigures:
         self.handled = 0
         self.handle_ms = 0
         self.matches: dict[str, int] = {}
+        # Per channel (phone, chat, email, ...): {"offered", "answered", "abandoned"}.
+        self.channels: dict[str, dict[str, int]] = {}
         self.latency = LatencyHistogram()
 
     def add(self, c: Contribution, sign: int) -> None:
@@ -88,6 +92,17 @@ class QueueFigures:
         self.handle_ms += sign * c.handle_ms
         if c.match_kind:
             self.matches[c.match_kind] = self.matches.get(c.match_kind, 0) + sign
+        channel = self.channels.setdefault(c.channel, dict.fromkeys(CHANNEL_FIGURES, 0))
+        channel["offered"] += sign
+        channel["answered"] += sign * c.answered
+        channel["abandoned"] += sign * c.abandoned
+
+
+def _add_channels(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    for channel, figures in part.items():
+        into = total.setdefault(channel, dict.fromkeys(CHANNEL_FIGURES, 0))
+        for key in CHANNEL_FIGURES:
+            into[key] += figures[key]
 
 
 def _ratio(part: int, whole: int, digits: int = 4) -> float | None:
@@ -382,9 +397,11 @@ class QueueStats:
             usernames = sorted(set(agents))
         health = {kind: 0 for kind in MATCH_KINDS}
         latency = LatencyHistogram()
+        channels: dict[str, dict[str, int]] = {}
         rows = []
         for name in names:
             figures = self.queues.get(name) or QueueFigures()
+            _add_channels(channels, figures.channels)
             for kind, n in figures.matches.items():
                 health[kind] = health.get(kind, 0) + n
             latency.merge(figures.latency)
@@ -393,6 +410,7 @@ class QueueStats:
         return {
             "day": self.day.isoformat(),
             "queues": rows,
+            "channels": dict(sorted(channels.items())),
             "agents": [self._agent_row(u, now) for u in usernames],
             "pop_health": {
                 "calls": calls,
@@ -414,6 +432,7 @@ class QueueStats:
         waits: list[dict[str, Any]] = [
             {
                 "call_id": v.call_id,
+                "channel": v.channel,
                 "caller": v.caller,
                 "customer_name": v.customer_name,
                 "value_tier": v.value_tier,
@@ -431,6 +450,7 @@ class QueueStats:
             "answered": f.answered,
             "abandoned": f.abandoned,
             "abandon_rate": _ratio(f.abandoned, f.offered),
+            "channels": {k: dict(v) for k, v in sorted(f.channels.items())},
             # Answered within the threshold / (answered + abandoned after it + waiting past it).
             "service_level": _ratio(f.within_sl, f.answered + f.abandoned_late + over),
             "service_level_s": threshold,

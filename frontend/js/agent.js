@@ -10,7 +10,7 @@ import { LiveSocket, socketUrl } from "./live.js";
 import { isMasked, profile } from "./profile.js";
 import { Session, wireSignIn } from "./session.js";
 import { installShortcuts } from "./shortcuts.js";
-import { h, money, phoneNumber, pick } from "./ui.js";
+import { channelName, h, money, phoneNumber, pick } from "./ui.js";
 import { loadDispositions, wrapupForm } from "./wrapup.js";
 
 await loadStrings();
@@ -426,6 +426,8 @@ function renderHead(id, entry) {
   const { head } = entry.card.parts;
   const call = entry.doc.call || {};
   const caller = call.caller || {};
+  // Chat, email, SMS, social: shown as such (a call is the default and carries no label).
+  const channel = call.channel && call.channel !== "phone" ? call.channel : null;
   const state = entry.state || "ringing";
   const [icon, label] = STATE_LABELS[state] || ["•", state];
   entry.card.className = `card pop pop-state-${state}${entry.withdrawn ? " pop-withdrawn" : ""}${entry.compact ? " pop-compact" : ""}`;
@@ -433,7 +435,12 @@ function renderHead(id, entry) {
   head.replaceChildren(
     h("span", { class: `call-state call-state-${state}`, role: "status" }, h("span", { "aria-hidden": "true" }, icon), ` ${label}`),
     call.queue ? h("span", { class: "pop-head-detail" }, t("Queue {queue}", { queue: call.queue })) : "",
-    caller.withheld ? h("span", { class: "pop-head-detail" }, t("Number withheld")) : phoneNumber(caller, { className: "pop-head-detail pop-number" }),
+    channel ? h("span", { class: "pop-head-detail pop-channel", dataset: { channel } }, channelName(channel)) : "",
+    caller.withheld
+      ? h("span", { class: "pop-head-detail" }, t("Number withheld"))
+      : channel && !caller.raw
+        ? "" // a chat or an email without a number: its channel says enough
+        : phoneNumber(caller, { className: "pop-head-detail pop-number" }),
     h(
       "span",
       { class: "pop-head-actions" },

@@ -6,7 +6,7 @@
 import { loadStrings, locale, t } from "./i18n.js";
 import { LiveSocket, socketUrl } from "./live.js";
 import { Session, wireSignIn } from "./session.js";
-import { clock, h, percent, phoneNumber, pick, titleCase } from "./ui.js";
+import { channelName, clock, h, percent, phoneNumber, pick, titleCase } from "./ui.js";
 
 await loadStrings();
 
@@ -244,6 +244,7 @@ function queueTile(queue) {
       ),
       stat(t("ASA"), clock(queue.asa_s)),
       stat(t("AHT"), clock(queue.aht_s)),
+      channelStat(queue.channels),
     ),
     h(
       "div",
@@ -256,6 +257,14 @@ function queueTile(queue) {
   );
 }
 
+/** Contacts offered today by channel ("Phone 2 · Chat 1"); none when every one was a call. */
+function channelStat(channels) {
+  const names = Object.keys(channels || {}).filter((name) => channels[name].offered > 0);
+  if (!names.length || (names.length === 1 && names[0] === "phone")) return null;
+  const text = names.map((name) => `${channelName(name)} ${channels[name].offered}`).join(" · ");
+  return h("div", { class: "stat stat-channels", dataset: { field: "channels" } }, h("dt", null, t("By channel")), h("dd", null, text));
+}
+
 function waitingRow(item) {
   const caller = item.caller || {};
   // A known customer by name; an unknown caller by their number as the desk shows it
@@ -266,6 +275,7 @@ function waitingRow(item) {
     "li",
     { class: "waiting-row", dataset: { callId: item.call_id } },
     h("span", { class: "waiting-name" }, name),
+    item.channel && item.channel !== "phone" ? h("span", { class: "badge badge-channel", dataset: { channel: item.channel } }, channelName(item.channel)) : null,
     tier
       ? h("span", { class: `badge badge-tier tier-${tier}` }, h("span", { "aria-hidden": "true" }, tier === "high" ? "★ " : tier === "medium" ? "◆ " : "○ "), tierName(tier))
       : h("span", { class: "badge badge-new" }, item.customer_name ? t("Known") : caller.withheld ? t("Withheld") : t("New caller")),

@@ -105,6 +105,11 @@ export function ago(value) {
   return t("{n} years ago", { n: Math.round(days / 365) });
 }
 
+/** A contact's channel as the pages say it: phone, chat, email, SMS, social. */
+export function channelName(channel) {
+  return { phone: t("Phone"), chat: t("Chat"), email: t("Email"), sms: t("SMS"), social: t("Social") }[channel] || channel;
+}
+
 /**
  * A phone number as the caller would say it (national format), E.164 on hover and on copy:
  * a button that copies the E.164 form. `number` is {e164, national, raw} or a string.

@@ -282,3 +282,26 @@ async def test_wrapup_twice_is_409(live: Live) -> None:
     assert (await live.http.post(url, json=body, headers=headers)).status_code == 201
     second = await live.http.post(url, json=body, headers=headers)
     assert second.status_code == 409 and second.json()["error"] == "conflict"
+
+
+async def test_a_chat_by_email_pops_on_the_screen_what_a_call_by_phone_pops(live: Live) -> None:
+    call, chat = new_call_id(), new_call_id()
+    async with live.agent("alice") as alice:
+        await live.post(event(call, "offered", caller=ADA_PHONE, agent="alice", dialed=SALES_DID))
+        by_phone = (await expect(alice, f"generic:{call}", full_pop))[-1]
+        body = event(chat, "offered", agent="alice", queue="sales",
+                     contact={"email": "Ada@Example.com"})  # fmt: skip
+        del body["caller"]  # a web chat has no number
+        raw, headers = signed(body)
+        answer = await live.http.post("/contacts/chat/events", content=raw, headers=headers)
+        assert answer.status_code == 202, answer.text
+        by_chat = (await expect(alice, f"chat:{chat}", full_pop))[-1]
+    assert by_chat["customer"]["id"] == by_phone["customer"]["id"] == live.world.ada
+    assert by_chat["match"]["matched_by"] == "email" and by_chat["match"]["kind"] == "single"
+    assert set(by_chat) == set(by_phone)
+    for section in ("customer", "account", "purchases", "insights", "next_needs"):
+        assert by_chat[section] == by_phone[section], section
+    assert (by_chat["call"]["channel"], by_phone["call"]["channel"]) == ("chat", "phone")
+    await live.post(event(call, "ended"))
+    raw, headers = signed(event(chat, "ended"))
+    assert (await live.http.post("/contacts/chat/events", content=raw, headers=headers)).is_success

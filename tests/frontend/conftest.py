@@ -100,6 +100,13 @@ class LiveServer:
 
     async def post_event(self, **event: Any) -> dict[str, Any]:
         """POST one signed generic event; returns the 202 answer."""
+        return await self.post_signed("/telephony/generic/events", event)
+
+    async def post_contact(self, channel: str, **event: Any) -> dict[str, Any]:
+        """POST one signed contact event (``/contacts/{channel}/events``); the 202 answer."""
+        return await self.post_signed(f"/contacts/{channel}/events", event)
+
+    async def post_signed(self, path: str, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("event_id", uuid.uuid4().hex)
         event.setdefault("occurred_at", datetime.now(UTC).isoformat())
         body = orjson.dumps(event)
@@ -108,7 +115,7 @@ class LiveServer:
             "X-Screenpop-Signature": sign_generic(TEST_WEBHOOK_SECRET, body, int(time.time())),
         }
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            response = await http.post("/telephony/generic/events", content=body, headers=headers)
+            response = await http.post(path, content=body, headers=headers)
         assert response.status_code == 202, response.text
         return dict(response.json())
 

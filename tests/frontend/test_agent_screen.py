@@ -346,3 +346,24 @@ async def test_desktop_notification_when_the_tab_is_hidden(
     assert [n["title"] for n in notes] == ["Call from Jane Smith, high value"]
     assert "£1,234.50" in notes[0]["body"]
     assert notes[0]["tag"] == f"screenpop-generic:{call_id}"
+
+
+async def test_a_chat_pops_the_customer_with_its_channel_and_no_phone_number(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/agent", "alice")
+    await wait_live(page)
+    chat = new_call_id()
+    try:
+        contact = {"external_id": "T-JANE"}  # Jane Smith's id in the imported data
+        for kind in ("queued", "offered"):
+            await live_server.post_contact("chat", call_id=chat, kind=kind, queue="sales",
+                                           agent="alice", contact=contact)  # fmt: skip
+        card = page.locator(f'article.pop[data-call-id="chat:{chat}"]')
+        await expect(card.get_by_role("heading", name="Jane Smith")).to_be_visible(timeout=3000)
+        await expect(card.locator(".pop-channel")).to_have_text("Chat")
+        await expect(card.locator(".pop-number")).to_have_count(0)
+        await expect(card.locator(".figure-balance dd")).to_have_text("£1,234.50")
+        assert page.script_errors == []  # type: ignore[attr-defined]
+    finally:
+        await live_server.post_contact("chat", call_id=chat, kind="ended")

@@ -119,6 +119,37 @@ async def test_tv_mode_fills_a_1920_screen_with_the_floor_figures_first(
         await context.close()
 
 
+async def test_a_waiting_chat_is_marked_and_counted_by_channel(
+    live_server: LiveServer, page: Page
+) -> None:
+    await sign_in(page, live_server.url, "/supervisor", "sam")
+    await wait_live(page)
+    tile = page.locator('article.queue-tile[data-queue="sales"]')
+    await expect(tile).to_be_visible()
+    chat = f"wb-{uuid.uuid4().hex[:12]}"
+
+    async def post_chat(kind: str) -> None:
+        contact = {"email": "nobody@example.org"}
+        await live_server.post_contact("chat", call_id=chat, kind=kind, queue="sales",
+                                       contact=contact)  # fmt: skip
+
+    by_channel = tile.locator('[data-field="channels"] dd')
+    # Other tests of the session may have sent chats to sales: count from what is shown.
+    shown = await by_channel.all_inner_texts()
+    chats = re.search(r"Chat (\d+)", shown[0]) if shown else None
+    before = int(chats.group(1)) if chats else 0
+    try:
+        await post_chat("queued")
+        row = tile.locator(f'.waiting-row[data-call-id="chat:{chat}"]')
+        await expect(row.locator(".badge-channel")).to_have_text("Chat", timeout=3000)
+        await expect(by_channel).to_contain_text(f"Chat {before + 1}")
+        assert page.script_errors == []  # type: ignore[attr-defined]
+        if AXE.exists():
+            assert await violations(page) == []
+    finally:
+        await post_chat("abandoned")
+
+
 async def test_an_unrouted_call_and_an_unknown_agent_are_shown_as_such(
     live_server: LiveServer, page: Page
 ) -> None:

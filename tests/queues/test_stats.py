@@ -66,6 +66,7 @@ def test_waiting_calls_in_order_with_time_waiting() -> None:
     assert [w["call_id"] for w in sales["waiting"]] == ["generic:a", "generic:b"]
     assert sales["waiting"][0] == {
         "call_id": "generic:a",
+        "channel": "phone",
         "caller": {
             "raw": "+447700900001",
             "e164": "+447700900001",
@@ -225,6 +226,7 @@ def assert_hand_day(snap: dict[str, Any]) -> None:
         "answered": 3,
         "abandoned": 1,
         "abandon_rate": 0.25,
+        "channels": {"phone": {"offered": 4, "answered": 3, "abandoned": 1}},
         # c1 (8 s) and c6 (5 s) of c1, c2 (30 s), c6 and c3 (abandoned after 30 s > 20 s)
         "service_level": 0.5,
         "service_level_s": 20,
@@ -240,6 +242,7 @@ def assert_hand_day(snap: dict[str, Any]) -> None:
         "answered": 1,
         "abandoned": 0,
         "abandon_rate": 0.0,
+        "channels": {"phone": {"offered": 2, "answered": 1, "abandoned": 0}},
         "service_level": 0.0,  # c4 waited 35 s > 30 s; c5 has waited 60 s so far
         "service_level_s": 30,
         "waiting_over_threshold": 1,
@@ -249,6 +252,8 @@ def assert_hand_day(snap: dict[str, Any]) -> None:
     assert [(w["call_id"], w["waiting_s"], w["customer_name"]) for w in support["waiting"]] == [
         ("generic:c5", 60.0, None)
     ]
+    assert support["waiting"][0]["channel"] == "phone"
+    assert snap["channels"] == {"phone": {"offered": 6, "answered": 4, "abandoned": 1}}
     expected_agents = {
         "alice": ("on_call", s(155), "generic:c6", 2),
         "bob": ("wrap_up", s(70), "generic:c4", 1),
