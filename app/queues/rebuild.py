@@ -59,8 +59,8 @@ async def rebuild(
     now = now or datetime.now(UTC)
     stats = QueueStats(timezone, roster.service_levels, now)
     start = stats.day_start()
-    for presence in await repository.presences(session):
-        stats.load_agent(presence.username, presence.state, presence.since, presence.call_id)
+    for presence, queue in await repository.presences(session):
+        stats.load_agent(presence.username, presence.state, presence.since, presence.call_id, queue)
     # Each query is streamed: memory follows the figures, not the number of rows read.
     async with aclosing(repository.calls_since(session, start)) as calls:
         async for call in calls:
