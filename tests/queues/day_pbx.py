@@ -33,7 +33,9 @@ from tests.queues.day_book import Book, CallRecord, utc
 
 # Queue -> (service level threshold s, wrap-up s).
 QUEUES = {"sales": (2, 2), "support": (3, 1)}
-WS_AGENTS = ("alice", "bob", "carol")
+# A live call that will lose its end is delivered this late (as a PBX working through a
+# backlog would), so it is idle for SCREENPOP_CALL_MAX_IDLE_S sooner than the others.
+LATE = timedelta(seconds=20)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Switch:
         self._turn = itertools.count()
         self._ids = itertools.count(1)
         self._calls = itertools.count(1)
+        self.late: dict[str, timedelta] = {}  # call id -> how late its events are delivered
 
     # -- the wire ----------------------------------------------------------------------------
 
@@ -141,7 +144,9 @@ class Switch:
         self, rec: CallRecord, kind: str, at: datetime, agent: Agent | None = None,
         **fields: Any,
     ) -> None:  # fmt: skip
-        """Post one event of ``rec`` that happened at ``at`` and book it once accepted."""
+        """Post one event of ``rec`` that happened at ``at`` (less the call's lateness) and
+        book it once accepted."""
+        at -= self.late.get(rec.call_id, timedelta(0))
         body = {
             "event_id": f"{rec.call_id}-{next(self._ids)}",
             "call_id": rec.call_id,
@@ -259,7 +264,7 @@ class Switch:
         kinds = ["normal"] * 48 + ["abandon"] * 10 + ["ring_abandon"] * 4 + ["rna"] * 10
         kinds += ["transfer"] * 8 + ["direct"] * 4 + ["hold"] * 6
         if lost_ok:
-            kinds += ["lost_queued"] * 6 + ["lost_ringing"] * 6 + ["lost_talking"] * 10
+            kinds += ["lost_queued"] * 10 + ["lost_ringing"] * 10 + ["lost_talking"] * 15
         return self.rng.choice(kinds)
 
     async def live_call(self, n: int, lost_ok: bool) -> None:
@@ -267,6 +272,8 @@ class Switch:
         kind = self._kind(lost_ok)
         rec = self.book.record(CallRecord(f"d{n}", rng.choice(tuple(QUEUES))))
         rec.lost = kind.startswith("lost")
+        if rec.lost:
+            self.late[rec.call_id] = LATE
         t = utc(datetime.now(UTC))
         if kind == "direct":
             agent = self.free_agent(rec.queue)
@@ -374,7 +381,7 @@ def morning(switch: Switch, start: datetime, end: datetime) -> list[list[Step]]:
     free_at = {a.username: start for a in switch.agents.values()}
     kinds = ["normal"] * 56 + ["abandon"] * 10 + ["rna"] * 10 + ["transfer"] * 8
     kinds += ["lost_queued"] * 4 + ["lost_ringing"] * 4 + ["lost_talking"] * 8
-    scripts = []
+    scripts: list[list[Step]] = []
     t = start
     while True:
         t += seconds(20, 80, rng)
