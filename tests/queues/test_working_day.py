@@ -271,81 +271,88 @@ async def first_supervisor_document(server: ServerProcess) -> dict[str, Any]:
     return document
 
 
-async def test_a_working_day(day: Day) -> None:
+async def morning(day: Day) -> None:
+    """1. The morning's backlog, then its figures, lost ends still live (and waiting)."""
+    first = await day.start(sweep_interval_s=3600)
+    day.switch.urls = [first.url]
+    eight = datetime.now(day.tz).replace(hour=8, minute=0, second=0, microsecond=0)
+    await day.switch.play_backlog(eight, eight + timedelta(hours=3, minutes=30))
+    assert len(day.book.calls) > 150 and len(day.book.lost_calls()) > 5
+    await settle(lambda: figures_agree(day, [first]))
+    await asyncio.to_thread(first.stop)
+
+
+async def midday(day: Day, screens: dict[str, Screen]) -> None:
+    """2. Restart: the rebuilt figures, the morning's lost ends closed by the first sweeps;
+    live calls; the PBX pauses with callers waiting and agents talking."""
     switch = day.switch
+    second = await day.start()
+    switch.urls = [second.url]
+
+    async def morning_closed() -> None:
+        assert set(await day.expiries()) == day.book.lost_calls()
+
+    await settle(morning_closed)
+    await settle(lambda: figures_agree(day, [second]))
+    await history_agrees(day, second)
+    for screen in screens.values():
+        await screen.open(second)
+    t0 = datetime.now(UTC)
+    lost_until = t0 + timedelta(seconds=LOST_S)
+    calls = asyncio.create_task(
+        switch.arrivals(t0 + timedelta(seconds=LIVE_S), lost_until=lost_until)
+    )
+    await asyncio.sleep(6)
+    await screens["bob"].close()  # bob closes his page and keeps taking calls on his phone
+    await asyncio.sleep(3)
+    # carol takes no more calls and goes away (once screenpop has her off every call: a
+    # call that lost its end keeps her ringing or talking until it expires).
+    switch.agents["carol"].on_rota = False
+    switch.tasks.append(asyncio.create_task(switch.set_status("carol", "away")))
+    await calls
+    await switch.pause()
+    await settle(lambda: figures_agree(day, [second]))
+    await asyncio.to_thread(second.stop)
+
+
+async def afternoon(day: Day, screens: dict[str, Screen]) -> list[ServerProcess]:
+    """3. Restart into two instances, started together: the pages come back to the first
+    one up, the other joins when it is ready (the calls go on meanwhile). The two."""
+    switch = day.switch
+    starting = [asyncio.create_task(day.start()) for _ in range(2)]
+    done, _ = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
+    third = done.pop().result()
+    switch.urls = [third.url]
+    for username in ("alice", "carol"):
+        await screens[username].open(third)
+    await settle(lambda: figures_agree(day, [third]))
+    switch.resume()
+    t1 = datetime.now(UTC)
+    calls = asyncio.create_task(switch.arrivals(t1 + timedelta(seconds=LIVE_S)))
+    fourth = next(s for s in await asyncio.gather(*starting) if s is not third)
+    switch.urls.append(fourth.url)
+    await calls
+    await switch.finish()
+    for call_id, username in switch.late_wrapups:  # past the wrap-up time: still taken
+        await switch.wrapup(call_id, username)
+    return [third, fourth]
+
+
+async def test_a_working_day(day: Day) -> None:
     screens = {u: Screen(u) for u in ("alice", "bob", "carol")}
-    local_now = datetime.now(day.tz)
-    eight = local_now.replace(hour=8, minute=0, second=0, microsecond=0)
-
     try:
-        # 1. The morning's backlog, then its figures, lost ends still live (and waiting).
-        first = await day.start(sweep_interval_s=3600)
-        switch.urls = [first.url]
-        await switch.play_backlog(eight, eight + timedelta(hours=3, minutes=30))
-        morning_lost = len(day.book.lost_calls())
-        assert len(day.book.calls) > 150 and morning_lost > 5
-        await settle(lambda: figures_agree(day, [first]))
-        await asyncio.to_thread(first.stop)
-
-        # 2. Restart: the rebuilt figures, the morning's lost ends closed by the first sweeps.
-        second = await day.start()
-        switch.urls = [second.url]
-
-        async def morning_closed() -> None:
-            assert set(await day.expiries()) == day.book.lost_calls()
-
-        await settle(morning_closed)
-        await settle(lambda: figures_agree(day, [second]))
-        await history_agrees(day, second)
-        for screen in screens.values():
-            await screen.open(second)
-        t0 = datetime.now(UTC)
-        lost_until = t0 + timedelta(seconds=LOST_S)
-        calls = asyncio.create_task(
-            switch.arrivals(t0 + timedelta(seconds=LIVE_S), lost_until=lost_until)
-        )
-        await asyncio.sleep(6)
-        await screens["bob"].close()  # bob closes his page and keeps taking calls on his phone
-        await asyncio.sleep(3)
-        # carol takes no more calls and goes away (once screenpop has her off every call: a
-        # call that lost its end keeps her ringing or talking until it expires).
-        switch.agents["carol"].on_rota = False
-        switch.tasks.append(asyncio.create_task(switch.set_status("carol", "away")))
-        await calls
-        # The PBX pauses with calls in progress: callers waiting, agents talking.
-        await switch.pause()
-        await settle(lambda: figures_agree(day, [second]))
-        await asyncio.to_thread(second.stop)
-
-        # 3. Restart into two instances, started together: the pages come back to the first
-        # one up, the other joins when it is ready (the calls go on meanwhile).
-        starting = [asyncio.create_task(day.start()) for _ in range(2)]
-        done, _ = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
-        third = done.pop().result()
-        switch.urls = [third.url]
-        for username in ("alice", "carol"):
-            await screens[username].open(third)
-        await settle(lambda: figures_agree(day, [third]))
-        switch.resume()
-        t1 = datetime.now(UTC)
-        calls = asyncio.create_task(switch.arrivals(t1 + timedelta(seconds=LIVE_S)))
-        fourth = next(s for s in await asyncio.gather(*starting) if s is not third)
-        switch.urls.append(fourth.url)
-        await calls
-        await switch.finish()
-        for call_id, username in switch.late_wrapups:  # past the wrap-up time: still taken
-            await switch.wrapup(call_id, username)
-
+        await morning(day)
+        await midday(day, screens)
+        both = await afternoon(day, screens)
         # The end of the day: nothing live, agents where they should be, figures by hand.
-        both = [third, fourth]
         await settle(lambda: no_call_live(day), tries=240)
         # Within seconds of the last call: wrap-ups end after their queue's wrap_up_s (after
         # a restart too), pages closed for SCREENPOP_AGENT_OFFLINE_S log agents out.
         await settle(lambda: agents_agree(day, both), tries=120)
         await settle(lambda: figures_agree(day, both))
-        await history_agrees(day, fourth)
-        await history_agrees(day, third)
-        document = await first_supervisor_document(fourth)
+        for server in both:
+            await history_agrees(day, server)
+        document = await first_supervisor_document(both[1])
         count = await day.count()
         for queue in document["queues"]:
             name = queue["name"]
