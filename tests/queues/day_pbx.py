@@ -35,7 +35,7 @@ from tests.queues.day_book import Book, CallRecord, utc
 QUEUES = {"sales": (2, 2), "support": (3, 1)}
 # A live call that will lose its end is delivered this late (as a PBX working through a
 # backlog would), so it is idle for SCREENPOP_CALL_MAX_IDLE_S sooner than the others.
-LATE = timedelta(seconds=20)
+LATE = timedelta(seconds=40)
 
 
 @dataclass
@@ -103,6 +103,7 @@ class Switch:
         self._ids = itertools.count(1)
         self._calls = itertools.count(1)
         self.late: dict[str, timedelta] = {}  # call id -> how late its events are delivered
+        self._may_lose: list[asyncio.Task[None]] = []
 
     # -- the wire ----------------------------------------------------------------------------
 
@@ -200,7 +201,10 @@ class Switch:
         raise AssertionError(f"{username} could not become {state}")
 
     async def pause(self) -> None:
-        """Hold every event from now on, and wait for those on the wire."""
+        """Hold every event from now on, and wait for those on the wire; first, let the
+        calls that may lose their end say all they will (late as they are, a restart's wait
+        between two of their events could make them idle too soon)."""
+        await asyncio.gather(*self._may_lose)
         self.gate.clear()
         await self._quiet.wait()
 
@@ -251,7 +255,10 @@ class Switch:
             await self.gate.wait()
             lost_ok = lost_until is not None and datetime.now(UTC) < lost_until
             n = next(self._calls)
-            self.tasks.append(asyncio.create_task(self.live_call(n, lost_ok)))
+            task = asyncio.create_task(self.live_call(n, lost_ok))
+            self.tasks.append(task)
+            if lost_ok:
+                self._may_lose.append(task)
             await asyncio.sleep(self.rng.uniform(0.08, 0.3))
 
     async def finish(self) -> None:

@@ -4,17 +4,18 @@ pages that open, close and come back, and restarts; at the end no call is live, 
 in the state the day leaves them in, and every supervisor figure equals the count
 ``tests/queues/day_book.py`` makes by hand from the events the PBX sent and the journal.
 
-The day, compressed (timeouts of seconds, set through the settings: calls idle for 40 s
-expire, agents with no page for 4 s are logged out, sweeps every 0.25 s):
+The day, compressed (timeouts of seconds, set through the settings: calls idle for 60 s
+expire, agents with no page for 8 s are logged out, sweeps every 0.25 s):
 
 1. **The morning's backlog** (08:00-11:30 local, ~250 calls) is delivered at full speed to
    an instance whose sweeps are an hour apart: its events are hours old, and a sweeper would
    otherwise close a call between two of its own events. Its lost ends stay live (waiting).
 2. **Restart.** A new instance rebuilds the figures from the database and its first sweeps
    close the morning's lost ends. Three agents open their page; 15 s of live calls (~5 a
-   second), those of the first 5 s sometimes losing their end (delivered 20 s late, so they
+   second), those of the first 5 s sometimes losing their end (delivered 40 s late, so they
    expire ~20 s after it, after the next restart); bob closes his page, carol goes away. The
-   PBX pauses with callers waiting and agents talking; the figures are checked.
+   PBX pauses (once the calls that may lose their end are played out) with callers waiting
+   and agents talking; the figures are checked.
 3. **Restart into two instances** sharing Redis, started together: the figures on the
    first one up while the PBX is still paused; then 15 s more calls, the PBX's events (and
    its agents' wrap-ups) alternating between the two once both are up, both sweeping. Then
@@ -150,8 +151,8 @@ async def day(redis_url: str) -> AsyncIterator[Day]:
         "SCREENPOP_JWT_SECRET": TEST_JWT_SECRET,
         "SCREENPOP_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
         "SCREENPOP_TIMEZONE": tz.key,
-        "SCREENPOP_CALL_MAX_IDLE_S": "40",
-        "SCREENPOP_AGENT_OFFLINE_S": "4",
+        "SCREENPOP_CALL_MAX_IDLE_S": "60",
+        "SCREENPOP_AGENT_OFFLINE_S": "8",
     }
     day = Day(url, engine, tz, Switch(Book(), seed=19), env)
     try:
