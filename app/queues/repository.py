@@ -40,8 +40,11 @@ async def user_queues(session: AsyncSession, username: str) -> list[str]:
     return list(queues or [])
 
 
-async def presences(session: AsyncSession) -> Sequence[AgentPresence]:
-    return (await session.execute(select(AgentPresence))).scalars().all()
+async def presences(session: AsyncSession) -> Sequence[tuple[AgentPresence, str | None]]:
+    """Every agent's persisted presence, with the queue of the call it names (a wrap-up is
+    bounded by that queue's ``wrap_up_s``, after a restart too)."""
+    stmt = select(AgentPresence, Call.queue).outerjoin(Call, Call.id == AgentPresence.call_id)
+    return (await session.execute(stmt)).tuples().all()
 
 
 # Rows fetched from the server per round trip while the rebuild streams a day's calls/journal.

@@ -335,11 +335,18 @@ class QueueStats:
         return view
 
     def load_agent(
-        self, username: str, state: str, since: datetime | None, call_id: str | None
+        self,
+        username: str,
+        state: str,
+        since: datetime | None,
+        call_id: str | None,
+        call_queue: str | None = None,
     ) -> None:
-        """Rebuild: an agent's presence as persisted."""
+        """Rebuild: an agent's presence as persisted (``call_queue``: the queue of its call,
+        whose ``wrap_up_s`` bounds a wrap-up)."""
         view = self.agent(username)
         view.state, view.since, view.call_id = state, since, call_id
+        view.wrap_queue = call_queue if state == "wrap_up" else None
         self._touch((), [username])
 
     def apply_presence(self, msg: Mapping[str, Any], now: datetime | None = None) -> None:

@@ -159,3 +159,30 @@ async def test_after_a_restart_pages_have_the_offline_time_to_come_back(
         assert await runtime.sweep_agents(now + timedelta(seconds=60)) == 0
         assert await runtime.sweep_agents(now + timedelta(seconds=130)) == 1
         await settle(again, lambda s: s.get("alice") == "logged_out")
+
+
+async def test_a_restart_keeps_the_wrap_up_limit_of_the_calls_queue(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    from app.queues import service as queues
+    from app.queues.timeouts import local_pages
+
+    async with AsyncSession(clean_engine) as session:
+        await queues.upsert_queue(session, name="support", wrap_up_s=300)
+        await session.commit()
+    call = new_call_id()
+    async with running_app(database_url, **SETTINGS) as app:
+        assert (await app.post(event(call, "queued", queue="support"))).status_code == 202
+        assert (await app.post(event(call, "answered", agent="202"))).status_code == 202
+        assert (await app.post(event(call, "ended"))).status_code == 202
+        await settle(app, lambda s: s.get("bob") == "wrap_up")
+    # The restart reads bob's wrap-up back; its limit is still support's 300 s, not the
+    # default 60 s.
+    async with running_app(database_url, **SETTINGS) as again:
+        await settle(again, lambda s: s.get("bob") == "wrap_up")
+        local_pages(again.state)["bob"] += 1  # a page open: the offline limit stays out of it
+        runtime = runtime_of(again.state)
+        now = datetime.now(UTC)
+        assert await runtime.sweep_agents(now + timedelta(seconds=200)) == 0
+        assert await runtime.sweep_agents(now + timedelta(seconds=301)) == 1
+        await settle(again, lambda s: s.get("bob") == "available")

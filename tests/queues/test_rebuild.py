@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.queues import repository
+from app.queues.call_view import FINISHED
 from app.queues.rebuild import rebuild
 from app.queues.service import Roster
 from app.queues.stats import QueueStats
@@ -98,3 +99,38 @@ async def test_calls_of_yesterday_only_show_while_waiting(session: AsyncSession)
     assert [w["call_id"] for w in sales["waiting"]] == ["generic:old-waiting", "generic:today"]
     assert sales["longest_wait_s"] == 10 * 3600 + 60
     assert snap == live.snapshot(now=now)
+
+
+async def test_presence_rows_behind_the_calls_are_brought_up_to_them(
+    session: AsyncSession,
+) -> None:
+    """Presence rows are written in batches, so an instance that starts while others run may
+    read them from before the last changes: nobody is then left ringing or talking on a call
+    that is over, and an agent on a live call is shown on it."""
+    sb = Switchboard(extensions=EXTENSIONS)
+    hand_day(sb)
+    # The rows as written 20 s into the day: alice talking on c1, bob ringing with c2.
+    early = QueueStats("Europe/London", roster().service_levels, now=T0)
+    so_far = [
+        m
+        for m in sb.messages
+        if m[1]["type"] == "call.change" and datetime.fromisoformat(m[1]["occurred_at"]) <= s(20)
+    ]
+    play(early, connections(T0 - timedelta(minutes=1)) + so_far, s(20))
+    assert early.agents["alice"].state == "on_call" and early.agents["bob"].state == "ringing"
+    await sb.store(session)
+    await repository.upsert_presences(
+        session,
+        [
+            {"username": v.username, "state": v.state, "since": v.since, "call_id": v.call_id}
+            for v in early.agents.values()
+        ],
+    )
+    now = s(260)
+    rebuilt = await rebuild(session, roster(), "Europe/London", now)
+    states = {u: (v.state, v.call_id) for u, v in rebuilt.agents.items()}
+    assert states["alice"] == ("on_call", "generic:c6")  # c1 is over; c6 is hers now
+    assert states["bob"] == ("available", None)  # c2 rang someone else and is over
+    for view in rebuilt.agents.values():
+        if view.state in ("ringing", "on_call"):
+            assert rebuilt.calls[str(view.call_id)].state not in FINISHED, view
