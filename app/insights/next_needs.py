@@ -119,7 +119,7 @@ def suggest(
     agg = aggregate(history, now)
     sig = build_signals(agg, features.word_matrix(history.names), boost)
     cand = generate(agg, sig, np.sort(customers), exclude)
-    x = features.build(agg, cand)
+    x = features.build(agg, cand, history.skus)
     x32 = x.astype(np.float32)
     any_s = _log_odds(rankers.any, x32)
     old = np.flatnonzero(~cand.is_new)

@@ -88,7 +88,7 @@ def window_rows(history: History, cut: float, words: sparse.csr_matrix) -> Windo
     bought = np.unique(history.line_customer[later] * n_i + history.line_item[later])
     learners = np.intersect1d(np.unique(bought // n_i), np.flatnonzero(agg.cust_orders > 0))
     cand = generate(agg, build_signals(agg, words), learners)
-    x = features.build(agg, cand)
+    x = features.build(agg, cand, history.skus)
     y = np.isin(cand.c * n_i + cand.i, bought).astype(np.float64)
     return Window(x, y, cand.c, cand.is_new)
 
