@@ -134,11 +134,10 @@ def candidate_recall(history: History, now: float, later: Later, customers: Any)
                   f" customer hit {hit:.3f}")  # fmt: skip
     got_all = {c for c, _ in wanted & keys}
     rows_new = np.flatnonzero(new)
-    for name in ("cf", "knn", "knn_tifu", "knn_wide", "knn_new", "pop_rank", "words"):
+    for name in ("cf", "knn", "knn_tifu", "knn_wide", "knn_new", "words"):
         col = getattr(cand, name)[rows_new]
-        score = -col if name.endswith("rank") else col
-        top = rows_new[model.top_per_customer(cand.c[rows_new], score, 10)]
-        got = set(zip(cand.c[top].tolist(), cand.i[top].tolist(), strict=True)) & wanted
+        best = rows_new[model.top_per_customer(cand.c[rows_new], col, 10)]
+        got = set(zip(cand.c[best].tolist(), cand.i[best].tolist(), strict=True)) & wanted
         print(f"  top-10 new by {name:12}: HR {len({c for c, _ in got}) / len(buyers):.3f}")
     print(f"  all candidates: customer hit {len(got_all) / max(len(buyers), 1):.3f}")
 

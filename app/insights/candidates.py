@@ -6,8 +6,10 @@
   - **item-item co-purchase**: cosine over customers between products, applied to the
     customer's own purchases weighted by recency (``exp(-days/180) * sqrt(orders)``);
   - **user-kNN**: the ``NEIGHBOURS`` customers whose recency-weighted purchases are most like
-    this customer's, and what they bought in the last ``KNN_DAYS`` (a TIFU-KNN style
-    neighbour model);
+    this customer's, and what they bought in the last ``KNN_DAYS``, first bought lately, or
+    bought in the coming weeks a year ago; the same over ``WIDE_NEIGHBOURS``; and the
+    neighbours' whole recency-weighted purchase vectors (TIFU-KNN, Hu et al. 2020);
+  - **name similarity**: products whose name words are most like those the customer buys;
   - **recent popularity** and **same window last year** (distinct buyers).
 
 Every score is also kept for every candidate (a feature), with its rank within the customer.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
@@ -25,7 +24,7 @@ from app.insights import features
 from app.insights.aggregates import Aggregates, aggregate
 from app.insights.candidates import Signals, anchors, build_signals, generate
 from app.insights.history import Floats, History, Ints
-from app.insights.ranker import Rankers
+from app.insights.ranker import Ensemble, Rankers
 
 MAX_PER_KIND = 10
 # Added to the scores of never-bought products that go with one the customer took on a call.
@@ -55,7 +54,7 @@ def top_per_customer(c: Ints, score: Floats, k: int) -> Ints:
     return order[(np.arange(len(sc)) - start) < k]
 
 
-def _drivers(model: lgb.Booster, x: npt.NDArray[np.float32], new: bool) -> npt.NDArray[np.str_]:
+def _drivers(model: Ensemble, x: npt.NDArray[np.float32], new: bool) -> npt.NDArray[np.str_]:
     """The reason group whose features, left out (as missing), lower each row's score most.
 
     For never-bought products the customer's own history with it (``habit``, ``due``) is
@@ -91,7 +90,7 @@ def _goes_with_accepted(sig: Signals, boost: dict[int, list[int]], c: Ints, i: I
     return out
 
 
-def _log_odds(model: lgb.Booster, x: npt.NDArray[np.float32]) -> Floats:
+def _log_odds(model: Ensemble, x: npt.NDArray[np.float32]) -> Floats:
     if not len(x):
         return np.zeros(0)
     p = np.clip(np.asarray(model.predict(x), dtype=np.float64), 1e-9, 1 - 1e-9)
