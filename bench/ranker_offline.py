@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=1.0)
     parser.add_argument("--recall", action="store_true")
     parser.add_argument("--recall-only", action="store_true")
+    parser.add_argument("--any-weights", type=float, nargs="*", default=[1.0])
     parser.add_argument("--set", nargs="*", default=[], help="module.NAME=python-literal")
     args = parser.parse_args()
     for assignment in args.set:
@@ -174,19 +175,21 @@ def main() -> None:
             return
     rankers = fit_rankers(history, now)
     print(f"fit {time.perf_counter() - started:.0f} s")
-    found, _, _ = model.suggest(history, now, rankers, customers)
-    lists: dict[str, list[tuple[str, str]]] = {}
-    for c, i, kind in zip(found.c.tolist(), found.i.tolist(), found.kind.tolist(), strict=True):
-        lists.setdefault(str(history.external_refs[c]), []).append((history.skus[i], kind))
     before = bought_before(history)
     chosen = {str(history.external_refs[c]) for c in customers.tolist()}
     before = {r: s for r, s in before.items() if r in chosen}
-    result = metrics.score(lists, before, later, 10)
-    print(f"done {time.perf_counter() - started:.0f} s")
-    for kind in ("reorder_or_new", "cross_sell"):
-        m = result[kind]
-        print(f"{kind:15} HR {m['hit_rate']:.4f} {m['ci95']['hit_rate']} R {m['recall']:.4f}"
-              f" MRR {m['mrr']:.4f} n={m['customers']}")  # fmt: skip
+    for weight in args.any_weights:
+        model.ANY_WEIGHT = weight
+        found, _, _ = model.suggest(history, now, rankers, customers)
+        lists: dict[str, list[tuple[str, str]]] = {}
+        for c, i, kind in zip(found.c.tolist(), found.i.tolist(), found.kind.tolist(), strict=True):
+            lists.setdefault(str(history.external_refs[c]), []).append((history.skus[i], kind))
+        result = metrics.score(lists, before, later, 10)
+        print(f"done {time.perf_counter() - started:.0f} s, ANY_WEIGHT {weight}")
+        for kind in ("reorder_or_new", "cross_sell"):
+            m = result[kind]
+            print(f"{kind:15} HR {m['hit_rate']:.4f} {m['ci95']['hit_rate']} R {m['recall']:.4f}"
+                  f" MRR {m['mrr']:.4f} n={m['customers']}")  # fmt: skip
     print(
         json.dumps({k: {m: v[m] for m in ("hit_rate", "recall", "mrr")} for k, v in result.items()})
     )

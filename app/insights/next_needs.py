@@ -29,6 +29,8 @@ from app.insights.ranker import Ensemble, Rankers
 MAX_PER_KIND = 10
 # Added to the scores of never-bought products that go with one the customer took on a call.
 ACCEPT_LIFT = 2.0
+# Cross-sells are ordered by the cross-sell ranker's log-odds plus this share of the "any" one's.
+ANY_WEIGHT = 1.0
 GROUPS = tuple(sorted(set(features.REASON_GROUP.values())))
 
 
@@ -125,7 +127,7 @@ def suggest(
     new = np.flatnonzero(cand.is_new)
     re_rows = old[top_per_customer(cand.c[old], any_s[old], MAX_PER_KIND)]
     # Cross-sells are ordered by both models' log-odds together (better than either alone).
-    cross_s = any_s[new] + _log_odds(rankers.cross, x32[new])
+    cross_s = ANY_WEIGHT * any_s[new] + _log_odds(rankers.cross, x32[new])
     if boost:
         lift = ACCEPT_LIFT * _goes_with_accepted(sig, boost, cand.c[new], cand.i[new])
         any_s[new] += lift
