@@ -78,7 +78,8 @@ def test_each_ranker_is_a_mean_over_seeds_and_old_single_models_are_refitted() -
     history = history_of(_adoption_shop())
     fitted = ranker.fit_rankers(history, to_day(NOW))
     stored = fitted.as_dict()
-    assert len(stored["any"]) == len(stored["cross"]) == len(ranker.SEEDS)
+    assert len(stored["any"]) == len(ranker.SEEDS)
+    assert len(stored["cross"]) in (1, len(ranker.SEEDS))  # 1: too few to learn, a constant
     assert ranker.Rankers.fits(stored)
     # A run stored by the single-booster version is not reused: the next full run refits.
     assert not ranker.Rankers.fits({"any": stored["any"][0], "cross": stored["cross"][0]})  # type: ignore[dict-item]
