@@ -6,8 +6,10 @@
   - **item-item co-purchase**: cosine over customers between products, applied to the
     customer's own purchases weighted by recency (``exp(-days/180) * sqrt(orders)``);
   - **user-kNN**: the ``NEIGHBOURS`` customers whose recency-weighted purchases are most like
-    this customer's, and what they bought in the last ``KNN_DAYS`` (a TIFU-KNN style
-    neighbour model);
+    this customer's, and what they bought in the last ``KNN_DAYS``, first bought lately, or
+    bought in the coming weeks a year ago; the same over ``WIDE_NEIGHBOURS``; and the
+    neighbours' whole recency-weighted purchase vectors (TIFU-KNN, Hu et al. 2020);
+  - **name similarity**: products whose name words are most like those the customer buys;
   - **recent popularity** and **same window last year** (distinct buyers).
 
 Every score is also kept for every candidate (a feature), with its rank within the customer.
@@ -36,6 +38,8 @@ TOP_CF = 40
 TOP_KNN = 40
 TOP_POP = 15
 TOP_SEASON = 15
+TOP_WORDS = 20
+WIDE_NEIGHBOURS = 200
 ACCEPT_WEIGHT = 2.0
 
 
@@ -119,6 +123,8 @@ class Candidates:
     knn_rank: Floats
     knn_new: Floats  # neighbours who first bought it lately (adoption), by similarity
     knn_season: Floats  # neighbours who bought it in the coming weeks a year ago
+    knn_tifu: Floats  # neighbours' recency-weighted purchases, by similarity (TIFU-KNN)
+    knn_wide: Floats  # the WIDE_NEIGHBOURS most similar customers who bought it lately
     words: Floats  # cosine between its name's words and the customer's products' (a category)
     pop_rank: Floats  # rank by recent buyers over all products
     season_rank: Floats  # rank by buyers in the same weeks last year
@@ -148,20 +154,34 @@ def _top(scores: F32, blocked: Bools, k: int) -> Iterator[tuple[Ints, Ints]]:
     yield rows[ok], cols[ok]
 
 
-def _neighbour_scores(sig: Signals, rows: Ints) -> tuple[F32, F32, F32]:
-    """User-kNN: what the ``NEIGHBOURS`` most similar customers bought lately, by similarity."""
+def _nearest(sims: F32, k: int) -> sparse.csr_matrix:
+    """The ``k`` largest similarities of each row, as a sparse matrix."""
+    top = np.argpartition(-sims, k, axis=1)[:, :k]
+    r = np.repeat(np.arange(sims.shape[0]), k)
+    return sparse.csr_matrix((sims[r, top.ravel()], (r, top.ravel())), shape=sims.shape)
+
+
+def _neighbour_scores(sig: Signals, rows: Ints) -> list[F32]:
+    """User-kNN: what the most similar customers bought (lately, first lately, a year ago,
+    recency-weighted; and lately among a wider circle), by similarity."""
     sims = np.asarray((sig.unit[rows] @ sig.unit.T).toarray(), dtype=np.float32)
     sims[np.arange(len(rows)), rows] = 0.0
     k = min(NEIGHBOURS, sims.shape[1] - 1)
     if k <= 0:
-        empty = np.zeros((len(rows), sig.recent.shape[1]), dtype=np.float32)
-        return empty, empty, empty
-    top = np.argpartition(-sims, k, axis=1)[:, :k]
-    r = np.repeat(np.arange(len(rows)), k)
-    w = sparse.csr_matrix((sims[r, top.ravel()], (r, top.ravel())), shape=sims.shape)
-    recent = np.asarray((w @ sig.recent).toarray(), dtype=np.float32)
-    adopted = np.asarray((w @ sig.adopted).toarray(), dtype=np.float32)
-    return recent, adopted, np.asarray((w @ sig.last_year).toarray(), dtype=np.float32)
+        return [np.zeros((len(rows), sig.recent.shape[1]), dtype=np.float32)] * 5
+    w = _nearest(sims, k)
+    wide = _nearest(sims, min(WIDE_NEIGHBOURS, sims.shape[1] - 1))
+
+    def dense(m: sparse.csr_matrix) -> F32:
+        return np.asarray(m.toarray(), dtype=np.float32)
+
+    return [
+        dense(w @ sig.recent),
+        dense(w @ sig.adopted),
+        dense(w @ sig.last_year),
+        dense(w @ sig.unit),
+        dense(wide @ sig.recent),
+    ]
 
 
 def _repeat_rows(agg: Aggregates, rows: Ints) -> tuple[Ints, Ints]:
@@ -197,7 +217,7 @@ def generate(
         rows = customers[start : start + CHUNK_CUSTOMERS]
         xr = sig.weights[rows]
         cf = np.asarray(xr @ sig.sim, dtype=np.float32)
-        knn, knn_new, knn_season = _neighbour_scores(sig, rows)
+        knn, knn_new, knn_season, knn_tifu, knn_wide = _neighbour_scores(sig, rows)
         taste = np.asarray((sig.taste[rows] @ sig.words_t).toarray(), dtype=np.float32)
         bought = sig.bought[rows].toarray()
         declined = np.zeros_like(bought)
@@ -212,6 +232,9 @@ def generate(
             *_top(knn, blocked, TOP_KNN),
             *_top(knn_new, blocked, TOP_KNN // 2),
             *_top(knn_season, blocked, TOP_KNN // 2),
+            *_top(knn_tifu, blocked, TOP_KNN // 2),
+            *_top(knn_wide, blocked, TOP_KNN // 2),
+            *_top(taste, blocked, TOP_WORDS),
             *_top(pop, blocked, TOP_POP),
             *_top(season, blocked, TOP_SEASON),
             _repeat_rows(agg, rows),
@@ -230,6 +253,8 @@ def generate(
                 knn_rank=_ranks(knn)[r, i].astype(np.float64),
                 knn_new=knn_new[r, i].astype(np.float64),
                 knn_season=knn_season[r, i].astype(np.float64),
+                knn_tifu=knn_tifu[r, i].astype(np.float64),
+                knn_wide=knn_wide[r, i].astype(np.float64),
                 words=taste[r, i].astype(np.float64),
                 pop_rank=pop_rank[i].astype(np.float64),
                 season_rank=season_rank[i].astype(np.float64),
@@ -237,7 +262,7 @@ def generate(
         )
     if not parts:
         empty = np.zeros(0, np.int64)
-        return Candidates(empty, empty, empty.astype(np.bool_), *([np.zeros(0)] * 9))
+        return Candidates(empty, empty, empty.astype(np.bool_), *([np.zeros(0)] * 11))
     columns = (np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Candidates))
     return Candidates(*columns)
 

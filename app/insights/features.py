@@ -30,8 +30,8 @@ FEATURES: tuple[str, ...] = (
     "item_age", "item_idle", "item_adopters", "item_repeat_share",
     "cust_orders", "cust_recent", "cust_items", "cust_since", "cust_tenure", "cust_gap",
     "cust_explore", "cust_new_recent",
-    "cf", "cf_rank", "cf_share", "knn", "knn_rank", "knn_new", "knn_season", "pop_rank",
-    "season_rank", "words",
+    "cf", "cf_rank", "cf_share", "knn", "knn_rank", "knn_new", "knn_season", "knn_tifu",
+    "knn_wide", "pop_rank", "season_rank", "words", "sibling",
     "is_new",
 )  # fmt: skip
 
@@ -41,8 +41,8 @@ REASON_GROUP: dict[str, str] = {
     **dict.fromkeys(
         ("pair_season", "season_rank", "item_season", "item_lift", "knn_season"), "season"
     ),
-    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words"), "goes_with"),
-    **dict.fromkeys(("knn", "knn_rank", "knn_new"), "neighbours"),
+    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling"), "goes_with"),
+    **dict.fromkeys(("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide"), "neighbours"),
     **dict.fromkeys(
         ("item_recent", "item_month", "item_all", "pop_rank", "item_adopters"), "popular"
     ),
@@ -79,6 +79,24 @@ def word_matrix(names: list[str]) -> sparse.csr_matrix:
     return sparse.csr_matrix(sparse.diags(1.0 / norm) @ m)
 
 
+def sibling_groups(skus: list[str]) -> Ints:
+    """Group id of each product code by its first five characters: the variants of a line
+    (``85123A`` and ``85123B``, colours and sizes) share a group."""
+    index: dict[str, int] = {}
+    return np.asarray([index.setdefault(s[:5], len(index)) for s in skus], dtype=np.int64)
+
+
+def siblings_bought(agg: Aggregates, groups: Ints, c: Ints, i: Ints) -> Floats:
+    """How many other variants of the product's line the customer bought."""
+    n_g = int(groups.max()) + 1 if len(groups) else 1
+    keys, counts = np.unique(agg.pair_c * n_g + groups[agg.pair_i], return_counts=True)
+    want = c * n_g + groups[i]
+    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    found = keys[pos] == want if len(keys) else np.zeros(len(want), dtype=np.bool_)
+    own = agg.pair_index(c, i) >= 0
+    return np.where(found, counts[pos] - own, 0).astype(np.float64)
+
+
 def _log(x: Floats) -> Floats:
     return np.log1p(np.maximum(x, 0.0))
 
@@ -91,8 +109,9 @@ def _pair(agg: Aggregates, values: Floats, pos: Ints, missing: float = 0.0) -> F
     )
 
 
-def build(agg: Aggregates, cand: Candidates) -> Floats:
-    """The feature matrix (float32-sized values in float64), one row per candidate."""
+def build(agg: Aggregates, cand: Candidates, skus: list[str] | None = None) -> Floats:
+    """The feature matrix (float32-sized values in float64), one row per candidate;
+    ``skus``: the products' codes (for the sibling counts; none: zero)."""
     t = agg.day
     c, i = cand.c, cand.i
     pos = agg.pair_index(c, i)
@@ -140,9 +159,12 @@ def build(agg: Aggregates, cand: Candidates) -> Floats:
             cand.knn_rank,
             cand.knn_new,
             cand.knn_season,
+            cand.knn_tifu,
+            cand.knn_wide,
             cand.pop_rank,
             cand.season_rank,
             cand.words,
+            siblings_bought(agg, sibling_groups(skus), c, i) if skus else np.zeros(len(c)),
             cand.is_new.astype(np.float64),
         ]
     x = np.column_stack(columns) if len(c) else np.zeros((0, len(FEATURES)))

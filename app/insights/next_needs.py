@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
@@ -25,11 +24,13 @@ from app.insights import features
 from app.insights.aggregates import Aggregates, aggregate
 from app.insights.candidates import Signals, anchors, build_signals, generate
 from app.insights.history import Floats, History, Ints
-from app.insights.ranker import Rankers
+from app.insights.ranker import Ensemble, Rankers
 
 MAX_PER_KIND = 10
 # Added to the scores of never-bought products that go with one the customer took on a call.
 ACCEPT_LIFT = 2.0
+# Cross-sells are ordered by the cross-sell ranker's log-odds plus this share of the "any" one's.
+ANY_WEIGHT = 1.0
 GROUPS = tuple(sorted(set(features.REASON_GROUP.values())))
 
 
@@ -55,7 +56,7 @@ def top_per_customer(c: Ints, score: Floats, k: int) -> Ints:
     return order[(np.arange(len(sc)) - start) < k]
 
 
-def _drivers(model: lgb.Booster, x: npt.NDArray[np.float32], new: bool) -> npt.NDArray[np.str_]:
+def _drivers(model: Ensemble, x: npt.NDArray[np.float32], new: bool) -> npt.NDArray[np.str_]:
     """The reason group whose features, left out (as missing), lower each row's score most.
 
     For never-bought products the customer's own history with it (``habit``, ``due``) is
@@ -91,7 +92,7 @@ def _goes_with_accepted(sig: Signals, boost: dict[int, list[int]], c: Ints, i: I
     return out
 
 
-def _log_odds(model: lgb.Booster, x: npt.NDArray[np.float32]) -> Floats:
+def _log_odds(model: Ensemble, x: npt.NDArray[np.float32]) -> Floats:
     if not len(x):
         return np.zeros(0)
     p = np.clip(np.asarray(model.predict(x), dtype=np.float64), 1e-9, 1 - 1e-9)
@@ -119,14 +120,14 @@ def suggest(
     agg = aggregate(history, now)
     sig = build_signals(agg, features.word_matrix(history.names), boost)
     cand = generate(agg, sig, np.sort(customers), exclude)
-    x = features.build(agg, cand)
+    x = features.build(agg, cand, history.skus)
     x32 = x.astype(np.float32)
     any_s = _log_odds(rankers.any, x32)
     old = np.flatnonzero(~cand.is_new)
     new = np.flatnonzero(cand.is_new)
     re_rows = old[top_per_customer(cand.c[old], any_s[old], MAX_PER_KIND)]
     # Cross-sells are ordered by both models' log-odds together (better than either alone).
-    cross_s = any_s[new] + _log_odds(rankers.cross, x32[new])
+    cross_s = ANY_WEIGHT * any_s[new] + _log_odds(rankers.cross, x32[new])
     if boost:
         lift = ACCEPT_LIFT * _goes_with_accepted(sig, boost, cand.c[new], cand.i[new])
         any_s[new] += lift

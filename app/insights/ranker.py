@@ -1,6 +1,7 @@
-"""The learned rankers: LightGBM ``lambdarank`` over candidates, fitted on past time windows.
+"""The learned rankers: LightGBM over candidates, fitted on past time windows.
 
-Two models share the features (``features.FEATURES``):
+Two models share the features (``features.FEATURES``); each is the mean log-odds of boosters
+fitted with ``SEEDS`` (binary log-loss: it measured better than ``lambdarank`` here):
 - **any**: every candidate (bought before or not), relevance = bought in the following
   ``HORIZON_DAYS``; it orders the customer's list;
 - **cross**: never-bought candidates only, same relevance; it orders the cross-sell picks.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from app.insights import features
@@ -27,6 +29,10 @@ from app.insights.progress import Report, silent
 
 WINDOW_OFFSETS = (60.0, 120.0, 364.0)
 ROUNDS = 100
+# Each ranker is the mean log-odds of this many boosters fitted with different seeds (the
+# row and feature sampling differ): one booster's list moves by about a point of HR@10 with
+# the seed, their mean less so.
+SEEDS = (7, 8, 9)
 NEGATIVE_SHARE = 0.5
 PARAMS: dict[str, object] = {
     "objective": "binary",
@@ -45,28 +51,51 @@ PARAMS: dict[str, object] = {
 }
 
 
-@dataclass
-class Rankers:
-    """The two fitted boosters (stored as LightGBM's text format in the run's params)."""
+class Ensemble:
+    """Boosters whose mean log-odds is the score; ``predict`` gives its probability."""
 
-    any: lgb.Booster
-    cross: lgb.Booster
+    def __init__(self, boosters: list[lgb.Booster]) -> None:
+        self.boosters = boosters
 
-    def as_dict(self) -> dict[str, str]:
-        return {"any": self.any.model_to_string(), "cross": self.cross.model_to_string()}
+    def predict(self, x: npt.NDArray[np.float32]) -> Floats:
+        raw = np.mean([b.predict(x, raw_score=True) for b in self.boosters], axis=0)
+        return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
 
-    @staticmethod
-    def fits(data: dict[str, str]) -> bool:
-        """True when stored rankers were fitted on today's features."""
-        try:
-            boosters = [lgb.Booster(model_str=data[key]) for key in ("any", "cross")]
-        except (KeyError, TypeError, lgb.basic.LightGBMError):
-            return False
-        return all(b.feature_name() == list(features.FEATURES) for b in boosters)
+    def feature_name(self) -> list[str]:
+        return list(self.boosters[0].feature_name())
+
+    def to_strings(self) -> list[str]:
+        return [b.model_to_string() for b in self.boosters]
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> Rankers:
-        return cls(lgb.Booster(model_str=data["any"]), lgb.Booster(model_str=data["cross"]))
+    def from_strings(cls, texts: list[str]) -> Ensemble:
+        if not isinstance(texts, list) or not texts:
+            raise TypeError("an ensemble is a non-empty list of LightGBM models")
+        return cls([lgb.Booster(model_str=t) for t in texts])
+
+
+@dataclass
+class Rankers:
+    """The two fitted ensembles (LightGBM's text format, in the run's params)."""
+
+    any: Ensemble
+    cross: Ensemble
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"any": self.any.to_strings(), "cross": self.cross.to_strings()}
+
+    @staticmethod
+    def fits(data: dict[str, list[str]]) -> bool:
+        """True when stored rankers were fitted on today's features."""
+        try:
+            models = [Ensemble.from_strings(data[key]) for key in ("any", "cross")]
+        except (KeyError, TypeError, lgb.basic.LightGBMError):
+            return False
+        return all(m.feature_name() == list(features.FEATURES) for m in models)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[str]]) -> Rankers:
+        return cls(Ensemble.from_strings(data["any"]), Ensemble.from_strings(data["cross"]))
 
 
 @dataclass
@@ -88,7 +117,7 @@ def window_rows(history: History, cut: float, words: sparse.csr_matrix) -> Windo
     bought = np.unique(history.line_customer[later] * n_i + history.line_item[later])
     learners = np.intersect1d(np.unique(bought // n_i), np.flatnonzero(agg.cust_orders > 0))
     cand = generate(agg, build_signals(agg, words), learners)
-    x = features.build(agg, cand)
+    x = features.build(agg, cand, history.skus)
     y = np.isin(cand.c * n_i + cand.i, bought).astype(np.float64)
     return Window(x, y, cand.c, cand.is_new)
 
@@ -120,14 +149,25 @@ def _dataset(windows: list[Window], only_new: bool) -> tuple[lgb.Dataset, int] |
     return data, len(y_all)
 
 
-def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> lgb.Booster:
-    say(stage, 0, ROUNDS)
-    booster = _train(found, stage, say)
-    say(stage, ROUNDS, ROUNDS)  # also when the trees ran out of splits early
-    return booster
+def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ensemble:
+    total = ROUNDS * len(SEEDS)
+    say(stage, 0, total)
+    boosters = []
+    for n, seed in enumerate(SEEDS):
+
+        def report(_stage: str, done: int, _total: int, before: int = n * ROUNDS) -> None:
+            say(stage, before + done, total)
+
+        boosters.append(_train(found, stage, report, seed))
+        if found is None:
+            break  # the constant model needs no siblings
+    say(stage, total, total)  # also when the trees ran out of splits early
+    return Ensemble(boosters)
 
 
-def _train(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> lgb.Booster:
+def _train(
+    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, seed: int
+) -> lgb.Booster:
     if found is None:
         # Too little history to learn from: a constant model (every score 0, ties by generator).
         n = len(features.FEATURES)
@@ -142,7 +182,7 @@ def _train(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> lg
     # Small shops (tests, a new install) still get splits; big ones get smooth leaves.
     data, rows = found
     leaf = max(5, min(100, rows // 500))
-    params = {**PARAMS, "min_data_in_leaf": leaf}
+    params = {**PARAMS, "min_data_in_leaf": leaf, "seed": seed}
     return lgb.train(params, data, num_boost_round=ROUNDS, callbacks=[tick])
 
 

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import numpy as np
 
-from app.insights import next_needs, ranker
+from app.insights import features, next_needs, ranker
+from app.insights.aggregates import aggregate
+from app.insights.candidates import build_signals, generate
 from app.insights.history import to_day
 from tests.insights.data import GROUP_A, GROUP_B, NOW, Line, history_of, shop
 
@@ -70,3 +72,48 @@ def test_declined_products_are_left_out() -> None:
     after, _, _ = next_needs.suggest(history, now, rankers, everyone, exclude={c: {top}})
     assert top not in after.i[after.c == c]
     assert top in after.i[after.c != c]  # others still get it
+
+
+def test_each_ranker_is_a_mean_over_seeds_and_old_single_models_are_refitted() -> None:
+    history = history_of(_adoption_shop())
+    fitted = ranker.fit_rankers(history, to_day(NOW))
+    stored = fitted.as_dict()
+    assert len(stored["any"]) == len(ranker.SEEDS)
+    assert len(stored["cross"]) in (1, len(ranker.SEEDS))  # 1: too few to learn, a constant
+    assert ranker.Rankers.fits(stored)
+    # A run stored by the single-booster version is not reused: the next full run refits.
+    assert not ranker.Rankers.fits({"any": stored["any"][0], "cross": stored["cross"][0]})  # type: ignore[dict-item]
+    x = np.zeros((3, len(features.FEATURES)), dtype=np.float32)
+    raw = np.mean([b.predict(x, raw_score=True) for b in fitted.any.boosters], axis=0)
+    assert np.allclose(fitted.any.predict(x), 1.0 / (1.0 + np.exp(-raw)))
+
+
+def test_sibling_variants_count_the_other_codes_of_a_line() -> None:
+    assert features.sibling_groups(["85123A", "85123B", "22423", "22424"]).tolist() == [0, 0, 1, 2]
+    history = history_of(
+        [
+            Line("10001", "500001", NOW - timedelta(days=20), "85123A"),
+            Line("10001", "500001", NOW - timedelta(days=20), "85123B"),
+            Line("10001", "500001", NOW - timedelta(days=20), "22423"),
+            Line("10002", "500002", NOW - timedelta(days=9), "22424"),
+            Line("10003", "500003", NOW - timedelta(days=5), "85123C"),
+        ]
+    )
+    agg = aggregate(history, to_day(NOW))
+    groups = features.sibling_groups(history.skus)
+    c = np.asarray([0, 0, 0, 0, 1], dtype=np.int64)
+    i = np.asarray(
+        [history.skus.index(s) for s in ("85123C", "85123A", "22424", "22423", "85123C")]
+    )
+    # 85123C: A and B bought; 85123A: B (not itself); 22424 and 22423 are lines of their own.
+    assert features.siblings_bought(agg, groups, c, i).tolist() == [2.0, 1.0, 0.0, 0.0, 0.0]
+    cand_cols = features.build(
+        agg,
+        generate(
+            agg,
+            build_signals(agg, features.word_matrix(history.names)),
+            np.arange(3, dtype=np.int64),
+        ),
+        history.skus,
+    )
+    assert cand_cols.shape[1] == len(features.FEATURES)
