@@ -376,6 +376,12 @@ def queue_add(
     wrap_up_s: Annotated[
         int, typer.Option(help="Seconds an agent stays in wrap-up before being available")
     ] = 60,
+    ring_timeout_s: Annotated[
+        int,
+        typer.Option(
+            help="Seconds an offer rings an agent with no open page before it is withdrawn"
+        ),
+    ] = 30,
 ) -> None:
     """Create or update a queue, the dialed numbers that reach it and its dispositions."""
     from app.db import create_engine, create_sessionmaker
@@ -398,6 +404,7 @@ def queue_add(
                     pop_mode=pop_mode,
                     default_region=settings.default_region,
                     wrap_up_s=wrap_up_s,
+                    ring_timeout_s=ring_timeout_s,
                 )
                 if dispositions:
                     await queue_dispositions.set_dispositions(
@@ -418,7 +425,7 @@ def queue_add(
         raise typer.Exit(2) from exc
     console.print(
         f"[green]queue[/green] {name} ({pop_mode}, service level {service_level_s}s,"
-        f" wrap-up {wrap_up_s}s)"
+        f" wrap-up {wrap_up_s}s, ring timeout {ring_timeout_s}s)"
     )
 
 

@@ -35,11 +35,13 @@ EventKind = Literal[
     "ended",
     "abandoned",
     "expired",
+    "rang_out",
 ]
 EVENT_KINDS: frozenset[str] = frozenset(
     ("queued", "offered", "answered", "held", "resumed", "transferred", "ended", "abandoned")
 )
-"""What a provider may send; ``expired`` is screenpop's own (``app.calls.expiry``)."""
+"""What a provider may send; ``expired`` and ``rang_out`` are screenpop's own
+(``app.calls.expiry``, ``app.queues.timeouts``)."""
 
 # Attribute conventions shared by all adapters (the app reads these keys).
 OFFER_WITHDRAWN = "offer_withdrawn"

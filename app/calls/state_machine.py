@@ -14,6 +14,8 @@ Providers deliver late, twice and out of order, so the rules are chosen to conve
 * ring-all: every ``offered`` adds the agent to ``offered_to``; an offer withdrawal (a
   ``queued`` event naming an agent with ``offer_withdrawn``) removes that agent, and the call
   goes back to ``queued`` when nobody is left; ``answered`` by one withdraws all the others;
+  ``rang_out`` (screenpop's own: an offer past its queue's ``ring_timeout_s`` to an agent with
+  no open page) withdraws the offer to the agent it names in the same way;
 * ``expired`` (screenpop's own, no event for ``SCREENPOP_CALL_MAX_IDLE_S``) closes a live call
   as ``ended``; like every end, it changes nothing on a call already over;
 * ``transferred`` of a connected call moves it to the new agent (the caller is untouched);
@@ -83,6 +85,8 @@ def apply(facts: CallFacts, step: Step) -> Outcome:
     kind = step.kind
     if kind == "queued":
         return _queued(facts, step)
+    if kind == "rang_out":
+        return _queued(facts, replace(step, withdrawn=True))
     if kind == "offered":
         return _offered(facts, step)
     if kind == "answered":

@@ -27,6 +27,8 @@ class Queue(Base):
     service_level_s: Mapped[int] = mapped_column(Integer, default=DEFAULT_SERVICE_LEVEL_S)
     # How long an agent may stay in wrap_up after a call of this queue before being available.
     wrap_up_s: Mapped[int] = mapped_column(Integer, default=60, server_default=text("60"))
+    # How long an offer rings an agent with no open page before it is withdrawn from them.
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
     pop_mode: Mapped[str] = mapped_column(String(8), default="offer")
     # [{"code", "label"}] offered in this queue's wrap-up; null: the default list.
     dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)

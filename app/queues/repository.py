@@ -20,19 +20,24 @@ from app.users.models import User
 ACTIVE_STATES = ("queued", "ringing", "answered", "held")
 
 
-QUEUE_LIMITS = select(Queue.name, Queue.service_level_s, Queue.wrap_up_s)
+QUEUE_LIMITS = select(Queue.name, Queue.service_level_s, Queue.wrap_up_s, Queue.ring_timeout_s)
 # What the roster is read from: re-read only when this changed (app.fingerprint).
 ROSTER_FINGERPRINT = Fingerprint(QUEUE_LIMITS, ACTIVE_AGENTS)
 
 
-async def queue_limits(session: AsyncSession) -> tuple[dict[str, int], dict[str, int]]:
-    """Every queue's service level threshold and wrap-up time, in seconds, by name."""
+async def queue_limits(
+    session: AsyncSession,
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Every queue's service level threshold, wrap-up time and ring timeout, in seconds, by
+    name."""
     levels: dict[str, int] = {}
     wrap_ups: dict[str, int] = {}
-    for name, level, wrap_up in await session.execute(QUEUE_LIMITS):
+    ring_timeouts: dict[str, int] = {}
+    for name, level, wrap_up, ring_timeout in await session.execute(QUEUE_LIMITS):
         levels[name] = int(level)
         wrap_ups[name] = int(wrap_up)
-    return levels, wrap_ups
+        ring_timeouts[name] = int(ring_timeout)
+    return levels, wrap_ups, ring_timeouts
 
 
 async def user_queues(session: AsyncSession, username: str) -> list[str]:

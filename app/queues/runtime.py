@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calls.expiry import ring_out
 from app.db import utcnow
 from app.queues import repository, timeouts
 from app.queues.rebuild import rebuild
@@ -164,8 +165,9 @@ class QueuesRuntime:
                 log.exception("agent timeouts sweep failed; will retry")
 
     async def sweep_agents(self, now: datetime | None = None) -> int:
-        """Publish this instance's page heartbeat and every overdue agent state
-        (``app.queues.timeouts``); the number of timeouts published."""
+        """Publish this instance's page heartbeat and every overdue agent state, and withdraw
+        the offers that rang out (``app.queues.timeouts``); the number of timeouts published
+        and offers withdrawn."""
         moment = now or utcnow()
         hub = self.state["hub"]
         heartbeat = timeouts.pages_message(self.state, moment)
@@ -175,7 +177,10 @@ class QueuesRuntime:
         due = timeouts.overdue(self.stats, self.roster, offline_s, moment)
         for message in due:
             await hub.publish("presence", message)
-        return len(due)
+        calls = self.state["services"].get("calls")
+        rung = timeouts.rung_out(self.stats, self.roster, moment)
+        withdrawn = await ring_out(calls, rung, moment) if calls is not None else 0
+        return len(due) + withdrawn
 
     async def _persist_presence(self) -> None:
         while True:

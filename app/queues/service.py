@@ -39,6 +39,7 @@ async def upsert_queue(
     pop_mode: str = "offer",
     default_region: str = "GB",
     wrap_up_s: int = 60,
+    ring_timeout_s: int = 30,
 ) -> Queue:
     """Create or update a queue; ``numbers`` (when given) replace the DIDs that reach it."""
     if pop_mode not in POP_MODES:
@@ -47,6 +48,8 @@ async def upsert_queue(
         raise Invalid("service level threshold must be a positive number of seconds")
     if wrap_up_s < 0:
         raise Invalid("wrap-up time must be zero or a positive number of seconds")
+    if ring_timeout_s <= 0:
+        raise Invalid("ring timeout must be a positive number of seconds")
     check_queue_name(name)
     stored = [_stored_number(raw, default_region) for raw in numbers or ()]
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
@@ -56,6 +59,7 @@ async def upsert_queue(
     queue.service_level_s = service_level_s
     queue.pop_mode = pop_mode
     queue.wrap_up_s = wrap_up_s
+    queue.ring_timeout_s = ring_timeout_s
     await session.flush()
     if numbers is not None:
         await session.execute(delete(QueueNumber).where(QueueNumber.queue_id == queue.id))
@@ -80,7 +84,9 @@ async def ensure_queue(session: AsyncSession, name: str) -> Queue:
     """The named queue; an event naming a queue nobody created creates it with defaults."""
     queue = (await session.execute(select(Queue).where(Queue.name == name))).scalar_one_or_none()
     if queue is None:
-        queue = Queue(name=name, service_level_s=20, pop_mode="offer", wrap_up_s=60)
+        queue = Queue(
+            name=name, service_level_s=20, pop_mode="offer", wrap_up_s=60, ring_timeout_s=30
+        )
         session.add(queue)
         await session.flush()
         log.info("queue created with defaults (first named by a call event)", extra={"queue": name})
@@ -103,6 +109,7 @@ class Roster:
 
     service_levels: dict[str, int] = field(default_factory=dict)
     wrap_ups: dict[str, int] = field(default_factory=dict)
+    ring_timeouts: dict[str, int] = field(default_factory=dict)
     users: dict[str, Agent] = field(default_factory=dict)
     # Extension or provider worker id -> username, to read agents named in the raw journal.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -117,13 +124,14 @@ class Roster:
 
 
 async def load_roster(session: AsyncSession) -> Roster:
-    """Every queue's service level threshold and wrap-up time, and every active user's queues
-    (the agent directory, ``app.users.directory``)."""
+    """Every queue's service level threshold, wrap-up time and ring timeout, and every active
+    user's queues (the agent directory, ``app.users.directory``)."""
     agents = await load_agents(session)
-    levels, wrap_ups = await repository.queue_limits(session)
+    levels, wrap_ups, ring_timeouts = await repository.queue_limits(session)
     return Roster(
         service_levels=levels,
         wrap_ups=wrap_ups,
+        ring_timeouts=ring_timeouts,
         users=agents.users,
         aliases=agents.aliases,
     )

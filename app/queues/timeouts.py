@@ -1,5 +1,6 @@
-"""Agents whose state ends on its own: a wrap-up past its queue's ``wrap_up_s``, and an agent
-with no open page for ``SCREENPOP_AGENT_OFFLINE_S``.
+"""Agents whose state ends on its own: a wrap-up past its queue's ``wrap_up_s``, an agent
+with no open page for ``SCREENPOP_AGENT_OFFLINE_S``, and an offer ringing an agent with no open
+page for longer than its queue's ``ring_timeout_s``.
 
 Every ``SCREENPOP_SWEEP_INTERVAL_S`` each instance
 
@@ -11,6 +12,13 @@ Every ``SCREENPOP_SWEEP_INTERVAL_S`` each instance
   several instances, or one overtaken by the agent's own choice, changes nothing twice.
 
 After a wrap-up the agent is ``available``; a wrap-up posted late is still accepted.
+
+An offer that rang out (``rung_out``) is no presence verdict: the call changes (the PBX would
+have said ``unanswered``), so the sweep sends a ``rang_out`` event through the normal ingest
+path (``app.calls.expiry.ring_out``): the journal, the call (back to ``queued`` when nobody else
+rings) and the agent (back to the state before the ring) follow from it, and its derived id
+makes the same verdict from several instances one journal entry. An agent whose page is open
+keeps ringing: the PBX decides.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from app.queues.stats import QueueStats
 from app.state import State
 
 DEFAULT_WRAP_UP_S = 60
+DEFAULT_RING_TIMEOUT_S = 30
 # States an agent with no page is logged out of (ringing and on_call end with their call).
 _IDLE = ("available", "away", "wrap_up")
 
@@ -82,3 +91,18 @@ def overdue(
         elif view.state == "wrap_up" and _wrap_up_over(view, roster, now):
             messages.append(_timeout(view, "available", now))
     return messages
+
+
+def rung_out(stats: QueueStats, roster: Roster, now: datetime) -> list[tuple[str, str, datetime]]:
+    """``(call id, username, ringing since)`` for every agent an offer has rung for at least
+    its queue's ``ring_timeout_s`` with no page of theirs open (nor seen) for as long."""
+    offers = []
+    for view in stats.agents.values():
+        if view.state != "ringing" or view.since is None or view.call_id is None:
+            continue
+        call = stats.calls.get(view.call_id)
+        queue = call.queue if call is not None else ""
+        limit = roster.ring_timeouts.get(queue, DEFAULT_RING_TIMEOUT_S)
+        if _offline(view, limit, now):
+            offers.append((view.call_id, view.username, view.since))
+    return offers

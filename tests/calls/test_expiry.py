@@ -186,3 +186,82 @@ async def test_a_restart_keeps_the_wrap_up_limit_of_the_calls_queue(
         assert await runtime.sweep_agents(now + timedelta(seconds=200)) == 0
         assert await runtime.sweep_agents(now + timedelta(seconds=301)) == 1
         await settle(again, lambda s: s.get("bob") == "available")
+
+
+async def ring_out_journal(engine: AsyncEngine) -> list[tuple[str, str | None, Any]]:
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(
+            select(CallEventRecord.call_id, CallEventRecord.event, CallEventRecord.raw).where(
+                CallEventRecord.kind == "rang_out"
+            )
+        )
+        return [(call_id, event["agent"], raw) for call_id, event, raw in rows]
+
+
+async def offered_to(engine: AsyncEngine, call_id: str) -> list[str]:
+    async with AsyncSession(engine) as session:
+        call = await session.get(Call, f"generic:{call_id}")
+        assert call is not None
+        return list(call.offered_to or ())
+
+
+async def test_an_offer_to_an_agent_with_no_page_rings_out_after_the_queues_ring_timeout(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    from app.queues import service as queues
+    from app.queues.models import AgentPresence
+    from app.queues.timeouts import local_pages
+
+    async with AsyncSession(clean_engine) as session:
+        await queues.upsert_queue(session, name="support", ring_timeout_s=90)
+        # alice was available before this start (her page is closed now).
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        session.add(AgentPresence(username="alice", state="available", since=since))
+        await session.commit()
+    nobody, watched, slow = new_call_id(), new_call_id(), new_call_id()
+    async with running_app(database_url, **SETTINGS) as app:
+        await settle(app, lambda s: s.get("alice") == "available")
+        for body in (
+            event(nobody, "queued", queue="sales"),
+            event(nobody, "offered", agent="201"),
+            event(watched, "queued", queue="sales"),
+            event(watched, "offered", agent="202"),
+        ):
+            assert (await app.post(body)).status_code == 202
+        await settle(app, lambda s: s.get("alice") == "ringing" and s.get("bob") == "ringing")
+        local_pages(app.state)["bob"] += 1  # bob's page is open: the PBX decides for him
+        runtime = runtime_of(app.state)
+        now = datetime.now(UTC)
+        assert await runtime.sweep_agents(now + timedelta(seconds=20)) == 0
+        assert await runtime.sweep_agents(now + timedelta(seconds=31)) == 1
+        await app.calls.drain()
+        states = await settle(app, lambda s: s.get("alice") == "available")
+        assert states["bob"] == "ringing"
+        # Withdrawn from alice as a PBX's "unanswered" would: the call waits in the queue.
+        assert await states_of(clean_engine, nobody, watched) == {
+            nobody: "queued",
+            watched: "ringing",
+        }
+        assert await offered_to(clean_engine, nobody) == []
+        assert await offered_to(clean_engine, watched) == ["bob"]
+        assert await ring_out_journal(clean_engine) == [(f"generic:{nobody}", "alice", None)]
+        assert await runtime.sweep_agents(now + timedelta(seconds=40)) == 0  # nothing twice
+
+        # support rings for 90 s; bob closed his page.
+        local_pages(app.state)["bob"] -= 1
+        assert (await app.post(event(watched, "ended"))).status_code == 202
+        assert (await app.post(event(slow, "queued", queue="support"))).status_code == 202
+        assert (await app.post(event(slow, "offered", agent="202"))).status_code == 202
+        await settle(app, lambda s: s.get("bob") == "ringing")
+    # After a restart the ring is read back; the pages that were open get the ring timeout
+    # to come back, then it rings out.
+    async with running_app(database_url, **SETTINGS) as again:
+        await settle(again, lambda s: s.get("bob") == "ringing")
+        runtime = runtime_of(again.state)
+        now = datetime.now(UTC)
+        assert await runtime.sweep_agents(now + timedelta(seconds=60)) == 0
+        assert await runtime.sweep_agents(now + timedelta(seconds=91)) == 1
+        await again.calls.drain()
+        await settle(again, lambda s: s.get("bob") != "ringing")
+        assert await states_of(clean_engine, slow) == {slow: "queued"}
+        assert len(await ring_out_journal(clean_engine)) == 2

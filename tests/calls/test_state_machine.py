@@ -86,6 +86,19 @@ def test_offer_withdrawn_removes_one_agent_and_requeues_when_none_left() -> None
     assert two.facts.state == "queued" and two.facts.offered_to == ()
 
 
+def test_rang_out_withdraws_the_agents_offer_like_an_unanswered() -> None:
+    facts = fold([Step("offered", at(1), agent="alice"), Step("offered", at(1), agent="bob")])
+    one = apply(facts, Step("rang_out", at(31), agent="alice"))
+    assert one.facts.offered_to == ("bob",) and one.facts.state == "ringing"
+    assert one.withdrawn == ("alice",)
+    two = apply(one.facts, Step("rang_out", at(32), agent="bob"))
+    assert two.facts.state == "queued" and two.withdrawn == ("bob",)
+    late = apply(
+        fold([Step("answered", at(2), agent="alice")]), Step("rang_out", at(40), agent="alice")
+    )
+    assert late.facts.state == "answered" and late.withdrawn == ()
+
+
 def test_duplicate_offer_is_not_a_new_offer() -> None:
     facts = fold([Step("offered", at(1), agent="alice")])
     again = apply(facts, Step("offered", at(1), agent="alice"))
