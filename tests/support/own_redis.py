@@ -27,7 +27,8 @@ def require_redis() -> bool:
 
 
 class OwnRedis:
-    """One server: ``start``, ``kill`` (SIGKILL) or ``stop`` (SIGTERM), ``start`` again."""
+    """One server: ``start``, ``kill`` (SIGKILL), ``stop`` (SIGTERM) or ``freeze``/``thaw``
+    (SIGSTOP/SIGCONT), ``start`` again."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
@@ -73,6 +74,15 @@ class OwnRedis:
         """SIGTERM: Redis shuts down as an operator's stop would."""
         self._signal(signal.SIGTERM)
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung host, a full disk)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def _signal(self, sig: signal.Signals) -> None:
         if self.proc is None:
             return
@@ -83,5 +93,5 @@ class OwnRedis:
 
     def close(self) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self.kill()
+            self.kill()  # a frozen server dies of SIGKILL too
         shutil.rmtree(self.dir, ignore_errors=True)
