@@ -75,13 +75,15 @@ class PasswordVerifier:
             self.waiting -= 1
 
     async def _run(self, password_hash: str | None, password: str) -> bool:
-        loop = asyncio.get_running_loop()
         for _ in range(2):
             pool = self._executor()
             try:
-                return await loop.run_in_executor(
-                    pool, security.verify_password, password_hash, password
+                # Submitted from a thread: the first submit starts the fork server and the
+                # worker, which blocks the caller for a few hundred ms.
+                future = await asyncio.to_thread(
+                    pool.submit, security.verify_password, password_hash, password
                 )
+                return await asyncio.wrap_future(future)
             except BrokenProcessPool:
                 # The worker died (the OOM killer, an operator's kill): a new pool, once.
                 log.warning("password worker died; starting a new one")
