@@ -11,7 +11,10 @@ sign-ins slower, not pops. The hash's parameters are unchanged.
 The pool belongs to the lifespan (one per serving process, so one per ``serve --workers``
 worker); its worker starts on the first sign-in, from a fork server (never a fork of the
 serving process with its threads and sockets), and is shut down with the app. A worker that
-dies (killed, out of memory) is replaced at the next sign-in. At most ``max_waiting``
+dies (killed, out of memory) is replaced at the next sign-in. As with any multiprocessing
+start method but fork, the worker imports the serving program's main module (``app.cli``
+for ``screenpop serve``): a program that embeds the app keeps its start-up code under
+``if __name__ == "__main__":``. At most ``max_waiting``
 verifications wait at once; beyond that a sign-in is answered 503 ``overloaded`` with
 ``Retry-After`` rather than queued without bound.
 """
