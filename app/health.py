@@ -1,5 +1,11 @@
-"""Liveness, readiness (503 with the reason and ``Retry-After`` while the database is
-unreachable) and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics.
+
+``/readyz`` answers 503 with the reason and ``Retry-After`` while the database is unreachable
+(nothing can be served). While Redis is unreachable it answers 200 ``degraded`` with the
+reason: the instance still journals every event and pops its own websockets (the others
+replay when Redis is back), and Redis is shared, so a 503 there would take every instance
+out of a balancer at once.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +41,13 @@ async def readyz(state: StateDep) -> JSONResponse:
             headers={"retry-after": str(Unavailable.retry_after)},
         )
     OUTAGE.end()
-    return JSONResponse({"status": "ready", "database": "ok"})
+    body: dict[str, str] = {"status": "ready", "database": "ok"}
+    if state["settings"].redis_url:
+        down = state["hub"].down_reason
+        body["redis"] = "ok" if down is None else "unreachable"
+        if down is not None:
+            body.update(status="degraded", detail=down)
+    return JSONResponse(body)
 
 
 @router.get("/metrics")

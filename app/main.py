@@ -32,6 +32,7 @@ from app.sources import runtime as sources_runtime
 from app.state import State
 from app.users import access as users_access
 from app.users import router as users_router
+from app.users.hashing import PasswordVerifier
 from app.users.login_limits import LoginLimiter
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state["services"]["login_limits"] = LoginLimiter(
             settings.login_failures_per_user, settings.login_failures_per_address
         )
+        state["services"]["passwords"] = passwords = PasswordVerifier()
         await sources_runtime.start(state)
         await queues_runtime.start(state)
         await calls_runtime.start(state)
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await calls_runtime.stop(state)
             await queues_runtime.stop(state)
             await users_access.stop(state["services"]["access_refresh"])
+            await passwords.close()
             await sources_runtime.stop(state)
             await hub.close()
             await engine.dispose()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.queues.stats import QueueStats
     from app.sources.runtime import SourcesRuntime
     from app.users.access import Access
+    from app.users.hashing import PasswordVerifier
     from app.users.login_limits import LoginLimiter
     from telephony.stream import StreamConnector
 
@@ -40,6 +41,8 @@ class Services(TypedDict, total=False):
     access: Access
     access_refresh: asyncio.Task[None]
     login_limits: LoginLimiter
+    # Password verification in a low-priority worker process (app.users.hashing).
+    passwords: PasswordVerifier
     sources: SourcesRuntime
     # Routing hints' rules (app.customers.routing), read once at start.
     routing: RoutingRules

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from app.live.provenance import Provenance
@@ -51,6 +52,11 @@ class Broker(Protocol):
     @property
     def connected(self) -> bool:
         """True when messages published now reach every instance."""
+        ...
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why published messages do not reach every instance now (None: they do)."""
         ...
 
     async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
@@ -82,6 +88,10 @@ class MemoryBroker:
     def connected(self) -> bool:
         return True
 
+    @property
+    def down_reason(self) -> str | None:
+        return None
+
     async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
         self._deliver = deliver
 
@@ -103,10 +113,14 @@ class RedisBroker:
     """Several processes through Redis pub/sub (``redis.asyncio``).
 
     With Redis unreachable the instance keeps serving its own websockets: a publish is delivered
-    locally (and never raises into the caller), the subscriber task reconnects with exponential
-    backoff, and once it is back ``on_reconnect`` runs so the hub asks every local subscription
-    to replay from the database. If some of our publishes never reached Redis, the instance also
-    broadcasts a resync request so the other instances replay too.
+    locally (and never raises into the caller, nor waits for Redis: while it is away one publish
+    at a time is tried in the background, at most once a second), the subscriber task reconnects
+    with exponential backoff, and once it is back ``on_reconnect`` runs so the hub asks every
+    local subscription to replay from the database. If some of our publishes never reached
+    Redis, the instance also broadcasts a resync request so the other instances replay too.
+
+    The outage is logged once when it starts (``Redis unreachable; ...``) and once when it ends
+    (``Redis reachable again after N s ...``); ``down_reason`` says why meanwhile (``/readyz``).
     """
 
     def __init__(
@@ -151,11 +165,46 @@ class RedisBroker:
         # Some publish of ours never reached Redis: the other instances must replay.
         self._lost_outbound = False
         self._skip_publish_until = 0.0
+        self._probe: asyncio.Task[None] | None = None
         self._closing = False
+        # The outage as the log and /readyz tell it: since when, and the error that began it.
+        self.down_since: float | None = None
+        self.down_detail = ""
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._connected and self.down_since is None
+
+    @property
+    def down_reason(self) -> str | None:
+        if self.connected:
+            return None
+        if self.down_since is None:
+            return "the Redis subscriber is reconnecting"
+        seconds = time.monotonic() - self.down_since
+        return f"Redis unreachable for {seconds:.0f} s: {self.down_detail}"
+
+    def _went_down(self, detail: str) -> None:
+        """Note that Redis failed us; log it on the first failure of an outage only."""
+        if self.down_since is not None or self._closing:
+            return
+        self.down_since = time.monotonic()
+        self.down_detail = detail[:200]
+        log.warning(
+            "Redis unreachable; pops reach this instance's websockets only until it is back: %s",
+            self.down_detail,
+            extra={"redis_url": _redact(self.url)},
+        )
+
+    def _came_back(self) -> None:
+        """Note that Redis works both ways again; log it once if an outage was on."""
+        if self.down_since is None:
+            return
+        seconds = time.monotonic() - self.down_since
+        self.down_since = None
+        log.warning(
+            "Redis reachable again after %.1f s; websockets replay what they missed", seconds
+        )
 
     async def start(self, deliver: Deliver, on_reconnect: OnReconnect) -> None:
         self._deliver = deliver
@@ -165,8 +214,10 @@ class RedisBroker:
             "socket_timeout": max(self.connect_timeout_s, 2.0),
             "socket_keepalive": True,
         }
-        # One quick retry for a publish on a pooled connection Redis dropped (after a restart).
-        self._publisher = aioredis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 1), **common)
+        # One quick retry for a publish on a pooled connection Redis dropped (after a restart);
+        # none after a timeout (a frozen Redis): the pop must not wait twice.
+        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        self._publisher = aioredis.Redis.from_url(self.url, retry=retry, **common)
         # No hidden retries on the subscriber: every reconnect must be seen, to trigger a resync.
         self._subscriber = aioredis.Redis.from_url(
             self.url, retry=Retry(NoBackoff(), 0), client_name=self.client_name, **common
@@ -175,18 +226,16 @@ class RedisBroker:
         try:
             await asyncio.wait_for(self._up.wait(), self.start_timeout_s)
         except TimeoutError:
-            log.warning(
-                "Redis not reachable at start; serving local websockets only until it is",
-                extra={"redis_url": _redact(self.url)},
-            )
+            self._went_down(f"no answer within {self.start_timeout_s:g} s of starting")
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._probe, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._probe = self._task = None
         for client in (self._publisher, self._subscriber):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
@@ -214,21 +263,27 @@ class RedisBroker:
         if provenance is not None:
             origin = b"%b;%b" % (origin, provenance.encode())
         payload = b"%b %d\n%b" % (origin, seq, frame)
-        if self._connected:
+        if self.connected:
             # The normal path: our own subscriber brings it back to our hub, like everyone's.
             if await self._send(channel, payload):
                 return
             await self._fallback(*local)
             return
-        # Our subscriber is down, so our copy would not come back: deliver it here now, and
-        # still give it to the other instances if Redis takes it.
+        # Redis (or our subscriber) is away, so our copy may not come back: deliver it here now.
         await self._fallback(*local)
-        if time.monotonic() < self._skip_publish_until:
+        if self._probe is not None or time.monotonic() < self._skip_publish_until:
             self._lost_outbound = True
             return
-        if not await self._send(channel, payload):
-            # Do not make every pop wait for a connect timeout while Redis is away.
-            self._skip_publish_until = time.monotonic() + 1.0
+        # Still offer it to the other instances, in the background: a pop must not wait for a
+        # connect timeout while Redis is away.
+        self._probe = asyncio.create_task(self._send_probe(channel, payload))
+
+    async def _send_probe(self, channel: str, payload: bytes) -> None:
+        try:
+            if await self._send(channel, payload) and self._connected:
+                self._came_back()
+        finally:
+            self._probe = None
 
     async def _send(self, channel: str, payload: bytes) -> bool:
         assert self._publisher is not None, "RedisBroker.start() was not awaited"
@@ -237,7 +292,10 @@ class RedisBroker:
             return True
         except (RedisError, OSError) as exc:
             self._lost_outbound = True
-            log.warning("Redis publish failed; delivering locally", extra={"error": repr(exc)})
+            # Publish locally only, for a second, before trying Redis again.
+            self._skip_publish_until = time.monotonic() + 1.0
+            log.debug("Redis publish failed; delivering locally", extra={"error": repr(exc)})
+            self._went_down(f"publish failed: {exc!r}")
             return False
 
     async def _fallback(
@@ -269,8 +327,8 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                level = logging.WARNING if self._session_was_up else logging.DEBUG
-                log.log(level, "Redis subscriber disconnected", extra={"error": repr(exc)})
+                log.debug("Redis subscriber disconnected", extra={"error": repr(exc)})
+                self._went_down(f"subscriber: {exc!r}")
             except Exception:
                 log.exception("Redis subscriber failed")
             finally:
@@ -294,6 +352,7 @@ class RedisBroker:
             self._connected = self._session_was_up = True
             self._last_rx = time.monotonic()
             self._up.set()
+            self._came_back()
             if self._had_outage:
                 self.reconnects += 1
                 log.info("Redis subscriber reconnected; asking local websockets to replay")
@@ -382,7 +441,9 @@ class RedisBroker:
             await self._publisher.publish(self._control, b"resync " + self._origin_b)
             self._lost_outbound = False
         except (RedisError, OSError):
-            pass
+            return
+        # Called with the subscriber up: a publish went through too, so Redis is back.
+        self._came_back()
 
 
 def _glob_escape(text: str) -> str:

@@ -99,6 +99,11 @@ class Hub:
         """True when a publish now reaches every instance (always, in-process)."""
         return self.broker.connected
 
+    @property
+    def down_reason(self) -> str | None:
+        """Why a publish now reaches this instance only (a Redis outage), or None."""
+        return self.broker.down_reason
+
     # -- publishing --------------------------------------------------------------------------
 
     async def publish(

@@ -42,6 +42,11 @@ class ErrorOut(BaseModel):
     responses={
         401: {"model": ErrorOut, "description": "wrong username or password"},
         429: {"model": ErrorOut, "description": "too many failed sign-ins; see Retry-After"},
+        503: {
+            "model": ErrorOut,
+            "description": "too many sign-ins waiting for verification (`overloaded`) or the "
+            "database is unreachable (`unavailable`); see Retry-After",
+        },
     },
 )
 async def login(
@@ -58,7 +63,9 @@ async def login(
         refused.headers["Retry-After"] = str(wait)
         return refused
     try:
-        user = await users.authenticate(session, body.username, body.password)
+        user = await users.authenticate(
+            session, state["services"]["passwords"], body.username, body.password
+        )
     except Unauthorized:
         limiter.failed(body.username, address)
         raise

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Invalid, Unauthorized
 from app.queues.names import check_queue_name
 from app.users import security
+from app.users.hashing import PasswordVerifier
 from app.users.models import ROLES, User
 
 
@@ -91,9 +92,16 @@ async def import_users(session: AsyncSession, path: Path) -> tuple[int, int]:
     return created, updated
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> User:
+async def authenticate(
+    session: AsyncSession, passwords: PasswordVerifier, username: str, password: str
+) -> User:
+    """The active user with this username and password, else ``Unauthorized``."""
     user = await get_by_username(session, username)
-    ok = await security.check_password(user.password_hash if user else None, password)
+    password_hash = user.password_hash if user else None
+    # Only a read so far: end it, so no pooled connection waits on the hash (seconds, in a
+    # storm of sign-ins). The session keeps ``user`` loaded (no expiry on commit).
+    await session.commit()
+    ok = await passwords.verify(password_hash, password)
     if user is None or not ok or not user.active:
         # One message for both cases: do not tell which part was wrong.
         raise Unauthorized("invalid username or password")

@@ -77,9 +77,11 @@ async def _post(http: httpx.AsyncClient, body: dict[str, object]) -> int:
     return response.status_code
 
 
-async def _journal(own_postgres: OwnPostgres) -> dict[str, bool]:
-    """event_id -> applied, read from the restarted server."""
-    conn = await asyncpg.connect(own_postgres.dsn.rsplit("/", 1)[0] + "/screenpop", timeout=10)
+async def _journal(database: OwnPostgres | str) -> dict[str, bool]:
+    """event_id -> applied, read from the (restarted) server: an own server's ``screenpop``
+    database, or the database at a SQLAlchemy URL."""
+    url = database.url("screenpop") if isinstance(database, OwnPostgres) else database
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
     try:
         rows = await conn.fetch("SELECT event_id, applied FROM call_events")
         calls = {r["id"] for r in await conn.fetch("SELECT id FROM calls")}

@@ -10,11 +10,9 @@ import pytest
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tests.support.own_redis import require_redis
+
 REDIS_URL = os.environ.get("SCREENPOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def require_redis() -> bool:
-    return os.environ.get("SCREENPOP_REQUIRE_REDIS") == "1"
 
 
 @pytest.fixture(scope="session")

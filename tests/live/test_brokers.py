@@ -16,6 +16,7 @@ from app.live.brokers import RedisBroker
 from app.live.hub import Hub
 from app.live.provenance import Provenance, Stamped
 from app.live.subscription import ResyncRequired, Subscription
+from tests.support.own_redis import OwnRedis
 from tests.support.server import free_port
 
 RESYNC = {"type": "<resync>"}
@@ -311,3 +312,33 @@ async def test_a_provenance_rides_beside_the_frame_to_the_other_instance(
     origin, _, seq = header.partition(b" ")
     assert seq.isdigit() and orjson.loads(frame) == pop
     assert b";" in origin  # the provenance rides on the origin token
+
+
+async def test_a_frozen_redis_is_noticed_by_a_publish_and_logged_once_each_way(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stops answering but keeps its connections (SIGSTOP): the first publish times out,
+    the ones after it go local at once, and a publish after the thaw ends the outage."""
+    redis_server = OwnRedis()
+    redis_server.start()
+    hub = redis_hub(redis_server.url, prefix)
+    try:
+        await hub.start()
+        sub = hub.subscribe(["agent:alice"])
+        assert hub.connected and hub.down_reason is None
+        with caplog.at_level("WARNING", logger="app.live.brokers"):
+            redis_server.freeze()
+            await hub.publish("agent:alice", {"type": "note", "n": "1"})  # times out, local
+            assert not hub.connected and "Redis unreachable" in (hub.down_reason or "")
+            await hub.publish("agent:alice", {"type": "note", "n": "2"})
+            assert [(await next_item(sub))["n"] for _ in range(2)] == ["1", "2"]
+            redis_server.thaw()
+            await eventually(lambda: hub.connected, wait_s=15)
+            await hub.publish("agent:alice", {"type": "note", "n": "3"})
+            assert (await next_item(sub))["n"] == "3"
+        messages = [r.getMessage() for r in caplog.records if r.name == "app.live.brokers"]
+        assert sum("Redis unreachable;" in m for m in messages) == 1, messages
+        assert sum("Redis reachable again" in m for m in messages) == 1, messages
+    finally:
+        await hub.close()
+        redis_server.close()

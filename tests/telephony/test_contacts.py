@@ -137,9 +137,7 @@ def test_chatwoot_assignment_reply_and_resolve() -> None:
     (ended,) = chatwoot("conversation_status_changed")
     assert ended.kind == "ended"
     ids = {offered.event_id, answered.event_id, ended.event_id}
-    assert len(ids) == 3 and {e.full_call_id for e in (offered, answered, ended)} == {
-        "chatwoot:10"
-    }
+    assert len(ids) == 3 and {e.full_call_id for e in (offered, answered, ended)} == {"chatwoot:10"}
 
 
 def test_chatwoot_email_inbox_is_the_email_channel_and_other_events_are_ignored() -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Invalid
 from app.users import service as users
+from app.users.hashing import PasswordVerifier
 
 
 async def test_upsert_creates_then_updates(session: AsyncSession) -> None:
@@ -38,7 +39,11 @@ async def test_import_users_is_idempotent(session: AsyncSession, tmp_path: Path)
     assert await users.import_users(session, path) == (0, 2)
     carol = await users.get_by_username(session, "carol")
     assert carol is not None and carol.queues == ["sales", "support"]
-    authed = await users.authenticate(session, "dave", "pw-dave")
+    passwords = PasswordVerifier()
+    try:
+        authed = await users.authenticate(session, passwords, "dave", "pw-dave")
+    finally:
+        await passwords.close()
     assert authed.role == "supervisor"
 
 
