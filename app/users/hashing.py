@@ -11,12 +11,13 @@ sign-ins slower, not pops. The hash's parameters are unchanged.
 The pool belongs to the lifespan (one per serving process, so one per ``serve --workers``
 worker); its worker starts on the first sign-in, from a fork server (never a fork of the
 serving process with its threads and sockets), and is shut down with the app. A worker that
-dies (killed, out of memory) is replaced at the next sign-in. As with any multiprocessing
-start method but fork, the worker imports the serving program's main module (``app.cli``
-for ``screenpop serve``): a program that embeds the app keeps its start-up code under
-``if __name__ == "__main__":``. At most ``max_waiting``
-verifications wait at once; beyond that a sign-in is answered 503 ``overloaded`` with
-``Retry-After`` rather than queued without bound.
+dies (killed, out of memory) is replaced at the next sign-in; a worker whose serving process
+is killed ends too. At most ``max_waiting`` verifications wait at once; beyond that a sign-in
+is answered 503 ``overloaded`` with ``Retry-After`` rather than queued without bound.
+
+As with any multiprocessing start method but fork, the worker imports the serving program's
+main module (``app.cli`` for ``screenpop serve``): a program that embeds the app keeps its
+start-up code under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class PasswordVerifier:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=_context(), initializer=security.lower_priority
+                self.workers, mp_context=_context(), initializer=security.worker_init
             )
         return self._pool
 

@@ -1,16 +1,19 @@
 """Password hashing (argon2) and signed tokens (JWT, HS256).
 
 The hash is argon2-cffi's default, RFC 9106's low-memory profile: argon2id, 64 MiB, 3 passes,
-4 lanes (above OWASP's minimum of 19 MiB, 2 passes, 1 lane). A verify costs tens of ms of CPU
+4 lanes (above OWASP's minimum of 19 MiB, 2 passes, 1 lane). A verify costs 100-250 ms of CPU
 on four threads; the service runs it in worker processes of low CPU priority
-(``app.users.hashing``), never in the serving process. ``lower_priority`` is those workers'
+(``app.users.hashing``), never in the serving process. ``worker_init`` is those workers'
 initializer; it lives here so that a worker imports no more than argon2 and PyJWT.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -53,6 +56,25 @@ def lower_priority() -> None:
     if sched_idle is not None:
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, sched_idle, os.sched_param(0))
+
+
+def worker_init() -> None:
+    """The password worker's initializer: lowest priority, and gone with the serving process.
+
+    A worker blocks on its task queue, which it holds both ends of: were the serving process
+    killed (SIGKILL, the OOM killer), nothing would ever end it. A thread waits on the
+    parent's sentinel instead and ends the worker when the parent is gone.
+    """
+    lower_priority()
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def exit_with_parent() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
 def issue_token(key: str, *, username: str, role: str, ttl_s: int) -> str:

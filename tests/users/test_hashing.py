@@ -135,3 +135,30 @@ async def test_sign_in_works_on_every_worker_of_serve_workers(tmp_path: Path) ->
     assert 1 <= len(workers) <= 2
     _, alive = psutil.wait_procs(descendants, timeout=15)
     assert not alive, f"left running after the server stopped: {alive}"
+
+
+async def test_the_worker_ends_when_the_server_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the serving process (no lifespan shutdown): its password worker, which
+    would otherwise wait on its task queue for ever, ends too, and its fork server with it."""
+    database = sqlite_url(tmp_path)
+    migrate.upgrade(database)
+    engine = create_engine(database)
+    try:
+        await add_user(engine, "alice", password="s3cret-pass")
+    finally:
+        await engine.dispose()
+    server = ServerProcess({"SCREENPOP_DATABASE_URL": database, "SCREENPOP_JWT_SECRET": "x" * 40})
+    await asyncio.to_thread(server.start, 90)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            body = {"username": "alice", "password": "s3cret-pass"}
+            assert (await http.post(LOGIN, json=body)).status_code == 200
+        assert server.proc is not None
+        descendants = psutil.Process(server.proc.pid).children(recursive=True)
+        assert low_priority_descendants(server.proc.pid), "a worker verified the password"
+        server.proc.kill()
+        server.proc.wait(10)
+    finally:
+        await asyncio.to_thread(server.stop)
+    _, alive = psutil.wait_procs(descendants, timeout=15)
+    assert not alive, f"left running after the server was killed: {alive}"
