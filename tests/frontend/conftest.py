@@ -6,7 +6,6 @@ Without /usr/bin/chromium these tests skip with a message, unless
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -305,10 +304,8 @@ async def seed_known_customers(database_url: str) -> Seeded:
     return seeded
 
 
-async def train_if_available(database_url: str) -> None:
-    """Fill insights and next needs for the demo customers when the train job exists."""
-    if importlib.util.find_spec("app.insights.train") is None:
-        return
+async def train_demo(database_url: str) -> None:
+    """Fill insights and next needs for the demo customers."""
     from app.insights import train
 
     settings = make_settings(database_url)
@@ -325,7 +322,7 @@ async def running_server(
     url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
     await migrate.upgrade_async(url)
     await demo.seed(make_settings(url))
-    await train_if_available(url)
+    await train_demo(url)
     seeded = await seed_known_customers(url)
     env = {
         "SCREENPOP_DATABASE_URL": url,
