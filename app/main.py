@@ -26,6 +26,7 @@ from app.live.hub import build_hub
 from app.metrics import Metrics, mark_process_dead
 from app.queues import router as queues_router
 from app.queues import runtime as queues_runtime
+from app.reports import router as reports_router
 from app.settings import Settings, get_settings
 from app.sources import router as sources_router
 from app.sources import runtime as sources_runtime
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         customers_router.router,
         queues_router.router,
         sources_router.router,
+        reports_router.router,
         pages.router,
     ]
     if settings.demo:

@@ -1,4 +1,4 @@
-"""The web pages: the landing page, the agent screen and the supervisor wallboard.
+"""The web pages: the landing page, the agent screen, the supervisor wallboard and reports.
 
 The pages are static files in ``frontend/`` (ES modules and one stylesheet, no build step); this
 router serves the HTML documents at stable paths. Scripts and styles load from ``/static``.
@@ -85,3 +85,9 @@ def render_agent_demo() -> str:
 async def supervisor_page() -> FileResponse:
     """The supervisor wallboard: queues, waiting calls, agents, pop health."""
     return FileResponse(FRONTEND_DIR / "supervisor.html", headers=NO_CACHE)
+
+
+@router.get("/reports")
+async def reports_page() -> FileResponse:
+    """Reports for supervisors and admins: retention, base value, offers, satisfaction."""
+    return FileResponse(FRONTEND_DIR / "reports.html", headers=NO_CACHE)

@@ -8,8 +8,6 @@ an unknown call is a 404. Admins read the log by customer, user and UTC day.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import csv_export
 from app.calls.models import Call, PopDelivery
 from app.customers.models import ProfileView
 from app.errors import Forbidden, NotFound
@@ -80,8 +79,5 @@ async def profile_views(
 
 
 def as_csv(rows: Sequence[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    """The rows as CSV (call ids come from the PBX: no formulas, app.csv_export)."""
+    return csv_export.as_csv(COLUMNS, rows)

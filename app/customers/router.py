@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.requests import HTTPConnection
 
+from app import csv_export
 from app.calls.schemas import INT32_MAX, StoredText
 from app.customers import audit, lookup
 from app.customers import service as customers
@@ -101,7 +102,7 @@ async def audit_log(
         raise Forbidden("admin role required")
     rows = await audit.profile_views(session, customer_id=customer_id, username=username, day=date)
     if format == "csv":
-        return PlainTextResponse(audit.as_csv(rows), media_type="text/csv")
+        return PlainTextResponse(audit.as_csv(rows), media_type=csv_export.MEDIA_TYPE)
     return JSONResponse({"views": rows})
 
 

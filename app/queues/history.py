@@ -9,8 +9,6 @@ Calls that name no queue count under ``unrouted`` (``app.queues.names``), as the
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import csv_export
 from app.calls.models import Call
 from app.errors import Invalid
 from app.queues.call_view import CallView, contribution_of
@@ -130,20 +129,6 @@ async def day_history(
     return {"date": day.isoformat(), "intervals": intervals}
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell: empty for null; a text a spreadsheet would run as a formula quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
-
-
 def as_csv(history: dict[str, Any]) -> str:
     """The intervals as CSV with a header row (empty cells for null figures)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in history["intervals"]:
-        writer.writerow({k: _cell(row[k]) for k in COLUMNS})
-    return out.getvalue()
+    return csv_export.as_csv(COLUMNS, history["intervals"])

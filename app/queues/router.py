@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, WebSocket
 from pydantic import BaseModel
 
+from app import csv_export
 from app.deps import SessionDep, StateDep, get_state
 from app.errors import Conflict, DomainError, Forbidden, Unauthorized
 from app.live.pump import pump
@@ -78,7 +79,7 @@ async def get_history(
         channel=channel,
     )
     if format == "csv":
-        return Response(history.as_csv(document), media_type="text/csv; charset=utf-8")
+        return Response(history.as_csv(document), media_type=csv_export.MEDIA_TYPE)
     return document
 
 

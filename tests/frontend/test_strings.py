@@ -50,7 +50,7 @@ def english_strings() -> set[str]:
     found: set[str] = set()
     for script in (FRONTEND / "js").glob("*.js"):
         found |= {json.loads(f'"{m}"') for m in CALL.findall(script.read_text())}
-    for page in ("agent.html", "supervisor.html"):
+    for page in ("agent.html", "supervisor.html", "reports.html"):
         parser = _Marked()
         parser.feed((FRONTEND / page).read_text())
         found |= parser.found
