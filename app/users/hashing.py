@@ -1,12 +1,12 @@
 """Password verification in a worker process of the lowest CPU priority.
 
-An argon2 verify (``app.users.security``) costs tens of milliseconds of CPU on four threads.
+An argon2 verify (``app.users.security``) costs tens of milliseconds of CPU.
 Run in the serving process, even on a thread of its own, those threads get the cores on equal
 terms with the event loop, so a storm of sign-ins delays every pop and webhook answer. Here
 they run in a process pool whose worker is ``SCHED_IDLE`` (Linux; nice 19 elsewhere): the
 kernel gives it only CPU that the serving process, the database and everything else of normal
 priority leave idle, and preempts it the moment the event loop wakes up. A storm makes
-sign-ins slower, not pops. The hash's parameters are unchanged.
+sign-ins slower, not pops.
 
 The pool belongs to the lifespan (one per serving process, so one per ``serve --workers``
 worker); its worker starts on the first sign-in, from a fork server (never a fork of the
@@ -33,7 +33,7 @@ from app.users import security
 
 log = logging.getLogger(__name__)
 
-# One worker: each verify already runs four argon2 lanes on as many threads.
+# One worker: sign-ins queue for one core and the other stays with the pops.
 WORKERS = 1
 MAX_WAITING = 200
 
@@ -49,7 +49,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class PasswordVerifier:
-    """``verify`` runs ``security.verify_password`` in the low-priority worker pool."""
+    """``verify`` runs ``security.check_password`` in the low-priority worker pool."""
 
     def __init__(self, workers: int = WORKERS, max_waiting: int = MAX_WAITING) -> None:
         self.workers = workers
@@ -65,9 +65,10 @@ class PasswordVerifier:
             )
         return self._pool
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when ``password`` matches ``password_hash`` (None: an unknown user, False
-        after the same work). Raises ``Overloaded`` when too many sign-ins wait already."""
+    async def verify(self, password_hash: str | None, password: str) -> security.Checked:
+        """Whether ``password`` matches ``password_hash`` (None: an unknown user, no match
+        after the same work), with the upgraded hash to store when there is one. Raises
+        ``Overloaded`` when too many sign-ins wait already."""
         if self._closed:
             raise Overloaded("the server is shutting down; retry")
         if self.waiting >= self.max_waiting:
@@ -78,14 +79,14 @@ class PasswordVerifier:
         finally:
             self.waiting -= 1
 
-    async def _run(self, password_hash: str | None, password: str) -> bool:
+    async def _run(self, password_hash: str | None, password: str) -> security.Checked:
         for _ in range(2):
             pool = self._executor()
             try:
                 # Submitted from a thread: the first submit starts the fork server and the
                 # worker, which blocks the caller for a few hundred ms.
                 future = await asyncio.to_thread(
-                    pool.submit, security.verify_password, password_hash, password
+                    pool.submit, security.check_password, password_hash, password
                 )
                 return await asyncio.wrap_future(future)
             except BrokenProcessPool:

@@ -1,8 +1,12 @@
 """Password hashing (argon2) and signed tokens (JWT, HS256).
 
-The hash is argon2-cffi's default, RFC 9106's low-memory profile: argon2id, 64 MiB, 3 passes,
-4 lanes (above OWASP's minimum of 19 MiB, 2 passes, 1 lane). A verify costs 100-250 ms of CPU
-on four threads; the service runs it in worker processes of low CPU priority
+The hash is argon2id with OWASP's recommended parameters (Password Storage Cheat Sheet):
+19 MiB, 2 passes, 1 lane. A verify costs about 20-30 ms of CPU on one thread, so a storm of
+sign-ins leaves the other core to the pops; argon2-cffi's default (RFC 9106's low-memory
+profile, 64 MiB, 3 passes, 4 lanes) cost 100-250 ms on four threads and, even at the lowest CPU
+priority, its memory traffic slowed the webhooks (docs/customers.md). A stored hash with other
+parameters still verifies, and is replaced by one with these at the user's next sign-in
+(``check_password``). The service verifies in worker processes of low CPU priority
 (``app.users.hashing``), never in the serving process. ``worker_init`` is those workers'
 initializer; it lives here so that a worker imports no more than argon2 and PyJWT.
 """
@@ -16,13 +20,25 @@ import os
 import threading
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# OWASP's argon2id configuration "m=19456 (19 MiB), t=2, p=1".
+MEMORY_KIB = 19 * 1024
+TIME_COST = 2
+PARALLELISM = 1
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM)
+
+
+class Checked(NamedTuple):
+    """A verification's outcome: whether the password matched, and a hash to store instead
+    of the old one when it was made with other parameters."""
+
+    matched: bool
+    new_hash: str | None = None
 
 
 @cache
@@ -41,6 +57,17 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     except (VerificationError, InvalidHashError):
         return False
     return matched and password_hash is not None
+
+
+def check_password(password_hash: str | None, password: str) -> Checked:
+    """``verify_password``, plus the hash to upgrade to when ``password_hash`` matched but was
+    made with parameters other than today's."""
+    if not verify_password(password_hash, password):
+        return Checked(False)
+    assert password_hash is not None  # verify_password is False without one
+    if _hasher.check_needs_rehash(password_hash):
+        return Checked(True, _hasher.hash(password))
+    return Checked(True)
 
 
 def lower_priority() -> None:

@@ -101,10 +101,14 @@ async def authenticate(
     # Only a read so far: end it, so no pooled connection waits on the hash (seconds, in a
     # storm of sign-ins). The session keeps ``user`` loaded (no expiry on commit).
     await session.commit()
-    ok = await passwords.verify(password_hash, password)
-    if user is None or not ok or not user.active:
+    checked = await passwords.verify(password_hash, password)
+    if user is None or not checked.matched or not user.active:
         # One message for both cases: do not tell which part was wrong.
         raise Unauthorized("invalid username or password")
+    if checked.new_hash is not None:
+        # Made with older parameters: stored again with today's (app.users.security).
+        user.password_hash = checked.new_hash
+        await session.commit()
     return user
 
 

@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.users import security
+from app.users.models import User
 from tests.conftest import TEST_JWT_SECRET, add_user
 
 
@@ -61,7 +64,8 @@ async def test_forged_and_expired_tokens_are_refused(client: httpx.AsyncClient) 
 
 def test_password_hashes_are_argon2_and_verify() -> None:
     hashed = security.hash_password("correct horse")
-    assert hashed.startswith("$argon2")
+    # OWASP's argon2id configuration: 19 MiB, 2 passes, 1 lane.
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert security.verify_password(hashed, "correct horse")
     assert not security.verify_password(hashed, "wrong horse")
     assert not security.verify_password(None, "anything")
@@ -97,3 +101,35 @@ async def test_failed_sign_ins_are_limited_per_address(
         "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
     )
     assert limited.status_code == 429 and "retry-after" in limited.headers
+
+
+async def test_a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in(
+    client: httpx.AsyncClient, clean_engine: AsyncEngine
+) -> None:
+    await add_user(clean_engine, "alice", password="s3cret-pass")
+    # As stored before: argon2-cffi's default profile (64 MiB, 3 passes, 4 lanes).
+    old = PasswordHasher().hash("s3cret-pass")
+    async with clean_engine.begin() as conn:
+        await conn.execute(update(User).where(User.username == "alice").values(password_hash=old))
+    wrong = await client.post("/api/auth/login", json={"username": "alice", "password": "no"})
+    assert wrong.status_code == 401
+    assert await _stored_hash(clean_engine, "alice") == old, "a failed sign-in changes nothing"
+    signed = await client.post(
+        "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
+    )
+    assert signed.status_code == 200
+    upgraded = await _stored_hash(clean_engine, "alice")
+    assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert security.verify_password(upgraded, "s3cret-pass")
+    again = await client.post(
+        "/api/auth/login", json={"username": "alice", "password": "s3cret-pass"}
+    )
+    assert again.status_code == 200
+    assert await _stored_hash(clean_engine, "alice") == upgraded, "upgraded once"
+
+
+async def _stored_hash(engine: AsyncEngine, username: str) -> str:
+    async with engine.connect() as conn:
+        value = await conn.scalar(select(User.password_hash).where(User.username == username))
+    assert isinstance(value, str)
+    return value

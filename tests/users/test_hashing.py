@@ -87,10 +87,10 @@ async def test_verifications_beyond_the_bound_are_refused_503_not_queued() -> No
         await asyncio.sleep(0)  # the first one is waiting now
         with pytest.raises(Overloaded) as refused:
             await verifier.verify(hashed, "correct horse")
-        assert await first is True
+        assert (await first).matched is True
         assert refused.value.status == 503 and refused.value.retry_after
-        assert await verifier.verify(hashed, "wrong horse") is False
-        assert await verifier.verify(None, "correct horse") is False  # an unknown user
+        assert (await verifier.verify(hashed, "wrong horse")).matched is False
+        assert (await verifier.verify(None, "correct horse")).matched is False  # unknown user
     finally:
         await verifier.close()
     with pytest.raises(Overloaded):
