@@ -19,17 +19,20 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from typing import Any, Protocol
 
 import httpx
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrate
 from app.db import create_engine
 from app.users import service as users
+from app.users.models import User
 from app.users.security import hash_password, verify_password
 from bench.ab_tree import RevisionTree, TreeServer
 from tests.calls.support import GENERIC, signed
@@ -51,13 +54,23 @@ class Server(Protocol):
     def stop(self) -> None: ...
 
 
-async def add_users(url: str, count: int) -> None:
+def tree_hash(python: str) -> str:
+    """``PASSWORD`` hashed by the code of the tree ``python`` runs: each side of an A/B then
+    verifies hashes with its own argon2 parameters (a hash carries them)."""
+    code = f"from app.users.security import hash_password; print(hash_password({PASSWORD!r}))"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+async def add_users(url: str, count: int, password_hash: str) -> None:
     engine = create_engine(url)
     async with AsyncSession(engine) as session:
         for i in range(count):
             await users.upsert_user(
                 session, username=f"agent{i}", role="agent", password=PASSWORD, queues=["sales"]
             )
+        await session.execute(update(User).values(password_hash=password_hash))
+        await session.commit()
         await session.commit()
     await engine.dispose()
 
@@ -142,13 +155,16 @@ def verify_cost_ms(rounds: int = 5) -> dict[str, float]:
     }
 
 
-async def measure(server: Server, url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def measure(
+    server: Server, url: str, args: argparse.Namespace, python: str
+) -> dict[str, Any]:
     """One run: a fresh database, the server started on it, then ``args.blocks`` pairs of a
     quiet block and a storm block (each ``args.duration / args.blocks`` seconds; a storm
     block ends when its last sign-in is answered), so slow changes in the machine's load
-    fall on both phases alike. The PBX and the agents signing in are separate clients."""
+    fall on both phases alike. The PBX and the agents signing in are separate clients.
+    ``python`` is the served tree's interpreter, whose code hashes the users' password."""
     await migrate.upgrade_async(url)
-    await add_users(url, args.users)
+    await add_users(url, args.users, await asyncio.to_thread(tree_hash, python))
     load = os.getloadavg()[0]
     await asyncio.to_thread(server.start, 90)
     block_s = args.duration / args.blocks
@@ -206,9 +222,11 @@ async def run(args: argparse.Namespace, old: RevisionTree | None) -> dict[str, A
             try:
                 if side == "old" and old is not None:
                     server: Server = TreeServer(old.python, old.path, server_env(url))
+                    python = str(old.python)
                 else:
                     server = ServerProcess(server_env(url))
-                result = await measure(server, url, args)
+                    python = sys.executable
+                result = await measure(server, url, args, python)
             finally:
                 await drop_pg_database(url)
             runs[side].append(result)
