@@ -24,7 +24,6 @@ Authentication: the API destination's connection sends ``X-API-Key``, compared i
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -32,14 +31,14 @@ from typing import Any
 from telephony.base import (
     WebhookRequest,
     as_mapping,
+    check_shared_secret,
     load_json_object,
     optional_str,
     require_media_type,
     required_str,
-    should_verify,
 )
 from telephony.callerid import normalise, normalise_dialed
-from telephony.errors import BadSignature, MalformedEvent
+from telephony.errors import MalformedEvent
 from telephony.events import ACCOUNT_REF, CallEvent, EventKind
 
 DETAIL_TYPE = "Amazon Connect Contact Event"
@@ -75,14 +74,8 @@ class AmazonConnectAdapter:
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
         """Compare ``X-API-Key`` with the configured key in constant time."""
-        if not should_verify(self.source, request, secret, dev=dev):
-            return
-        assert secret is not None
-        key = request.header("x-api-key")
-        if not key:
-            raise BadSignature("missing X-API-Key header")
-        if not hmac.compare_digest(key.encode("utf-8"), secret.encode("utf-8")):
-            raise BadSignature("X-API-Key is wrong")
+        presented = request.header("x-api-key")
+        check_shared_secret(self.source, secret, presented, dev=dev, where="X-API-Key header")
 
     def parse(self, request: WebhookRequest, *, default_region: str) -> list[CallEvent]:
         """At most one ``CallEvent`` per EventBridge envelope."""

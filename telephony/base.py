@@ -7,6 +7,7 @@ adapters never see the web framework. The app reads the body with its own size l
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from telephony.errors import (
+    BadSignature,
     MalformedEvent,
     NotConfigured,
     StaleTimestamp,
@@ -83,13 +85,32 @@ class WebhookAdapter(Protocol):
         ...
 
 
-def should_verify(source: str, request: WebhookRequest, secret: str | None, *, dev: bool) -> bool:
+def should_verify(source: str, secret: str | None, *, dev: bool) -> bool:
     """Common prologue of ``verify``: whether a signature must be checked."""
     if secret:
         return True
     if dev:
         return False
     raise NotConfigured(f"{source}: no secret is configured for this provider")
+
+
+def check_shared_secret(
+    source: str,
+    secret: str | None,
+    presented: str | None,
+    *,
+    dev: bool,
+    where: str,
+) -> None:
+    """``verify`` for providers that send the configured secret itself (a header or a URL
+    parameter named by ``where``) rather than a signature: compared in constant time."""
+    if not should_verify(source, secret, dev=dev):
+        return
+    assert secret is not None
+    if not presented:
+        raise BadSignature(f"missing {where}")
+    if not hmac.compare_digest(presented.encode("utf-8"), secret.encode("utf-8")):
+        raise BadSignature(f"{where} is wrong")
 
 
 def check_timestamp(

@@ -22,7 +22,6 @@ The contact is ``conversation.meta.sender``: ``email``, ``phone_number`` and ``i
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,13 +29,13 @@ from typing import Any
 from telephony.base import (
     WebhookRequest,
     as_mapping,
+    check_shared_secret,
     load_json_object,
     optional_str,
     require_media_type,
-    should_verify,
 )
 from telephony.contacts import contact_email, with_contact
-from telephony.errors import BadSignature, MalformedEvent
+from telephony.errors import MalformedEvent
 from telephony.events import CallEvent, derive_event_id, from_unix
 
 CHANNELS = {
@@ -109,14 +108,8 @@ class ChatwootAdapter:
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
         """The URL's ``token=`` must equal ``SCREENPOP_CHATWOOT_TOKEN`` (Chatwoot signs nothing)."""
-        if not should_verify(self.source, request, secret, dev=dev):
-            return
-        assert secret is not None
-        token = request.query.get("token", "")
-        if not token:
-            raise BadSignature("missing ?token= in the webhook URL")
-        if not hmac.compare_digest(token.encode(), secret.encode()):
-            raise BadSignature("the webhook URL's token does not match")
+        presented = request.query.get("token")
+        check_shared_secret(self.source, secret, presented, dev=dev, where="?token= of the URL")
 
     def parse(self, request: WebhookRequest, *, default_region: str) -> list[CallEvent]:
         """At most one event: see the module docstring for what each Chatwoot event becomes."""

@@ -99,7 +99,7 @@ def verify_signature(
 ) -> None:
     """Check ``X-Screenpop-Signature`` (HMAC-SHA256 over ``"<t>.<body>"``, 300 s window);
     shared by the generic call webhook and the generic contact webhook (``telephony.contacts``)."""
-    if not should_verify(source, request, secret, dev=dev):
+    if not should_verify(source, secret, dev=dev):
         return
     assert secret is not None
     header = request.header(SIGNATURE_HEADER)

@@ -11,20 +11,19 @@ fractional. Kamailio retransmits identical posts on timeout, so the event id is 
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
 from telephony.base import (
     WebhookRequest,
+    check_shared_secret,
     load_form,
     optional_str,
     require_media_type,
     required_str,
-    should_verify,
 )
 from telephony.callerid import normalise, normalise_dialed
-from telephony.errors import BadSignature, MalformedEvent
+from telephony.errors import MalformedEvent
 from telephony.events import OFFER_WITHDRAWN, CallEvent, EventKind, derive_event_id, from_unix
 
 TOKEN_HEADER = "x-screenpop-token"
@@ -46,14 +45,8 @@ class KamailioAdapter:
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
         """Compare ``X-Screenpop-Token`` with the configured token in constant time."""
-        if not should_verify(self.source, request, secret, dev=dev):
-            return
-        assert secret is not None
-        token = request.header(TOKEN_HEADER)
-        if not token:
-            raise BadSignature("missing X-Screenpop-Token header")
-        if not hmac.compare_digest(token.encode("utf-8"), secret.encode("utf-8")):
-            raise BadSignature("X-Screenpop-Token is wrong")
+        presented = request.header(TOKEN_HEADER)
+        check_shared_secret(self.source, secret, presented, dev=dev, where=f"{TOKEN_HEADER} header")
 
     def parse(self, request: WebhookRequest, *, default_region: str) -> list[CallEvent]:
         """One ``CallEvent`` from the form post."""

@@ -78,7 +78,7 @@ class TelnyxAdapter:
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
         """Check the Ed25519 signature over ``"<timestamp>|<body>"`` and its freshness."""
-        if not should_verify(self.source, request, secret, dev=dev):
+        if not should_verify(self.source, secret, dev=dev):
             return
         assert secret is not None
         key = _verify_key(secret)

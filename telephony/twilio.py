@@ -190,7 +190,7 @@ class TwilioAdapter:
         self, request: WebhookRequest, secret: str | None, *, dev: bool, now: datetime
     ) -> None:
         """Check ``X-Twilio-Signature`` exactly as Twilio's ``RequestValidator`` does."""
-        if not should_verify(self.source, request, secret, dev=dev):
+        if not should_verify(self.source, secret, dev=dev):
             return
         assert secret is not None
         signature = request.header(SIGNATURE_HEADER)
