@@ -44,15 +44,15 @@ def _points(value: Any) -> int | None:
 
 def membership_values(row: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The ``loyalty_memberships`` columns a record gives (``ValueError`` names the column)."""
-    programme = text_or_none(row.get("programme"), 64)
+    programme = text_or_none(row.get("programme"), 64, "programme")
     if programme is None:
         raise ValueError("programme is empty")
     return {
         "programme": programme,
-        "tier": text_or_none(row.get("tier"), 32),
+        "tier": text_or_none(row.get("tier"), 32, "tier"),
         "points": _points(row.get("points")),
         "since": to_utc(row.get("since"), "since"),
-        "source": source[:64],
+        "source": source,
         "as_of": to_utc(row.get("as_of"), "as_of"),
     }
 

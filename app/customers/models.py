@@ -76,7 +76,8 @@ class CustomerPhone(Base):
     e164: Mapped[str | None] = mapped_column(String(20))
     # The last digits of the number, for matching badly formatted stored numbers.
     last_digits: Mapped[str | None] = mapped_column(String(12))
-    label: Mapped[str] = mapped_column(String(20), default="main")
+    # "main", or the source (system of record, import) that gave the number.
+    label: Mapped[str] = mapped_column(String(64), default="main")
 
 
 class Account(Base):

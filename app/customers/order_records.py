@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.customers.loyalty import store_loyalty
 from app.customers.models import Account, Order, OrderLine, Product
 from app.customers.records import RecordReport, customer_ids, customer_of, store_customers, where
-from app.customers.values import text_or_none, to_bool, to_decimal, to_json_list, to_utc
+from app.customers.values import text_key, text_or_none, to_bool, to_decimal, to_json_list, to_utc
 
 
 def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -31,7 +31,7 @@ def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         return None
     lines = []
     for number, line in enumerate(given, start=1):
-        sku = text_or_none(line.get("sku"), 32)
+        sku = text_or_none(line.get("sku"), 32, f"lines[{number - 1}].sku")
         if sku is None:
             raise ValueError(f"lines[{number - 1}].sku is empty")
         quantity = to_decimal(line.get("quantity", 1), f"lines[{number - 1}].quantity")
@@ -40,7 +40,10 @@ def _lines(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
             {
                 "line_no": number,
                 "sku": sku.upper(),
-                "description": text_or_none(line.get("description"), 200) or sku,
+                "description": text_or_none(
+                    line.get("description"), 200, f"lines[{number - 1}].description"
+                )
+                or sku,
                 "quantity": int(quantity or 0),
                 "unit_price": (price or Decimal(0)).quantize(Decimal("0.001")),
             }
@@ -95,7 +98,7 @@ async def _order_batch(
     conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]]
 ) -> _OrderBatch:
     customers = await customer_ids(conn, source, rows, "customer_ref")
-    refs = sorted({ref for r in rows if (ref := text_or_none(r.get("ref"), 32))})
+    refs = sorted({ref for r in rows if (ref := text_key(r.get("ref"), 32))})
     query = select(Order.invoice_no, Order.id, Order.source).where(Order.invoice_no.in_(refs))
     orders = {row.invoice_no: row for row in (await conn.execute(query)).all()} if refs else {}
     skus: set[str] = set()
@@ -118,7 +121,7 @@ async def _store_order(
     report: RecordReport,
     batch: _OrderBatch,
 ) -> None:
-    ref = text_or_none(row.get("ref"), 32)
+    ref = text_or_none(row.get("ref"), 32, "ref")
     if ref is None:
         raise ValueError("ref is empty")
     if ref in batch.pending:  # the same order twice in one batch: store the first now
@@ -137,8 +140,8 @@ async def _store_order(
         "customer_id": customer_of(batch.customers, source, row),
         "ordered_at": to_utc(row.get("ordered_at"), "ordered_at"),
         "total": None if total is None else total.quantize(Decimal("0.01")),
-        "currency": text_or_none(row.get("currency"), 3),
-        "status": text_or_none(row.get("status"), 32),
+        "currency": text_or_none(row.get("currency"), 3, "currency"),
+        "status": text_or_none(row.get("status"), 32, "status"),
     }
     if values["ordered_at"] is None or values["total"] is None:
         raise ValueError("ordered_at and total are required")
@@ -210,7 +213,7 @@ async def store_balances(
                 "balance_as_of": to_utc(row.get("as_of"), "as_of"),
                 "balance_source": source,
             }
-            currency = text_or_none(row.get("currency"), 3)
+            currency = text_or_none(row.get("currency"), 3, "currency")
             if currency:
                 values["currency"] = currency.upper()
         except ValueError as exc:

@@ -41,6 +41,7 @@ from app.customers.models import (
     Order,
 )
 from app.customers.values import (
+    text_key,
     text_or_none,
     to_bool,
     to_decimal,
@@ -56,6 +57,10 @@ CUSTOMER_COLUMNS = {
 ORDER_COLUMNS = ("ref", "customer_ref", "ordered_at", "total", "currency", "status", "lines")
 BALANCE_COLUMNS = ("customer_ref", "amount", "currency", "overdue", "as_of")
 LAST_DIGITS = 9
+# customer_refs.ref and customers.external_ref; a phone as typed (customer_phones.raw).
+REF_MAX = 128
+EXTERNAL_REF_MAX = 64
+PHONE_RAW_MAX = 64
 
 
 @dataclass
@@ -108,7 +113,7 @@ async def customer_ids(
     conn: AsyncConnection, source: str, rows: Sequence[Mapping[str, Any]], key: str
 ) -> dict[str, int]:
     """Customer ids of the references in a batch's ``key`` column, in one query."""
-    wanted = sorted({ref for r in rows if (ref := text_or_none(r.get(key), 128))})
+    wanted = sorted({ref for r in rows if (ref := text_key(r.get(key), REF_MAX))})
     if not wanted:
         return {}
     query = select(CustomerRef.ref, CustomerRef.customer_id).where(
@@ -125,8 +130,10 @@ def _phone_rows(raws: list[str], region: str) -> list[dict[str, Any]]:
         if e164 is not None and e164 in seen:
             continue
         seen.add(e164)
+        if len(raw) > PHONE_RAW_MAX:
+            raise ValueError(f"phones: {raw[:20]!r}... is longer than {PHONE_RAW_MAX} characters")
         digits = "".join(ch for ch in (e164 or raw) if ch.isdigit())
-        rows.append({"raw": raw[:64], "e164": e164, "last_digits": digits[-LAST_DIGITS:] or None})
+        rows.append({"raw": raw, "e164": e164, "last_digits": digits[-LAST_DIGITS:] or None})
     return rows
 
 
@@ -134,15 +141,16 @@ def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
     """The customers-table columns this record gives (non-null only)."""
     emails = to_list(row.get("email"), "email") + to_list(row.get("emails"), "emails")
     given: dict[str, Any] = {
-        "name": text_or_none(row.get("name"), 200),
-        "customer_type": (text_or_none(row.get("customer_type"), 20) or "").lower() or None,
-        "language": text_or_none(row.get("language"), 8),
-        "account_manager": text_or_none(row.get("account_manager"), 64),
+        "name": text_or_none(row.get("name"), 200, "name"),
+        "customer_type": (text_or_none(row.get("customer_type"), 20, "customer_type") or "").lower()
+        or None,
+        "language": text_or_none(row.get("language"), 8, "language"),
+        "account_manager": text_or_none(row.get("account_manager"), 64, "account_manager"),
         "marketing_consent": to_bool(row.get("marketing_ok"), "marketing_ok"),
-        "country": text_or_none(row.get("country"), 64),
+        "country": text_or_none(row.get("country"), 64, "country"),
     }
     if emails:
-        given["email"] = emails[0][:200]
+        given["email"] = text_or_none(emails[0], 200, "email")
         given["emails"] = emails[1:]
     extra = {k: v for k, v in row.items() if k not in CUSTOMER_COLUMNS and not k.startswith("_")}
     if extra:
@@ -154,7 +162,7 @@ async def _taken_external_refs(
     conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
 ) -> set[str]:
     """The batch's refs that some customer already has as ``external_ref`` (one query)."""
-    refs = sorted({ref[:64] for r in rows if (ref := text_or_none(r.get("ref"), 128))})
+    refs = sorted({ref for r in rows if (ref := text_key(r.get("ref"), EXTERNAL_REF_MAX))})
     if not refs:
         return set()
     query = select(Customer.external_ref).where(Customer.external_ref.in_(refs))
@@ -179,7 +187,8 @@ async def _insert_new(
     now = utcnow()
     rows = []
     for ref, (values, _, _) in new.items():
-        external_ref = None if ref[:64] in taken else ref[:64]
+        # A ref too long for external_ref is kept whole in customer_refs only.
+        external_ref = None if ref in taken or len(ref) > EXTERNAL_REF_MAX else ref
         if external_ref is not None:
             taken.add(external_ref)
         rows.append({**CUSTOMER_DEFAULTS, **values, "external_ref": external_ref,
@@ -193,7 +202,7 @@ async def _insert_new(
         accounts.append({"customer_id": customer_id, "balance": Decimal("0"),
                          "credit_limit": Decimal("0") if limit is None else limit,
                          "currency": "GBP", "status": "active"})  # fmt: skip
-        phones += [{**p, "customer_id": customer_id, "label": source[:20]} for p in numbers]
+        phones += [{**p, "customer_id": customer_id, "label": source} for p in numbers]
     new.clear()
     await conn.execute(insert(CustomerRef), refs)
     await conn.execute(insert(Account), accounts)
@@ -316,11 +325,11 @@ async def store_customers(
     new: NewCustomers = {}
     for row in rows:
         try:
-            ref = text_or_none(row.get("ref"), 128)
+            ref = text_or_none(row.get("ref"), REF_MAX, "ref")
             if ref is None:
                 raise ValueError("ref is empty")
             deleted = to_bool(row.get("deleted"), "deleted")
-            into = text_or_none(row.get("merged_into"), 128)
+            into = text_or_none(row.get("merged_into"), REF_MAX, "merged_into")
             if ref in new or deleted or into:
                 # Stored first: the same customer twice in a batch, or one a merge names.
                 await _insert_new(conn, source, new, known, taken)
@@ -347,7 +356,7 @@ async def store_customers(
             else:
                 changed = await _update_customer(conn, customer_id, values)
                 if phones is not None:
-                    changed = await _set_phones(conn, customer_id, source[:20], phones) or changed
+                    changed = await _set_phones(conn, customer_id, source, phones) or changed
                 if limit is not None:
                     changed = await _set_credit_limit(conn, customer_id, limit) or changed
         except ValueError as exc:
@@ -363,7 +372,7 @@ async def store_customers(
 
 
 def customer_of(known: Mapping[str, int], source: str, row: Mapping[str, Any]) -> int:
-    ref = text_or_none(row.get("customer_ref"), 128)
+    ref = text_or_none(row.get("customer_ref"), REF_MAX, "customer_ref")
     if ref is None:
         raise ValueError("customer_ref is empty")
     customer_id = known.get(ref)

@@ -14,11 +14,26 @@ TRUE = {"1", "true", "t", "yes", "y", "on"}
 FALSE = {"0", "false", "f", "no", "n", "off", ""}
 
 
-def text_or_none(value: Any, limit: int) -> str | None:
+def text_or_none(value: Any, limit: int, column: str) -> str | None:
+    """The text without surrounding spaces, None when empty; longer than ``limit`` (its
+    column's size) is refused, naming ``column``: a value is stored whole or not at all."""
+    text = text_key(value)
+    if text is not None and len(text) > limit:
+        raise ValueError(f"{column} is {len(text)} characters long; the limit is {limit}")
+    if text is not None and "\x00" in text:
+        raise ValueError(f"{column} contains a NUL character")
+    return text
+
+
+def text_key(value: Any, limit: int | None = None) -> str | None:
+    """The text as ``text_or_none`` reads it, for looking a batch's keys up: None when empty
+    or longer than ``limit`` (such a row is refused when it is read itself)."""
     if value is None:
         return None
-    value = str(value).strip()
-    return value[:limit] or None
+    text = str(value).strip()
+    if not text or (limit is not None and len(text) > limit):
+        return None
+    return text
 
 
 def to_utc(value: Any, column: str) -> datetime | None:

@@ -148,3 +148,49 @@ async def test_a_csv_without_a_mapped_column_is_refused(
         await import_mapped(
             clean_engine, write(tmp_path, "c.csv", "Customer No,Name\nK-1,Joan\n"), mapping
         )
+
+
+async def test_a_value_too_long_for_its_column_is_refused_naming_it_never_cut(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    long_ref = "R" * 100  # fits customer_refs.ref (128), not customers.external_ref (64)
+    text = (
+        "Customer No,Name,Phone,Mobile,E-mail,Type,Opt-in,Rep,Limit,Segment\n"
+        f"K-1,{'N' * 201},020 7946 0555,,,,,,,\n"
+        f"K-2,Ann,020 7946 0556,,{'e' * 190}@example.org,,,,,\n"
+        f"{long_ref},Bea,020 7946 0557,,,,,,,\n"
+        "K-4,Cy,020 7946 0558,,,,,\x00rep,,\n"
+    )
+    mapping = load_mapping(write(tmp_path, "customers.toml", CUSTOMERS_MAP))
+    report = await import_mapped(clean_engine, write(tmp_path, "c.csv", text), mapping)
+    assert report.bad == [
+        ("line 2", "name is 201 characters long; the limit is 200"),
+        ("line 3", "email is 202 characters long; the limit is 200"),
+        ("line 5", "account_manager contains a NUL character"),
+    ]
+    assert report.added == 1
+    async with AsyncSession(clean_engine) as session:
+        customer = (await session.execute(select(Customer))).scalar_one()
+        ref = (await session.execute(select(CustomerRef.ref))).scalar_one()
+        label = (await session.execute(select(CustomerPhone.label))).scalar_one()
+    # Stored whole where it fits; external_ref (64) is left empty rather than cut.
+    assert (customer.name, customer.external_ref, ref) == ("Bea", None, long_ref)
+    assert label == "shop"
+
+    orders = [
+        {"id": "O" * 33, "customer": {"no": long_ref}, "placed": "2026-11-01", "sum": 1},
+        {"id": "O-2", "customer": {"no": long_ref}, "placed": "2026-11-01", "sum": 1,
+         "lines": [{"sku": "S" * 33, "quantity": 1}]},
+    ]  # fmt: skip
+    lines = "\n".join(json.dumps(o) for o in orders) + "\n"
+    stored = await import_mapped(
+        clean_engine,
+        write(tmp_path, "orders.jsonl", lines),
+        load_mapping(write(tmp_path, "orders.toml", ORDERS_MAP)),
+    )
+    assert stored.bad == [
+        ("line 1", "ref is 33 characters long; the limit is 32"),
+        ("line 2", "lines[0].sku is 33 characters long; the limit is 32"),
+    ]
+    async with AsyncSession(clean_engine) as session:
+        assert (await session.execute(select(Order))).first() is None
