@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app import migrate
 from app.db import Base, create_engine
@@ -49,3 +49,30 @@ async def test_models_match_migrations(database_url: str) -> None:
         await engine.dispose()
     for name, table in Base.metadata.tables.items():
         assert {c.name for c in table.columns} <= found[name], name
+
+
+async def test_customer_emails_are_filled_from_the_addresses_customers_have(
+    backend: str, tmp_path: Path
+) -> None:
+    url = await new_database(backend, tmp_path)
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade_async(url, "4c8e2a1f9b60")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customers (id, name, customer_type, language, marketing_consent,"
+                    " email, emails, attributes, created_at) VALUES"
+                    " (1, 'A', 'consumer', 'en', false, 'a@x.org', '[\"A2@X.org\", \"a2@x.org\"]',"
+                    " '{}', CURRENT_TIMESTAMP),"
+                    " (2, 'B', 'consumer', 'en', false, 'b@x.org', '[]', '{}', CURRENT_TIMESTAMP)"
+                )
+            )
+        await migrate.upgrade_async(url)
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT customer_id, email FROM customer_emails"))
+            rows = found.all()
+        assert [tuple(r) for r in rows] == [(1, "a2@x.org")]
+    finally:
+        await engine.dispose()
+        await drop_database(url)

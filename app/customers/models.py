@@ -60,6 +60,19 @@ class CustomerRef(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class CustomerEmail(Base):
+    """A further address of a customer (``customers.emails``), lower-case, for matching a
+    contact by e-mail: the first address is matched through ``customers.email`` itself."""
+
+    __tablename__ = "customer_emails"
+    __table_args__ = (Index("ix_customer_emails_email", "email"),)
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
 class CustomerPhone(Base):
     """A number a customer calls from. One number may belong to several customers."""
 

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.customers.models import (
     Account,
     Customer,
+    CustomerEmail,
     CustomerPhone,
     CustomerRef,
     Interaction,
@@ -61,6 +62,7 @@ LAST_DIGITS = 9
 REF_MAX = 128
 EXTERNAL_REF_MAX = 64
 PHONE_RAW_MAX = 64
+EMAIL_MAX = 200
 
 
 @dataclass
@@ -139,7 +141,8 @@ def _phone_rows(raws: list[str], region: str) -> list[dict[str, Any]]:
 
 def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
     """The customers-table columns this record gives (non-null only)."""
-    emails = to_list(row.get("email"), "email") + to_list(row.get("emails"), "emails")
+    given_emails = to_list(row.get("email"), "email") + to_list(row.get("emails"), "emails")
+    emails = [a for e in given_emails if (a := text_or_none(e, EMAIL_MAX, "email")) is not None]
     given: dict[str, Any] = {
         "name": text_or_none(row.get("name"), 200, "name"),
         "customer_type": (text_or_none(row.get("customer_type"), 20, "customer_type") or "").lower()
@@ -150,7 +153,7 @@ def _customer_values(row: Mapping[str, Any]) -> dict[str, Any]:
         "country": text_or_none(row.get("country"), 64, "country"),
     }
     if emails:
-        given["email"] = text_or_none(emails[0], 200, "email")
+        given["email"] = emails[0]
         given["emails"] = emails[1:]
     extra = {k: v for k, v in row.items() if k not in CUSTOMER_COLUMNS and not k.startswith("_")}
     if extra:
@@ -203,11 +206,18 @@ async def _insert_new(
                          "credit_limit": Decimal("0") if limit is None else limit,
                          "currency": "GBP", "status": "active"})  # fmt: skip
         phones += [{**p, "customer_id": customer_id, "label": source} for p in numbers]
-    new.clear()
     await conn.execute(insert(CustomerRef), refs)
     await conn.execute(insert(Account), accounts)
     if phones:
         await conn.execute(insert(CustomerPhone), phones)
+    further = [
+        {"customer_id": customer_id, "email": email}
+        for (_, (values, _, _)), customer_id in zip(new.items(), ids, strict=True)
+        for email in _lookup_emails(values.get("emails") or ())
+    ]
+    if further:
+        await conn.execute(insert(CustomerEmail), further)
+    new.clear()
 
 
 async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict[str, Any]) -> bool:
@@ -222,7 +232,17 @@ async def _update_customer(conn: AsyncConnection, customer_id: int, values: dict
     if changes:
         changes["updated_at"] = utcnow()
         await conn.execute(update(Customer).where(Customer.id == customer_id).values(**changes))
+    if "emails" in changes:
+        await conn.execute(delete(CustomerEmail).where(CustomerEmail.customer_id == customer_id))
+        rows = [{"customer_id": customer_id, "email": e} for e in _lookup_emails(changes["emails"])]
+        if rows:
+            await conn.execute(insert(CustomerEmail), rows)
     return bool(changes)
+
+
+def _lookup_emails(emails: Sequence[str]) -> list[str]:
+    """A customer's further addresses as ``customer_emails`` keys: lower-case, once each."""
+    return list(dict.fromkeys(e.lower() for e in emails))
 
 
 async def _set_phones(

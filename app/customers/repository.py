@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, literal, select, true
+from sqlalchemy import Table, bindparam, case, func, insert, literal, select, true, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import (
     Account,
     Customer,
+    CustomerEmail,
     CustomerPhone,
     Interaction,
     LoyaltyMembership,
@@ -110,13 +111,13 @@ _RAW_BY_LAST_DIGITS_NO_CHOICE = RawStatement(_BY_LAST_DIGITS_NO_CHOICE)
 _ID_BY_EXTERNAL_REF = select(Customer.id).where(Customer.external_ref == bindparam("ref"))
 _ID_BY_ACCOUNT_ID = select(Account.customer_id).where(Account.id == bindparam("account_id"))
 _CUSTOMER_EXISTS = select(Customer.id).where(Customer.id == bindparam("customer_id"))
-# Served on PostgreSQL by ix_customers_email_prefix (lower(email) text_pattern_ops).
-_IDS_BY_EMAIL = (
-    select(Customer.id)
-    .where(func.lower(Customer.email) == bindparam("email"))
-    .order_by(Customer.id)
-    .limit(bindparam("limit"))
-)
+# The first address (ix_customers_email_prefix on PostgreSQL: lower(email) text_pattern_ops)
+# or a further one (ix_customer_emails_email).
+_EMAIL_OWNERS = union(
+    select(Customer.id.label("id")).where(func.lower(Customer.email) == bindparam("email")),
+    select(CustomerEmail.customer_id.label("id")).where(CustomerEmail.email == bindparam("email")),
+).subquery()
+_IDS_BY_EMAIL = select(_EMAIL_OWNERS.c.id).order_by(_EMAIL_OWNERS.c.id).limit(bindparam("limit"))
 
 
 async def candidates_by_e164(session: AsyncSession, e164: str) -> Sequence[Any]:
@@ -151,7 +152,7 @@ async def customer_id_by_external_ref(session: AsyncSession, ref: str) -> int | 
 
 
 async def customer_ids_by_email(session: AsyncSession, email: str, limit: int = 20) -> list[int]:
-    """Customers whose (first) email address is ``email`` (lower-case), case-insensitively."""
+    """Customers with the address ``email`` (lower-case), first or further, case-insensitively."""
     result = await session.execute(_IDS_BY_EMAIL, {"email": email, "limit": limit})
     return list(result.scalars().all())
 

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
 from app.calls.replay import replay_journal
+from app.customers.models import Customer
+from app.customers.records import RecordReport, store_customers
 from app.db import create_sessionmaker
 from app.users.models import User
 from tests.calls.conftest import ADA_PHONE, World
@@ -247,3 +249,33 @@ async def test_a_contact_rebuilt_from_the_journal_keeps_its_channel_and_match(
     rebuilt = await call_row(clean_engine, f"chat:{chat}")
     assert rebuilt.channel == "chat" and rebuilt.customer_id == world.ada
     assert rebuilt.match["matched_by"] == "email"
+
+
+async def test_a_contact_matches_a_customer_by_any_of_their_addresses(
+    world: World, clean_engine: AsyncEngine, database_url: str
+) -> None:
+    record = {"ref": "CRM-9", "name": "Bo Second", "emails": "bo@first.example, Bo@Work.Example"}
+    async with clean_engine.begin() as conn:
+        await store_customers(conn, "crm", [record], report := RecordReport())
+    assert report.added == 1
+    async with AsyncSession(clean_engine) as session:
+        bo = await session.scalar(select(Customer.id).where(Customer.name == "Bo Second"))
+    chats = [new_call_id() for _ in range(3)]
+    async with running_app(database_url) as app:
+        for chat, address in zip(chats[:2], ("bo@first.example", "BO@work.example"), strict=True):
+            body = event(chat, "queued", queue="sales", contact={"email": address})
+            del body["caller"]
+            assert (await post_contact(app, "chat", body)).status_code == 202
+        # The source now gives one address only: the other no longer finds Bo.
+        async with clean_engine.begin() as conn:
+            await store_customers(
+                conn, "crm", [{**record, "emails": "bo@first.example"}], report := RecordReport()
+            )
+        assert report.updated == 1
+        body = event(chats[2], "queued", queue="sales", contact={"email": "bo@work.example"})
+        del body["caller"]
+        assert (await post_contact(app, "chat", body)).status_code == 202
+    first, further, dropped = [await call_row(clean_engine, f"chat:{c}") for c in chats]
+    assert first.customer_id == further.customer_id == bo
+    assert further.match["kind"] == "single" and further.match["matched_by"] == "email"
+    assert dropped.customer_id is None and dropped.match["kind"] == "none"
