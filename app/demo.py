@@ -16,6 +16,7 @@ from app.customers.models import Customer
 from app.db import create_engine, create_sessionmaker
 from app.insights import train as insights_training
 from app.queues import service as queues
+from app.reports.customer_base import RefreshOptions
 from app.settings import Settings, get_settings
 from app.users import service as users
 
@@ -41,7 +42,9 @@ async def seed(settings: Settings) -> bool:
             await import_orders(engine, DEMO_FILE, default_region=settings.default_region)
             # Pops show insights and next needs from the first call on.
             await insights_training.train(
-                engine, decline_suppress_days=settings.decline_suppress_days
+                engine,
+                decline_suppress_days=settings.decline_suppress_days,
+                reports=RefreshOptions.of(settings),
             )
             seeded = True
         async with create_sessionmaker(engine)() as session:
