@@ -147,7 +147,8 @@ async def test_the_report_equals_a_hand_count_on_the_shipped_data(
         if "2010-06" <= month <= "2011-05":
             segments[segment] = [a + b for a, b in zip(segments[segment], figures, strict=True)]
     url = "/api/reports/retention?by=segment&start=2010-06-01&end=2011-05-31"
-    by_segment = {row.pop("segment"): row for row in (await client.get(url, headers=headers)).json()["rows"]}
+    found = (await client.get(url, headers=headers)).json()["rows"]
+    by_segment = {row.pop("segment"): row for row in found}
     assert by_segment == {s: _expected(f) for s, f in segments.items()}
     assert set(by_segment) == {"loyal", "wandering", "need-based", "unscored"}
     assert all(row["defected"] > 0 for row in by_segment.values())
