@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Integer, delete, func, insert, literal_column, select
+from sqlalchemy import Integer, Select, case, cast, delete, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.customers.models import Order
@@ -141,38 +141,76 @@ def _day_number(dialect: str) -> Any:
 
 async def _purchase_days(conn: AsyncConnection, as_of: datetime) -> tuple[PurchaseDays, list[str]]:
     """Purchase days before ``as_of`` (returns and cancellations are not purchases), each with
-    the customer's segment from the last ``train``; and the segment names by code."""
-    names = [*SEGMENTS, UNSCORED]
-    codes = {name: n for n, name in enumerate(names)}
-    scored: list[Ints] = []
-    segment_codes: list[int] = []
-    query = select(CustomerInsight.customer_id, CustomerInsight.segment)
-    async for part in (await conn.stream(query)).partitions(STREAM_CHUNK):
-        scored.append(np.fromiter((row[0] for row in part), dtype=np.int64, count=len(part)))
-        for _, segment in part:
-            if segment not in codes:
-                codes[segment] = len(names)
-                names.append(segment)
-            segment_codes.append(codes[segment])
-    ids = np.concatenate(scored) if scored else np.zeros(0, np.int64)
-    seg = np.asarray(segment_codes, dtype=np.int64)
-    order = np.argsort(ids)
-    ids, seg = ids[order], seg[order]
-
-    pairs: list[Ints] = []
-    day = _day_number(conn.dialect.name)
-    query2 = select(Order.customer_id, day).where(
-        Order.is_return.is_(False), Order.ordered_at < as_of
+    the customer's segment from the last ``train`` as a code; and the segment names by code."""
+    found = await conn.execute(select(CustomerInsight.segment).distinct())
+    names = [*SEGMENTS, *sorted(set(found.scalars()) - set(SEGMENTS) - {UNSCORED}), UNSCORED]
+    code = case({name: n for n, name in enumerate(names)}, value=CustomerInsight.segment)
+    scored = await _int_rows(
+        conn, select(cast(CustomerInsight.customer_id, Integer), cast(code, Integer)), 2
     )
-    async for part2 in (await conn.stream(query2)).partitions(STREAM_CHUNK):
-        flat = itertools.chain.from_iterable(part2)
-        pairs.append(np.fromiter(flat, dtype=np.int64, count=2 * len(part2)))
-    both = np.concatenate(pairs).reshape(-1, 2) if pairs else np.zeros((0, 2), np.int64)
-    customer, days = both[:, 0].copy(), both[:, 1].copy()
-    at = np.minimum(np.searchsorted(ids, customer), max(len(ids) - 1, 0))
-    found = (ids[at] == customer) if len(ids) else np.zeros(len(customer), np.bool_)
-    customer_seg = np.where(found, seg[at] if len(ids) else 0, codes[UNSCORED])
-    return PurchaseDays.of(customer, days, customer_seg.astype(np.int64)), names
+    day = cast(_day_number(conn.dialect.name), Integer)
+    bought = await _int_rows(
+        conn,
+        select(cast(Order.customer_id, Integer), day).where(
+            Order.is_return.is_(False), Order.ordered_at < as_of
+        ),
+        2,
+    )
+    customer = bought[:, 0].copy()
+    segment = np.full(len(customer), len(names) - 1, dtype=np.int64)  # unscored
+    if len(scored):
+        scored = scored[np.argsort(scored[:, 0])]
+        at = np.minimum(np.searchsorted(scored[:, 0], customer), len(scored) - 1)
+        known = scored[at, 0] == customer
+        segment[known] = scored[at[known], 1]
+    return PurchaseDays.of(customer, bought[:, 1].copy(), segment), names
+
+
+async def _int_rows(conn: AsyncConnection, query: Select[*tuple[int, ...]], width: int) -> Ints:
+    """The query's rows (``width`` integer columns, no nulls) as an (n, width) array.
+
+    PostgreSQL sends them with ``COPY ... TO STDOUT (FORMAT binary)``, read straight into
+    NumPy (a million customers' orders in about a second, against eight through row objects);
+    other databases stream rows.
+    """
+    if conn.dialect.name != "postgresql":
+        parts: list[Ints] = []
+        async for part in (await conn.stream(query)).partitions(STREAM_CHUNK):
+            flat = itertools.chain.from_iterable(part)
+            parts.append(np.fromiter(flat, dtype=np.int64, count=width * len(part)))
+        return np.concatenate(parts).reshape(-1, width) if parts else np.zeros((0, width), np.int64)
+    compiled = query.compile(dialect=conn.dialect)
+    args = [compiled.params[name] for name in compiled.positiontup or ()]
+    data = bytearray()
+
+    async def take(chunk: bytes) -> None:
+        data.extend(chunk)
+
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_from_query(str(compiled), *args, output=take, format="binary")
+    return _binary_int4_rows(bytes(data), width)
+
+
+# PostgreSQL's binary COPY: an 11-byte signature, flags and extension length (19 bytes), then
+# per row a field count (int16) and per field a length (int32) and the value; -1 (int16) ends.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_HEADER = 19
+
+
+def _binary_int4_rows(data: bytes, width: int) -> Ints:
+    """Rows of ``width`` non-null int4 fields from a binary COPY as an (n, width) array."""
+    if not data.startswith(COPY_SIGNATURE):
+        raise ValueError("not a PostgreSQL binary COPY")
+    fields = [("count", ">i2")]
+    for n in range(width):
+        fields += [(f"len{n}", ">i4"), (f"v{n}", ">i4")]
+    rows = np.frombuffer(data[COPY_HEADER:-2], dtype=np.dtype(fields))
+    lengths = [rows[f"len{n}"] for n in range(width)]
+    if len(rows) and not ((rows["count"] == width).all() and all((x == 4).all() for x in lengths)):
+        raise ValueError("expected non-null int4 columns only")
+    return np.stack([rows[f"v{n}"].astype(np.int64) for n in range(width)], axis=1)
 
 
 async def _snapshot_value(conn: AsyncConnection, day: date, computed_at: datetime) -> None:

@@ -24,6 +24,7 @@ from app.insights.segments import DEFAULT_INTERVAL_DAYS, usual_interval
 # A rounding guard: 3 x (31 / 3) must round up to 31 days, not 32.
 ROUNDING_SLACK = 1e-9
 NEVER = np.int64(2**40)  # "no next purchase": a day after any real one
+DAY_BITS = 21
 
 
 def month_of(days: Ints) -> Ints:
@@ -47,11 +48,14 @@ class PurchaseDays:
     @classmethod
     def of(cls, customer: Ints, day: Ints, segment: Ints) -> PurchaseDays:
         """Sort and keep one row per (customer, day) from unordered purchases."""
-        order = np.lexsort((day, customer))
-        customer, day, segment = customer[order], day[order], segment[order]
-        keep = np.ones(len(day), dtype=np.bool_)
-        keep[1:] = (customer[1:] != customer[:-1]) | (day[1:] != day[:-1])
-        return cls(customer[keep], day[keep], segment[keep])
+        # One int64 key (customer, then day within 2**21 days) sorts faster than a lexsort.
+        key = (customer << DAY_BITS) | (day - (day.min() if len(day) else 0))
+        order = np.argsort(key)
+        key = key[order]
+        keep = np.ones(len(key), dtype=np.bool_)
+        keep[1:] = key[1:] != key[:-1]
+        rows = order[keep]
+        return cls(customer[rows], day[rows], segment[rows])
 
 
 @dataclass(frozen=True)
@@ -153,10 +157,11 @@ def _active_at_start(
     lo = month_of(d) - first_month + 1
     hi = month_of(until) - first_month  # inclusive
     keep = lo <= hi
-    steps = np.zeros(shape.segments * (shape.months + 1), dtype=np.int64)
     width = shape.months + 1
-    np.add.at(steps, seg[keep] * width + lo[keep], 1)
-    np.add.at(steps, seg[keep] * width + hi[keep] + 1, -1)
+    size = shape.segments * width
+    steps = np.bincount(seg[keep] * width + lo[keep], minlength=size) - np.bincount(
+        seg[keep] * width + hi[keep] + 1, minlength=size
+    )
     return np.cumsum(steps.reshape(shape.segments, width), axis=1)[:, : shape.months]
 
 

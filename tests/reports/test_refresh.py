@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from app import migrate
+from app import demo, migrate
 from app.cli import cli
 from app.customers.importer import import_orders
 from app.db import create_engine
@@ -23,6 +23,7 @@ from app.insights.train import train
 from app.reports.customer_base import RefreshOptions
 from app.reports.models import RetentionMonth, ValueDay
 from app.settings import get_settings
+from tests.conftest import make_settings
 from tests.insights.data import NOW, shop, write_csv
 from tests.reports import hand_shop
 
@@ -97,3 +98,14 @@ def test_reports_refresh_command(database: str, tmp_path: Path) -> None:
     assert {m.month.isoformat()[:7] for m in months} == {"2011-01", "2011-02", "2011-03", "2011-04"}
     assert {m.defection_intervals for m in months} == {4.0}  # SCREENPOP_DEFECTION_INTERVALS
     get_settings.cache_clear()
+
+
+async def test_the_demo_shows_the_reports_of_a_database_trained_before_them(
+    clean_engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    """``serve --demo`` on a database that has customers but no report rows refreshes them
+    (a new demo database gets them from the seed's ``train``)."""
+    await hand_shop.load(clean_engine, tmp_path)
+    await demo.seed(make_settings(database_url))
+    months, days = await _tables(clean_engine)
+    assert sum(m.new for m in months) == 6 and sum(d.customers for d in days) == 6
