@@ -1,7 +1,7 @@
 """The customer-base reports: refreshed from the orders and ``customer_insights``, read as tables.
 
 ``refresh`` recomputes every (month, segment) row of retention and defection from the purchase
-days (one streaming query, ``defection.month_figures``) and writes today's value snapshot
+days and the segments (two reads, ``defection.month_figures``) and writes today's value snapshot
 (sums over ``customer_insights`` per value tier), in one transaction: a reader sees the old
 rows or the new ones. ``screenpop train`` calls it at the end of every run (full and
 ``--since``); ``screenpop reports refresh`` runs it alone. Rules: docs/reports.md.
@@ -28,7 +28,7 @@ from app.insights.history import STREAM_CHUNK, Ints
 from app.insights.models import CustomerInsight
 from app.insights.segments import SEGMENTS
 from app.reports.customer_tables import UNSCORED
-from app.reports.defection import PurchaseDays, first_day_of, month_figures
+from app.reports.defection import PurchaseDays, month_date, month_figures
 from app.reports.models import RetentionMonth, ValueDay
 from app.settings import Settings
 
@@ -94,7 +94,7 @@ async def refresh(
     as_of_day = EPOCH + timedelta(days=last_day)
     rows = [
         {
-            "month": EPOCH + timedelta(days=int(first_day_of(np.asarray([month]))[0])),
+            "month": month_date(month),
             "segment": names[segment],
             "active_start": active,
             "defected": defected,
@@ -114,7 +114,7 @@ async def refresh(
         await _snapshot_value(conn, day, computed_at)
     return RefreshReport(
         as_of=as_of_day,
-        customers=len(np.unique(purchases.customer)),
+        customers=purchases.customers,
         months=figures.active_start.shape[1],
         rows=len(rows),
         value_day=day,

@@ -15,13 +15,14 @@ customers with several million purchase days take seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
 from app.insights.history import Ints
 from app.insights.segments import DEFAULT_INTERVAL_DAYS, usual_interval
 
-# A rounding guard: 3 x (31 / 3) must round up to 31 days, not 32.
+# A rounding guard: 1.1 x 10 days is 11.000000000000002 in floating point; it rounds up to 11.
 ROUNDING_SLACK = 1e-9
 NEVER = np.int64(2**40)  # "no next purchase": a day after any real one
 DAY_BITS = 21
@@ -30,6 +31,11 @@ DAY_BITS = 21
 def month_of(days: Ints) -> Ints:
     """Months since 1970-01 of day numbers."""
     return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+
+
+def month_date(month: int) -> date:
+    """The first day of a month number."""
+    return date(1970 + month // 12, month % 12 + 1, 1)
 
 
 def first_day_of(months: Ints) -> Ints:
@@ -44,6 +50,11 @@ class PurchaseDays:
     customer: Ints  # any integer id, e.g. the database id
     day: Ints
     segment: Ints  # the customer's segment code, on each of their rows
+
+    @property
+    def customers(self) -> int:
+        """How many customers have a purchase day."""
+        return int(np.count_nonzero(self.customer[1:] != self.customer[:-1])) + (len(self.day) > 0)
 
     @classmethod
     def of(cls, customer: Ints, day: Ints, segment: Ints) -> PurchaseDays:
@@ -99,7 +110,9 @@ def month_figures(
     happened yet)."""
     c, d, seg = purchases.customer, purchases.day, purchases.segment
     last_month = int(month_of(np.asarray([last_day], dtype=np.int64))[0])
-    first_month = int(month_of(d).min()) if len(d) else last_month
+    month = month_of(d)
+    first_month = int(month.min()) if len(d) else last_month
+    month -= first_month
     n_months = last_month - first_month + 1
     shape = _Shape(n_segments, n_months)
     last = np.ones(len(d), dtype=np.bool_)
@@ -110,7 +123,6 @@ def month_figures(
     defect_on = defection_days(purchases, intervals)
     # Defects: no purchase before the defection day, and that day has come.
     defects = (next_day >= defect_on) & (defect_on <= last_day)
-    month = month_of(d) - first_month
     # The purchase after a defection (row + 1) wins the customer back, in its month.
     won = np.flatnonzero(defects & ~last)
     return MonthFigures(
