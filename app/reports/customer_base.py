@@ -190,7 +190,7 @@ async def _int_rows(conn: AsyncConnection, query: Select[*tuple[int, ...]], widt
     driver = raw.driver_connection
     assert driver is not None
     await driver.copy_from_query(str(compiled), *args, output=take, format="binary")
-    return _binary_int4_rows(bytes(data), width)
+    return _binary_int4_rows(data, width)
 
 
 # PostgreSQL's binary COPY: an 11-byte signature, flags and extension length (19 bytes), then
@@ -199,14 +199,16 @@ COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 COPY_HEADER = 19
 
 
-def _binary_int4_rows(data: bytes, width: int) -> Ints:
+def _binary_int4_rows(data: bytes | bytearray, width: int) -> Ints:
     """Rows of ``width`` non-null int4 fields from a binary COPY as an (n, width) array."""
     if not data.startswith(COPY_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY")
     fields = [("count", ">i2")]
     for n in range(width):
         fields += [(f"len{n}", ">i4"), (f"v{n}", ">i4")]
-    rows = np.frombuffer(data[COPY_HEADER:-2], dtype=np.dtype(fields))
+    row = np.dtype(fields)
+    count = (len(data) - COPY_HEADER - 2) // row.itemsize
+    rows = np.frombuffer(data, dtype=row, count=count, offset=COPY_HEADER)  # no copy
     lengths = [rows[f"len{n}"] for n in range(width)]
     if len(rows) and not ((rows["count"] == width).all() and all((x == 4).all() for x in lengths)):
         raise ValueError("expected non-null int4 columns only")
