@@ -19,7 +19,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Integer, Select, case, cast, delete, func, insert, literal_column, select
+from sqlalchemy import (
+    Integer,
+    Select,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.customers.models import Order
@@ -33,6 +44,7 @@ from app.reports.models import RetentionMonth, ValueDay
 from app.settings import Settings
 
 EPOCH = date(1970, 1, 1)
+LOCKED = f"{RetentionMonth.__tablename__}, {ValueDay.__tablename__}"
 
 
 def _setting_default(name: str) -> Any:
@@ -108,6 +120,10 @@ async def refresh(
     ]
     day = today or datetime.now(ZoneInfo(options.timezone)).date()
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two refreshes at once (a scheduled train, the command) take turns: the second
+            # then deletes the first's rows instead of colliding with them. Readers go on.
+            await conn.execute(text(f"LOCK TABLE {LOCKED} IN SHARE ROW EXCLUSIVE MODE"))
         await conn.execute(delete(RetentionMonth))
         if rows:
             await conn.execute(insert(RetentionMonth), rows)

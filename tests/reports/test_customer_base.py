@@ -3,6 +3,7 @@ API, on SQLite and PostgreSQL (the figures are worked out by hand in tests/repor
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import timedelta
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.insights.models import CustomerInsight
 from app.reports.customer_base import RefreshOptions, refresh
+from app.reports.models import RetentionMonth, ValueDay
 from tests.calls.support import bearer
 from tests.reports import hand_shop
 
@@ -134,3 +136,15 @@ async def test_value_snapshot_per_day_and_tier_the_days_last_run_wins(
     assert [r["day"] for r in rows] == [day.isoformat(), (day + timedelta(days=1)).isoformat()]
     only = await _get(client, f"/api/reports/value?start={day + timedelta(days=1)}")
     assert [r["clv_forecast"] for r in only["rows"]] == [1195.25]
+
+
+async def test_two_refreshes_at_once_take_turns(clean_engine: AsyncEngine, tmp_path: Path) -> None:
+    """A scheduled train and the command may refresh together: both succeed, one set of rows."""
+    await hand_shop.load(clean_engine, tmp_path)
+    day = hand_shop.TODAY
+    runs = (refresh(clean_engine, OPTIONS, as_of=hand_shop.AS_OF, today=day) for _ in "ab")
+    reports = await asyncio.gather(*runs)
+    assert {r.rows for r in reports} == {16}
+    async with clean_engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(RetentionMonth))).scalar() == 16
+        assert (await conn.execute(select(func.count()).select_from(ValueDay))).scalar() == 3
