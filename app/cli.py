@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app import migrate as migrations
+from app.reports import commands as reports_commands
 from app.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ cli.add_typer(user_cli, name="user")
 cli.add_typer(queue_cli, name="queue")
 sources_cli = typer.Typer(help="Systems of record (SCREENPOP_SOURCES_FILE).", no_args_is_help=True)
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(reports_commands.cli, name="reports")
 console = Console(stderr=True)
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from rich.console import Console
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.customers.importer import import_orders
 from app.customers.models import Customer
 from app.db import create_engine, create_sessionmaker
 from app.insights import train as insights_training
 from app.queues import service as queues
+from app.reports import customer_base
+from app.reports.models import RetentionMonth
 from app.settings import Settings, get_settings
 from app.users import service as users
 
@@ -41,9 +44,14 @@ async def seed(settings: Settings) -> bool:
             await import_orders(engine, DEMO_FILE, default_region=settings.default_region)
             # Pops show insights and next needs from the first call on.
             await insights_training.train(
-                engine, decline_suppress_days=settings.decline_suppress_days
+                engine,
+                decline_suppress_days=settings.decline_suppress_days,
+                reports=customer_base.RefreshOptions.of(settings),
             )
             seeded = True
+        elif not await _has_reports(engine):
+            # A demo database trained before the reports existed: show them at once too.
+            await customer_base.refresh(engine, customer_base.RefreshOptions.of(settings))
         async with create_sessionmaker(engine)() as session:
             for name, numbers in DEMO_QUEUES:
                 await queues.upsert_queue(
@@ -63,6 +71,11 @@ async def seed(settings: Settings) -> bool:
         return seeded
     finally:
         await engine.dispose()
+
+
+async def _has_reports(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(RetentionMonth.month).limit(1))).first() is not None
 
 
 def prepare(settings: Settings, *, host: str, port: int, console: Console) -> None:

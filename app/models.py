@@ -18,6 +18,7 @@ from app.customers.models import (
 from app.db import Base
 from app.insights.models import CustomerInsight, NextNeed
 from app.queues.models import AgentPresence, Queue, QueueNumber
+from app.reports.models import RetentionMonth, ValueDay
 from app.sources.models import OutboxMessage, SyncCursor
 from app.users.models import User
 
@@ -43,7 +44,9 @@ __all__ = [
     "ProfileView",
     "Queue",
     "QueueNumber",
+    "RetentionMonth",
     "SyncCursor",
     "User",
+    "ValueDay",
     "WrapupDraft",
 ]

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # a scheduled `train --since` refresh inside the service every N seconds (0 = off).
     decline_suppress_days: int = 90
     insights_refresh_s: int = 0
+    # Reports (docs/reports.md): a customer defects once this many of their usual intervals
+    # between purchases have passed since their last purchase without a new one.
+    defection_intervals: float = Field(default=3.0, gt=0, le=100)
     # Seconds between reads of the users' active flag, role and queues (app/users/access.py):
     # a deactivated or demoted user loses access within this time.
     users_refresh_s: float = Field(default=5.0, gt=0, le=10)

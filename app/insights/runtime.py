@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.insights.models import InsightRun
+from app.settings import Settings
 from app.state import State
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,21 @@ async def stop(state: State) -> None:
             await task
 
 
-async def refresh_once(engine: AsyncEngine, suppress_days: int) -> None:
-    """One refresh: ``--since`` the last run's as-of (minus an overlap), or full without one."""
+async def refresh_once(
+    engine: AsyncEngine, suppress_days: int, settings: Settings | None = None
+) -> None:
+    """One refresh: ``--since`` the last run's as-of (minus an overlap), or full without one;
+    the customer-base reports with ``settings``' options (default: the settings' defaults)."""
     async with engine.connect() as conn:
         query = select(InsightRun.as_of).order_by(InsightRun.id.desc()).limit(1)
         last: datetime | None = (await conn.execute(query)).scalar_one_or_none()
     since = last - OVERLAP if last is not None else None
     # Imported here: the model's libraries (LightGBM) stay out of every server's start-up.
     from app.insights.train import train
+    from app.reports.customer_base import RefreshOptions
 
-    report = await train(engine, since=since, decline_suppress_days=suppress_days)
+    options = RefreshOptions.of(settings) if settings is not None else None
+    report = await train(engine, since=since, decline_suppress_days=suppress_days, reports=options)
     log.info("insights refreshed", extra={"insights": report.as_dict()})
 
 
@@ -58,6 +64,7 @@ async def _loop(state: State, interval: int) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await refresh_once(state["engine"], state["settings"].decline_suppress_days)
+            settings = state["settings"]
+            await refresh_once(state["engine"], settings.decline_suppress_days, settings)
         except Exception:  # a failed refresh must not stop the next one
             log.exception("insights refresh failed")

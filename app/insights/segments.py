@@ -199,11 +199,16 @@ class Insight:
     details: dict[str, Any]
 
 
+def usual_interval(span: Floats, gaps: Floats | Ints, fallback: float) -> Floats:
+    """The usual interval: ``span / gaps`` days (first to last of ``gaps + 1`` purchases), at
+    least ``MIN_INTERVAL_DAYS``; ``fallback`` with no gap yet (one purchase)."""
+    own = span / np.maximum(gaps, 1)
+    return np.where(gaps >= 1, np.maximum(own, MIN_INTERVAL_DAYS), fallback)
+
+
 def interval_days(fig: CustomerFigures, fallback: float) -> Floats:
     """Each customer's mean days between orders; ``fallback`` with fewer than two orders."""
-    span = np.nan_to_num(fig.last - fig.first)
-    own = span / np.maximum(fig.orders - 1, 1)
-    return np.where(fig.orders >= 2, np.maximum(own, MIN_INTERVAL_DAYS), fallback)
+    return usual_interval(np.nan_to_num(fig.last - fig.first), fig.orders - 1, fallback)
 
 
 def churn_risk(recency: Floats, interval: Floats) -> Floats:

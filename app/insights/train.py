@@ -34,6 +34,7 @@ from app.insights.history import History, Ints, from_day, load_history, to_day
 from app.insights.models import CustomerInsight, InsightRun, NextNeed
 from app.insights.progress import Report, StageBars, silent
 from app.insights.reasons import Reasons
+from app.reports import customer_base
 from app.settings import Settings
 
 WRITE_BATCH_CUSTOMERS = 2_000
@@ -84,9 +85,11 @@ async def train(
     now: datetime | None = None,
     since: datetime | None = None,
     decline_suppress_days: int = 90,
+    reports: customer_base.RefreshOptions | None = None,
     progress: Report = silent,
 ) -> TrainReport:
-    """Recompute insights and next needs (all customers, or those active since ``since``).
+    """Recompute insights and next needs (all customers, or those active since ``since``),
+    then the customer-base reports as of the same moment (``reports``: their settings).
 
     ``now`` is the moment the predictions are for; by default just after the newest order in
     the database (the data's "as of": wrap-ups arrive live and do not move it, but those after
@@ -138,6 +141,9 @@ async def train(
             ],
         )
         await conn.commit()
+    say("reports", 0, 1)
+    await customer_base.refresh(engine, reports or customer_base.RefreshOptions(), as_of=as_of)
+    say("reports", 1, 1)
     return TrainReport(
         kind="full" if since is None else "since",
         as_of=as_of,
@@ -342,6 +348,7 @@ async def run_cli(settings: Settings, since: str | None, console: Console) -> No
                 engine,
                 since=since_at,
                 decline_suppress_days=settings.decline_suppress_days,
+                reports=customer_base.RefreshOptions.of(settings),
                 progress=bars,
             )
     finally:

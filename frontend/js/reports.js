@@ -47,6 +47,22 @@ const HEADINGS = {
   agent: t("Agent"),
   queue: t("Queue"),
   day: t("Day"),
+  active_start: t("Active at start"),
+  defected: t("Defected"),
+  retained: t("Retained"),
+  retention_rate: t("Retention rate"),
+  defection_rate: t("Defection rate"),
+  new: t("New customers"),
+  won_back: t("Won back"),
+  customers: t("Customers"),
+  clv_forecast: t("Forecast value"),
+  clv_historic: t("Value to date"),
+  high_customers: t("High value: customers"),
+  high_clv_forecast: t("High value: forecast"),
+  medium_customers: t("Medium value: customers"),
+  medium_clv_forecast: t("Medium value: forecast"),
+  low_customers: t("Low value: customers"),
+  low_clv_forecast: t("Low value: forecast"),
 };
 
 const isShare = (column) => column.endsWith("_rate") || column.endsWith("_share");
