@@ -1,7 +1,7 @@
 """customer-base reports: retention per (month, segment), value per (day, value tier)
 
 Revision ID: 4c8e2a6f9d13
-Revises: e3f1a9c7d254
+Revises: 9d3b7e5a2c14
 Create Date: 2026-12-05 22:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.db
 
 revision: str = "4c8e2a6f9d13"
-down_revision: str | None = "e3f1a9c7d254"
+down_revision: str | None = "9d3b7e5a2c14"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
