@@ -1,0 +1,240 @@
+"""The call reports, computed by the database from the wrap-ups (``interactions``).
+
+- **Offers made in calls** (``offers_report``): per product or per agent, the offers recorded
+  at wrap-up (``offer_outcomes``: accepted, declined or not offered). ``offered`` = accepted +
+  declined; ``conversion_rate`` = accepted / offered; ``not_offered`` (a suggestion the agent
+  did not make) is counted apart and is in neither. ``calls``: wrap-ups with at least one
+  offer made (accepted or declined) in that row.
+- **Satisfaction** (``satisfaction_report``): per local month and per queue (the call's,
+  ``interactions.call_id`` -> ``calls.queue``; no queue or no call: ``unrouted``) or per agent,
+  the graded wrap-ups: ``graded``, ``average`` (1..5), ``satisfied_share`` (4 or 5),
+  ``dissatisfied_share`` (1 or 2) and ``change``: the average minus the previous calendar
+  month's average for the same queue or agent (null when that month had no grade).
+
+Both count each wrap-up (one per agent leg: a transferred call counts once per leg) on the
+local day (``settings.timezone``) it was recorded. Each is one aggregate query whose rows are
+the report's (a month, a product, an agent): nothing is read row by row in Python. Local
+months are a ``CASE`` over UTC boundaries computed here, so SQLite and PostgreSQL bucket alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, case, func, literal_column, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.models import Call
+from app.customers.models import Interaction, Product
+from app.queues.names import in_lanes, lane_column
+
+OfferBy = Literal["product", "agent"]
+SatisfactionBy = Literal["queue", "agent"]
+SatisfactionKind = Literal["caller", "agent"]
+
+OFFER_COLUMNS: dict[OfferBy, tuple[str, ...]] = {
+    "product": ("sku", "product", "calls", "offered", "accepted", "conversion_rate", "not_offered"),
+    "agent": ("agent", "calls", "offered", "accepted", "conversion_rate", "not_offered"),
+}
+SATISFACTION_COLUMNS: dict[SatisfactionBy, tuple[str, ...]] = {
+    by: ("month", by, "graded", "average", "satisfied_share", "dissatisfied_share", "change")
+    for by in ("queue", "agent")
+}
+MADE = ("accepted", "declined")
+DEFAULT_MONTHS = 12
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The start of ``day`` in ``tz``, in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first day of the month ``months`` after (or before) ``day``'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Local days ``start`` .. ``end`` (inclusive) in ``tz``."""
+
+    start: date
+    end: date
+    tz: ZoneInfo
+
+    @classmethod
+    def of(cls, start: date | None, end: date | None, timezone: str, now: datetime) -> Period:
+        """The days asked for; by default up to today (at ``now``), from the first of the
+        month eleven months before the end's (the last twelve months). Check the range first."""
+        tz = ZoneInfo(timezone)
+        today = now.astimezone(tz).date()
+        last = end or max(today, start or today)
+        first = start or add_months(last, 1 - DEFAULT_MONTHS)
+        return cls(first, last, tz)
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """``[start, end]`` as UTC instants, the end exclusive (the next local midnight)."""
+        after = date.fromordinal(self.end.toordinal() + 1)
+        return local_midnight(self.start, self.tz), local_midnight(after, self.tz)
+
+    def about(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def _scoped(stmt: Select[Any], lanes: frozenset[str] | None) -> Select[Any]:
+    """Only wrap-ups of calls in ``lanes`` (None: every one); ``stmt`` has joined ``calls``."""
+    return stmt if lanes is None else stmt.where(in_lanes(Call.queue, lanes))
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _offer_elements(dialect: str) -> tuple[Any, ColumnElement[bool]]:
+    """The rows of ``offer_outcomes`` (one per offer, column ``value``) and the condition
+    that it is an array: ``jsonb_array_elements`` on PostgreSQL, ``json_each`` on SQLite."""
+    column = Interaction.offer_outcomes
+    if dialect == "postgresql":
+        return (
+            func.jsonb_array_elements(column).table_valued("value", name="offer"),
+            func.jsonb_typeof(column) == "array",
+        )
+    return (
+        func.json_each(column).table_valued("value", name="offer"),
+        func.json_type(column) == "array",
+    )
+
+
+async def offers_report(
+    session: AsyncSession, period: Period, by: OfferBy, lanes: frozenset[str] | None
+) -> list[dict[str, Any]]:
+    """One row per product (``sku``, ``product`` name) or per agent, most offered first."""
+    elements, is_array = _offer_elements(session.get_bind().dialect.name)
+    sku = elements.c.value.op("->>")(literal_column("'sku'"))
+    since, until = period.bounds()
+    inner = (
+        select(
+            Interaction.id.label("id"),
+            (sku if by == "product" else Interaction.agent).label("key"),
+            elements.c.value.op("->>")(literal_column("'outcome'")).label("outcome"),
+        )
+        .select_from(Interaction)
+        .join(elements, true())
+        .where(Interaction.created_at >= since, Interaction.created_at < until, is_array)
+    )
+    if lanes is not None:
+        inner = _scoped(inner.outerjoin(Call, Call.id == Interaction.call_id), lanes)
+    if by == "product":
+        inner = inner.where(sku.is_not(None))
+    sub = inner.subquery()
+    made = sub.c.outcome.in_(MADE)
+    stmt = select(
+        sub.c.key,
+        func.count(func.distinct(case((made, sub.c.id)))).label("calls"),
+        func.count(case((made, 1))).label("offered"),
+        func.count(case((sub.c.outcome == "accepted", 1))).label("accepted"),
+        func.count(case((sub.c.outcome == "not_offered", 1))).label("not_offered"),
+    ).group_by(sub.c.key)
+    rows = [
+        {
+            by: r.key,
+            "calls": r.calls,
+            "offered": r.offered,
+            "accepted": r.accepted,
+            "conversion_rate": _share(r.accepted, r.offered),
+            "not_offered": r.not_offered,
+        }
+        for r in await session.execute(stmt)
+    ]
+    if by == "product":
+        names = await _product_names(session, [r["product"] for r in rows])
+        rows = [{"sku": r["product"], **r, "product": names.get(r["product"])} for r in rows]
+    rows.sort(key=lambda r: (-r["offered"], -r["not_offered"], str(r.get("sku") or r.get(by))))
+    return rows
+
+
+async def _product_names(session: AsyncSession, skus: list[str]) -> dict[str, str]:
+    if not skus:
+        return {}
+    found = await session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus)))
+    return {sku: name for sku, name in found}
+
+
+def _month_bucket(period: Period) -> tuple[ColumnElement[Any], list[str], datetime]:
+    """A ``CASE`` giving each wrap-up the index of its local month (0: the month before the
+    period's first, read only for ``change``; null: between that month and the start), the
+    labels (``YYYY-MM``) by index, and the first instant to read."""
+    months = [add_months(period.start, -1), add_months(period.start, 0)]
+    while months[-1] < add_months(period.end, 0):
+        months.append(add_months(months[-1], 1))
+    since, until = period.bounds()
+    created = Interaction.created_at
+    whens: list[tuple[ColumnElement[bool], Any]] = [
+        (created < local_midnight(months[1], period.tz), literal_column("0")),
+        (created < since, literal_column("NULL")),
+    ]
+    for index, month in enumerate(months[1:], start=1):
+        upper = min(until, local_midnight(add_months(month, 1), period.tz))
+        whens.append((created < upper, literal_column(str(index))))
+    labels = [f"{m.year:04d}-{m.month:02d}" for m in months]
+    return case(*whens), labels, local_midnight(months[0], period.tz)
+
+
+async def satisfaction_report(
+    session: AsyncSession,
+    period: Period,
+    by: SatisfactionBy,
+    lanes: frozenset[str] | None,
+    kind: SatisfactionKind | None = None,
+) -> list[dict[str, Any]]:
+    """One row per local month and queue (or agent) with a grade, by month then name."""
+    bucket, labels, first = _month_bucket(period)
+    _, until = period.bounds()
+    grade = Interaction.satisfaction
+    key = lane_column(Call.queue) if by == "queue" else Interaction.agent
+    inner = (
+        select(bucket.label("month"), key.label("key"), grade.label("grade"))
+        .select_from(Interaction)
+        .outerjoin(Call, Call.id == Interaction.call_id)
+        .where(grade.is_not(None), Interaction.created_at >= first, Interaction.created_at < until)
+    )
+    if kind is not None:
+        inner = inner.where(Interaction.satisfaction_kind == kind)
+    sub = _scoped(inner, lanes).subquery()
+    stmt = select(
+        sub.c.month,
+        sub.c.key,
+        func.count().label("graded"),
+        func.sum(sub.c.grade).label("total"),
+        func.count(case((sub.c.grade >= 4, 1))).label("satisfied"),
+        func.count(case((sub.c.grade <= 2, 1))).label("dissatisfied"),
+    ).group_by(sub.c.month, sub.c.key)
+    averages: dict[tuple[int, str | None], float] = {}
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for r in await session.execute(stmt.where(sub.c.month.is_not(None))):
+        name = r.key
+        average = int(r.total) / r.graded
+        averages[(r.month, name)] = average
+        if r.month == 0:
+            continue  # the month before the period: only the first month's change
+        rows.append(
+            (
+                r.month,
+                {
+                    "month": labels[r.month],
+                    by: name,
+                    "graded": r.graded,
+                    "average": round(average, 2),
+                    "satisfied_share": _share(r.satisfied, r.graded),
+                    "dissatisfied_share": _share(r.dissatisfied, r.graded),
+                },
+            )
+        )
+    for month, row in rows:
+        before = averages.get((month - 1, row[by]))
+        row["change"] = None if before is None else round(averages[(month, row[by])] - before, 2)
+    return [row for _, row in sorted(rows, key=lambda mr: (mr[0], str(mr[1][by])))]
