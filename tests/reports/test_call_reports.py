@@ -96,7 +96,9 @@ async def report(
     return body
 
 
-def offer(key: dict[str, Any], calls: int, offered: int, accepted: int, not_offered: int) -> dict[str, Any]:
+def offer(
+    key: dict[str, Any], calls: int, offered: int, accepted: int, not_offered: int
+) -> dict[str, Any]:
     rate = round(accepted / offered, 4) if offered else None
     return {
         **key,
