@@ -139,9 +139,14 @@ async def offers_report(
         func.count(case((sub.c.outcome == "accepted", 1))).label("accepted"),
         func.count(case((sub.c.outcome == "not_offered", 1))).label("not_offered"),
     ).group_by(sub.c.key)
+    if by == "product":  # each product's name, looked up once its offers are counted
+        counted = stmt.subquery()
+        stmt = select(counted, Product.name.label("product")).outerjoin(
+            Product, Product.sku == counted.c.key
+        )
     rows = [
         {
-            by: r.key,
+            **({"sku": r.key, "product": r.product} if by == "product" else {"agent": r.key}),
             "calls": r.calls,
             "offered": r.offered,
             "accepted": r.accepted,
@@ -150,18 +155,8 @@ async def offers_report(
         }
         for r in await session.execute(stmt)
     ]
-    if by == "product":
-        names = await _product_names(session, [r["product"] for r in rows])
-        rows = [{"sku": r["product"], **r, "product": names.get(r["product"])} for r in rows]
     rows.sort(key=lambda r: (-r["offered"], -r["not_offered"], str(r.get("sku") or r.get(by))))
     return rows
-
-
-async def _product_names(session: AsyncSession, skus: list[str]) -> dict[str, str]:
-    if not skus:
-        return {}
-    found = await session.execute(select(Product.sku, Product.name).where(Product.sku.in_(skus)))
-    return {sku: name for sku, name in found}
 
 
 def _month_bucket(period: Period) -> tuple[ColumnElement[Any], list[str], datetime]:

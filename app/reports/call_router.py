@@ -7,7 +7,7 @@ scope as ``GET /api/queues/history``); an admin sees every one.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
@@ -35,7 +35,7 @@ async def offers(
     start: tables.StartQuery = None,
     end: tables.EndQuery = None,
     format: tables.FormatQuery = "json",
-) -> dict[str, Any] | Response:
+) -> Response:
     """Offers made in calls, per product or per agent: ``offered`` (accepted + declined),
     ``accepted``, ``conversion_rate`` (accepted / offered), ``calls`` (wrap-ups with an offer
     made) and, apart, ``not_offered``. Default range: the last twelve months."""
@@ -58,7 +58,7 @@ async def satisfaction(
     start: tables.StartQuery = None,
     end: tables.EndQuery = None,
     format: tables.FormatQuery = "json",
-) -> dict[str, Any] | Response:
+) -> Response:
     """Satisfaction per local month and per queue or agent: ``graded``, ``average`` (1..5),
     ``satisfied_share`` (4-5), ``dissatisfied_share`` (1-2) and ``change`` of the average
     against the previous month. Default range: the last twelve months."""
