@@ -24,8 +24,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, case, func, literal_column, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from app.calls.models import Call
 from app.customers.models import Interaction, Product
@@ -94,48 +95,88 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _offer_elements(dialect: str) -> tuple[Any, ColumnElement[bool]]:
-    """The rows of ``offer_outcomes`` (one per offer, column ``value``) and the condition
-    that it is an array: ``jsonb_array_elements`` on PostgreSQL, ``json_each`` on SQLite."""
-    column = Interaction.offer_outcomes
-    if dialect == "postgresql":
-        return (
-            func.jsonb_array_elements(column).table_valued("value", name="offer"),
-            func.jsonb_typeof(column) == "array",
-        )
-    return (
-        func.json_each(column).table_valued("value", name="offer"),
-        func.json_type(column) == "array",
-    )
+@dataclass(frozen=True, slots=True)
+class _Offers:
+    """``offer_outcomes`` as rows, one per offer: PostgreSQL's ``jsonb_array_elements`` (with
+    its ordinality, from 1) or SQLite's ``json_each`` (whose ``key`` is the index, from 0)."""
+
+    rows: TableValuedAlias
+    position: ColumnElement[Any]
+    first: int
+    # The wrap-ups worth expanding: with at least one offer (two thirds of wrap-ups have none,
+    # and skipping them is cheap). Only an array is expanded (PostgreSQL refuses anything else).
+    listed: ColumnElement[bool]
+
+    @classmethod
+    def of(cls, dialect: str, name: str = "offer") -> _Offers:
+        column = Interaction.offer_outcomes
+        some = column != literal_column("'[]'")
+        if dialect == "postgresql":
+            # Not a filter on jsonb_typeof: the planner cannot estimate it, takes the year's
+            # wrap-ups for a few hundred and picks a plan for those.
+            array = case(
+                (func.jsonb_typeof(column) == "array", column), else_=literal_column("'[]'")
+            )
+            rows = (
+                func.jsonb_array_elements(array)
+                .table_valued("value", with_ordinality="n", name=name)
+                .render_derived()
+            )
+            return cls(rows, rows.c.n, 1, some)
+        rows = func.json_each(column).table_valued("value", "key", name=name)
+        return cls(rows, rows.c.key, 0, and_(some, func.json_type(column) == "array"))
+
+    def field(self, key: str) -> ColumnElement[Any]:
+        """``value ->> 'key'`` of an offer (both databases have the operator)."""
+        value: ColumnElement[Any] = self.rows.c.value
+        return value.op("->>")(literal_column(f"'{key}'"))
 
 
-async def offers_report(
-    session: AsyncSession, period: Period, by: OfferBy, lanes: frozenset[str] | None
-) -> list[dict[str, Any]]:
-    """One row per product (``sku``, ``product`` name) or per agent, most offered first."""
-    elements, is_array = _offer_elements(session.get_bind().dialect.name)
-    sku = elements.c.value.op("->>")(literal_column("'sku'"))
+def offers_statement(
+    dialect: str, period: Period, by: OfferBy, lanes: frozenset[str] | None
+) -> Select[Any]:
+    """The offers report's query: one row per product or agent (``key``) with its counts.
+
+    No ``count(DISTINCT ...)`` (a sort of every offer, and no parallel plan): a wrap-up
+    records one outcome per product, so a product's made offers are its calls; an agent's
+    calls are counted once per wrap-up, on its first offer, when any offer was made.
+    """
+    offers = _Offers.of(dialect)
+    outcome = offers.field("outcome")
+    key: ColumnElement[Any]
+    call: ColumnElement[bool]
+    if by == "product":
+        key = offers.field("sku")
+        call = outcome.in_(MADE)
+    else:
+        key = Interaction.agent.expression
+        made = _Offers.of(dialect, "made")
+        any_made = (
+            select(literal_column("1"))
+            .select_from(made.rows)
+            .where(made.field("outcome").in_(MADE))
+        ).exists()
+        call = and_(offers.position == offers.first, any_made)
     since, until = period.bounds()
     inner = (
         select(
-            Interaction.id.label("id"),
-            (sku if by == "product" else Interaction.agent).label("key"),
-            elements.c.value.op("->>")(literal_column("'outcome'")).label("outcome"),
+            key.label("key"),
+            outcome.label("outcome"),
+            case((call, 1), else_=0).label("call"),
         )
         .select_from(Interaction)
-        .join(elements, true())
-        .where(Interaction.created_at >= since, Interaction.created_at < until, is_array)
+        .join(offers.rows, true())
+        .where(Interaction.created_at >= since, Interaction.created_at < until, offers.listed)
     )
     if lanes is not None:
         inner = _scoped(inner.outerjoin(Call, Call.id == Interaction.call_id), lanes)
     if by == "product":
-        inner = inner.where(sku.is_not(None))
+        inner = inner.where(key.is_not(None))
     sub = inner.subquery()
-    made = sub.c.outcome.in_(MADE)
     stmt = select(
         sub.c.key,
-        func.count(func.distinct(case((made, sub.c.id)))).label("calls"),
-        func.count(case((made, 1))).label("offered"),
+        func.sum(sub.c.call).label("calls"),
+        func.count(case((sub.c.outcome.in_(MADE), 1))).label("offered"),
         func.count(case((sub.c.outcome == "accepted", 1))).label("accepted"),
         func.count(case((sub.c.outcome == "not_offered", 1))).label("not_offered"),
     ).group_by(sub.c.key)
@@ -144,10 +185,18 @@ async def offers_report(
         stmt = select(counted, Product.name.label("product")).outerjoin(
             Product, Product.sku == counted.c.key
         )
+    return stmt
+
+
+async def offers_report(
+    session: AsyncSession, period: Period, by: OfferBy, lanes: frozenset[str] | None
+) -> list[dict[str, Any]]:
+    """One row per product (``sku``, ``product`` name) or per agent, most offered first."""
+    stmt = offers_statement(session.get_bind().dialect.name, period, by, lanes)
     rows = [
         {
             **({"sku": r.key, "product": r.product} if by == "product" else {"agent": r.key}),
-            "calls": r.calls,
+            "calls": int(r.calls),
             "offered": r.offered,
             "accepted": r.accepted,
             "conversion_rate": _share(r.accepted, r.offered),

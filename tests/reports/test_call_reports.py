@@ -27,9 +27,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
+from app.calls.schemas import WrapUp
 from app.customers.models import Interaction, Product
 from app.settings import Settings
 from tests.queues.test_router import App, add_users, running
@@ -221,3 +223,10 @@ async def test_agents_are_refused_and_bad_parameters_are_422(floor: App) -> None
         "/api/reports/offers?start=2026-05-01&end=2026-04-30", headers=admin
     )
     assert "after end" in upside_down.text
+
+
+def test_a_wrap_up_records_one_outcome_per_product() -> None:
+    offers = [{"sku": "P1", "outcome": "accepted"}, {"sku": "P1", "outcome": "declined"}]
+    with pytest.raises(ValidationError, match="listed twice"):
+        WrapUp.model_validate({"disposition": "done", "offers": offers})
+    assert len(WrapUp.model_validate({"disposition": "done", "offers": offers[:1]}).offers) == 1
