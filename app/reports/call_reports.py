@@ -86,16 +86,9 @@ class Period:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
-def _call_queue() -> ColumnElement[str | None]:
-    """The queue of the wrap-up's call (null: none, or no call). A lookup by primary key per
-    wrap-up rather than a join: a join reads the whole (wide) calls table for a month's
-    wrap-ups."""
-    return select(Call.queue).where(Call.id == Interaction.call_id).scalar_subquery()
-
-
 def _scoped(stmt: Select[Any], lanes: frozenset[str] | None) -> Select[Any]:
-    """Only wrap-ups of calls in ``lanes`` (None: every one)."""
-    return stmt if lanes is None else stmt.where(in_lanes(_call_queue(), lanes))
+    """Only wrap-ups of calls in ``lanes`` (None: every one); ``stmt`` has joined ``calls``."""
+    return stmt if lanes is None else stmt.where(in_lanes(Call.queue, lanes))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -176,7 +169,7 @@ def offers_statement(
         .where(Interaction.created_at >= since, Interaction.created_at < until, offers.listed)
     )
     if lanes is not None:
-        inner = _scoped(inner, lanes)
+        inner = _scoped(inner.outerjoin(Call, Call.id == Interaction.call_id), lanes)
     if by == "product":
         inner = inner.where(key.is_not(None))
     sub = inner.subquery()
@@ -246,10 +239,11 @@ async def satisfaction_report(
     bucket, labels, first = _month_bucket(period)
     _, until = period.bounds()
     grade = Interaction.satisfaction
-    key = lane_column(_call_queue()) if by == "queue" else Interaction.agent
+    key = lane_column(Call.queue) if by == "queue" else Interaction.agent
     inner = (
         select(bucket.label("month"), key.label("key"), grade.label("grade"))
         .select_from(Interaction)
+        .outerjoin(Call, Call.id == Interaction.call_id)
         .where(grade.is_not(None), Interaction.created_at >= first, Interaction.created_at < until)
     )
     if kind is not None:
