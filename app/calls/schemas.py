@@ -11,6 +11,15 @@ from telephony.events import NUL
 INT32_MAX = 2**31 - 1
 
 
+def _one_outcome_per_product(offers: list[OfferOutcome]) -> list[OfferOutcome]:
+    seen: set[str] = set()
+    for offer in offers:
+        if offer.sku in seen:
+            raise ValueError(f"{offer.sku!r} is listed twice: one outcome per product")
+        seen.add(offer.sku)
+    return offers
+
+
 def _no_nul(value: str) -> str:
     if NUL in value:
         raise ValueError("must not contain a NUL character (\\u0000)")
@@ -39,7 +48,10 @@ class WrapUp(BaseModel):
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     # Whose grade: the caller's own rating, or the agent's impression (the default).
     satisfaction_kind: Literal["caller", "agent"] | None = None
-    offers: list[OfferOutcome] = Field(default_factory=list, max_length=50)
+    # One outcome per product (the offers report counts a product's offers as its calls).
+    offers: Annotated[list[OfferOutcome], AfterValidator(_one_outcome_per_product)] = Field(
+        default_factory=list, max_length=50
+    )
 
 
 class MatchChoice(BaseModel):

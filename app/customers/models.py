@@ -177,6 +177,8 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_customer_id_created_at", "customer_id", "created_at"),
+        # The call reports (app/reports) read a range of wrap-ups by when they were recorded.
+        Index("ix_interactions_created_at", "created_at"),
         UniqueConstraint("call_id", "agent"),
     )
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import csv_export
@@ -22,7 +22,7 @@ from app.calls.models import Call
 from app.errors import Invalid
 from app.queues.call_view import CallView, contribution_of
 from app.queues.models import DEFAULT_SERVICE_LEVEL_S
-from app.queues.names import UNROUTED, lane_of
+from app.queues.names import in_lanes, lane_of
 
 COLUMNS = (
     "start",
@@ -99,8 +99,7 @@ async def day_history(
     if channel is not None:
         stmt = stmt.where(Call.channel == channel)
     if queues is not None:
-        named = Call.queue.in_(sorted(queues))
-        stmt = stmt.where(or_(named, Call.queue.is_(None)) if UNROUTED in queues else named)
+        stmt = stmt.where(in_lanes(Call.queue, queues))
     sums: dict[tuple[int, str], _Sums] = {}
     for call_id, column, state, queued_at, answered_at, ended_at in await session.execute(stmt):
         queue = lane_of(column)

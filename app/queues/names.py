@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, or_
+
 from app.errors import Invalid
 from telephony.events import NUL, QUEUE_MAX
 
@@ -14,6 +16,18 @@ threshold like any queue's)."""
 def lane_of(queue: str | None) -> str:
     """The name a call's figures are kept under: its queue, or ``UNROUTED``."""
     return queue or UNROUTED
+
+
+def lane_column(queue: SQLColumnExpression[str | None]) -> ColumnElement[str]:
+    """SQL: ``lane_of`` a queue column (a null queue is the ``UNROUTED`` lane)."""
+    return func.coalesce(queue, UNROUTED)
+
+
+def in_lanes(queue: SQLColumnExpression[str | None], lanes: frozenset[str]) -> ColumnElement[bool]:
+    """SQL: the ``queue`` column is one of ``lanes``, a null queue being the ``UNROUTED``
+    lane (a call that names no queue, or a touch point with no call)."""
+    named = queue.in_(sorted(lanes))
+    return or_(named, queue.is_(None)) if UNROUTED in lanes else named
 
 
 def check_queue_name(name: str, field: str = "queue name") -> None:

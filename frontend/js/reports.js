@@ -1,6 +1,7 @@
 // The reports page: every report is a table from GET /api/reports/{name} ({"columns", "rows"}),
-// drawn the same way, with a "by" choice where the report has one and a CSV download of what
-// is shown. Columns named *_rate or *_share are shares (drawn as percents with a bar).
+// drawn the same way, with a "by" choice where the report has one, other choices (filters)
+// where it has them, and a CSV download of what is shown. Columns named *_rate or *_share are
+// shares (drawn as percents with a bar); a column named change is signed (+0.5).
 
 import { loadStrings, locale, t } from "./i18n.js";
 import { Session, wireSignIn } from "./session.js";
@@ -11,7 +12,8 @@ await loadStrings();
 const session = new Session();
 const $ = (id) => document.getElementById(id);
 
-// name, title, what it means, and its "by" choices (the first is the default).
+// name, title, what it means, its "by" choices (the first is the default) and its filters
+// (a query parameter and its choices; an empty value sends nothing).
 const REPORTS = [
   {
     name: "retention",
@@ -28,7 +30,7 @@ const REPORTS = [
   {
     name: "offers",
     title: t("Offers made in calls"),
-    about: t("Products offered in calls and how many were accepted."),
+    about: t("Products offered in calls and how many were accepted. A suggestion the agent did not make counts as not offered, outside the conversion rate."),
     by: [["product", t("By product")], ["agent", t("By agent")]],
   },
   {
@@ -36,6 +38,13 @@ const REPORTS = [
     title: t("Satisfaction"),
     about: t("Grades from wrap-ups (1 very disappointed to 5 very satisfied), month by month."),
     by: [["queue", t("By queue")], ["agent", t("By agent")]],
+    filters: [
+      {
+        name: "kind",
+        label: t("Whose grades"),
+        choices: [["", t("All grades")], ["caller", t("Callers' own")], ["agent", t("Agents' impressions")]],
+      },
+    ],
   },
 ];
 
@@ -63,6 +72,17 @@ const HEADINGS = {
   medium_clv_forecast: t("Medium value: forecast"),
   low_customers: t("Low value: customers"),
   low_clv_forecast: t("Low value: forecast"),
+  sku: t("SKU"),
+  calls: t("Calls"),
+  offered: t("Offered"),
+  accepted: t("Accepted"),
+  conversion_rate: t("Conversion"),
+  not_offered: t("Not offered"),
+  graded: t("Graded"),
+  average: t("Average"),
+  satisfied_share: t("Satisfied (4-5)"),
+  dissatisfied_share: t("Dissatisfied (1-2)"),
+  change: t("Change"),
 };
 
 const isShare = (column) => column.endsWith("_rate") || column.endsWith("_share");
@@ -80,6 +100,10 @@ function cellOf(column, value) {
       h("span", { class: "share-bar", style: `--share: ${Math.max(0, Math.min(1, value))}` }),
       percent(value),
     );
+  }
+  if (column === "change" && typeof value === "number") {
+    const signed = value.toLocaleString(locale(), { signDisplay: "exceptZero" });
+    return h("td", { class: `num ${value > 0 ? "change-up" : value < 0 ? "change-down" : ""}` }, signed);
   }
   if (typeof value === "number") return h("td", { class: "num" }, value.toLocaleString(locale()));
   return h("td", {}, String(value));
@@ -100,20 +124,25 @@ function table(report, data) {
   );
 }
 
-function query(report, by, format) {
+// The report's choices as query parameters: "by" and its filters, from the section's selects.
+function choices(section) {
+  return [...section.querySelectorAll("select[data-param]")].map((select) => [select.dataset.param, select.value]);
+}
+
+function query(report, chosen, format) {
   const params = new URLSearchParams();
   const start = $("range-start").value;
   const end = $("range-end").value;
   if (start) params.set("start", start);
   if (end) params.set("end", end);
-  if (by) params.set("by", by);
+  for (const [name, value] of chosen) if (value) params.set(name, value);
   if (format) params.set("format", format);
   const text = params.toString();
   return `/api/reports/${report.name}${text ? `?${text}` : ""}`;
 }
 
-async function download(report, by) {
-  const response = await fetch(query(report, by, "csv"), {
+async function download(report, section) {
+  const response = await fetch(query(report, choices(section), "csv"), {
     headers: { Authorization: `Bearer ${session.token}` },
   });
   if (!response.ok) return;
@@ -125,10 +154,11 @@ async function download(report, by) {
 
 async function load(report, section) {
   const body = section.querySelector(".report-body");
-  const by = section.querySelector("select")?.value || "";
   body.setAttribute("aria-busy", "true");
   try {
-    body.replaceChildren(table(report, await session.request("GET", query(report, by))));
+    const data = await session.request("GET", query(report, choices(section)));
+    const covered = data.start && data.end ? h("p", { class: "muted report-period" }, t("From {start} to {end}", data)) : "";
+    body.replaceChildren(covered, table(report, data));
   } catch (error) {
     body.replaceChildren(h("p", { class: "form-error", role: "alert" }, error.message));
   } finally {
@@ -139,9 +169,14 @@ async function load(report, section) {
 function sectionOf(report) {
   const id = `report-${report.name}`;
   const tools = h("div", { class: "report-tools" });
-  if (report.by.length) {
-    const select = h("select", { id: `${id}-by` }, ...report.by.map(([value, label]) => h("option", { value }, label)));
-    tools.append(h("label", { for: select.id }, t("Show")), select);
+  const by = report.by.length ? [{ name: "by", label: t("Show"), choices: report.by }] : [];
+  for (const filter of [...by, ...(report.filters || [])]) {
+    const select = h(
+      "select",
+      { id: `${id}-${filter.name}`, "data-param": filter.name },
+      ...filter.choices.map(([value, label]) => h("option", { value }, label)),
+    );
+    tools.append(h("label", { for: select.id }, filter.label), select);
   }
   const csv = h("button", { type: "button", class: "btn btn-ghost" }, t("Download CSV"));
   tools.append(csv);
@@ -153,8 +188,8 @@ function sectionOf(report) {
     tools,
     h("div", { class: "report-body", "aria-live": "polite" }),
   );
-  section.querySelector("select")?.addEventListener("change", () => load(report, section));
-  csv.addEventListener("click", () => download(report, section.querySelector("select")?.value || ""));
+  for (const select of section.querySelectorAll("select")) select.addEventListener("change", () => load(report, section));
+  csv.addEventListener("click", () => download(report, section));
   return section;
 }
 

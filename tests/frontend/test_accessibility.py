@@ -1,6 +1,7 @@
 """axe-core (from npm: ``npm ci`` installs it into node_modules/) run inside the real pages:
 the agent's desk with a pop and its wrap-up, a customer opened from search, the wallboard
-(normal and TV), light and dark. No serious or critical violation of WCAG 2 A/AA rules."""
+(normal and TV), the reports, light and dark. No serious or critical violation of WCAG 2 A/AA
+rules."""
 
 from __future__ import annotations
 
@@ -81,4 +82,23 @@ async def test_the_desk_and_the_wallboard_have_no_serious_violations(
         assert await violations(board) == [], "wallboard in TV mode"
     finally:
         await live_server.post_event(call_id=call_id, kind="ended", caller=JANE_PHONE)
+        await context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_reports_have_no_serious_violations(
+    live_server: LiveServer, browser: Browser, scheme: str
+) -> None:
+    axe_script()
+    context = await browser.new_context(viewport=DESKTOP, color_scheme=scheme)  # type: ignore[arg-type]
+    try:
+        page = await context.new_page()
+        await page.goto(live_server.url + "/reports")
+        assert await violations(page) == [], "reports sign-in"
+        await sign_in(page, live_server.url, "/reports", "sam")
+        for name in ("offers", "satisfaction"):  # drawn: a table or "nothing to show"
+            body = page.locator(f"#report-{name} .report-body")
+            await expect(body.locator("table, p.muted").first).to_be_visible()
+        assert await violations(page) == [], "reports"
+    finally:
         await context.close()

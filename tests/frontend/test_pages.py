@@ -54,6 +54,7 @@ async def test_landing_links_both_screens_and_shows_demo_credentials(sqlite_url:
     assert response.headers["content-type"].startswith("text/html")
     assert 'href="/agent"' in response.text
     assert 'href="/supervisor"' in response.text
+    assert 'href="/reports"' in response.text
     assert "<kbd>alice</kbd>" in response.text
     assert "<kbd>sam</kbd>" in response.text
     assert "<kbd>demo</kbd>" in response.text
@@ -69,7 +70,11 @@ async def test_landing_hides_credentials_outside_demo(sqlite_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "module"),
-    [("/agent", "/static/js/agent.js"), ("/supervisor", "/static/js/supervisor.js")],
+    [
+        ("/agent", "/static/js/agent.js"),
+        ("/supervisor", "/static/js/supervisor.js"),
+        ("/reports", "/static/js/reports.js"),
+    ],
 )
 async def test_screens_have_the_sign_in_form(sqlite_url: str, path: str, module: str) -> None:
     response = await fetch(sqlite_url, path, demo=False)
@@ -81,7 +86,8 @@ async def test_screens_have_the_sign_in_form(sqlite_url: str, path: str, module:
     assert '<label for="password" data-i18n>Password</label>' in page
     assert '<button type="submit" class="btn btn-primary" data-i18n>Sign in</button>' in page
     assert f'<script type="module" src="{module}">' in page
-    assert 'aria-live="polite"' in page or path == "/supervisor"
+    # The reports page marks each report's body live (drawn by its script).
+    assert 'aria-live="polite"' in page or path in ("/supervisor", "/reports")
 
 
 @pytest.mark.parametrize(
@@ -89,6 +95,7 @@ async def test_screens_have_the_sign_in_form(sqlite_url: str, path: str, module:
     [
         "/static/js/agent.js",
         "/static/js/supervisor.js",
+        "/static/js/reports.js",
         "/static/js/live.js",
         "/static/js/session.js",
         "/static/js/ui.js",
