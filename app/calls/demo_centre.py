@@ -47,12 +47,12 @@ from app.calls.demo_floor import (
     CALL_PREFIX,
     DISPATCH_S,
     SIM_AGENTS,
-    SIM_DISPOSITION,
     SOURCE,
     DemoTiming,
     Line,
     Span,
     choose_agent,
+    sim_wrap_up,
 )
 from app.calls.models import Call
 from app.calls.simulator import Simulator, Timing, load_cast, secret_of
@@ -365,9 +365,10 @@ class DemoCentre:
         """A simulated agent's wrap-up, then available again (a refused wrap-up, e.g. of a
         leg they transferred, is left as it is)."""
         await self._sleep(self.timing.sim_wrap_up_s)
-        notes = f"Simulated call, handled by {agent} (demo)."
+        async with self.state["sessionmaker"]() as session:
+            pop = await session.scalar(select(Call.pop).where(Call.id == call_id))
         path = f"/api/calls/{quote(call_id, safe=':')}/wrapup"
-        await self._as_agent(agent, path, {"disposition": SIM_DISPOSITION, "notes": notes})
+        await self._as_agent(agent, path, sim_wrap_up(self.rng, agent, pop))
         await self._as_agent(agent, "/api/agents/me/status", {"state": "available"})
 
     # -- the demo phone (app.calls.demo_phone) ----------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
@@ -123,3 +124,28 @@ def choose_agent(
         if group:
             return min(group, key=_idle_order).username
     return None
+
+
+# How the simulated agents' callers feel (the agent's impression) and take an offer.
+SIM_GRADES = (1, 2, 3, 4, 5)
+SIM_GRADE_WEIGHTS = (0.04, 0.06, 0.2, 0.4, 0.3)
+SIM_TAKE_SHARE = 0.25
+
+
+def sim_wrap_up(rng: random.Random, agent: str, pop: dict[str, Any] | None) -> dict[str, Any]:
+    """A simulated agent's wrap-up: their impression of the caller (mostly 4 or 5) and, when
+    the pop suggested a product the caller may be offered, that first one offered (taken about
+    one time in four), so the demo's reports have offers and grades to count."""
+    body: dict[str, Any] = {
+        "disposition": SIM_DISPOSITION,
+        "notes": f"Simulated call, handled by {agent} (demo).",
+        "satisfaction": rng.choices(SIM_GRADES, SIM_GRADE_WEIGHTS)[0],
+        "satisfaction_kind": "agent",
+    }
+    offerable = [n for n in (pop or {}).get("next_needs") or () if n.get("may_offer", True)]
+    if offerable and offerable[0].get("sku"):
+        taken = rng.random() < SIM_TAKE_SHARE
+        body["offers"] = [
+            {"sku": offerable[0]["sku"], "outcome": "accepted" if taken else "declined"}
+        ]
+    return body

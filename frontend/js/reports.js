@@ -5,7 +5,7 @@
 
 import { loadStrings, locale, t } from "./i18n.js";
 import { Session, wireSignIn } from "./session.js";
-import { h, percent } from "./ui.js";
+import { h, percent, productName } from "./ui.js";
 
 await loadStrings();
 
@@ -106,7 +106,7 @@ function cellOf(column, value) {
     return h("td", { class: `num ${value > 0 ? "change-up" : value < 0 ? "change-down" : ""}` }, signed);
   }
   if (typeof value === "number") return h("td", { class: "num" }, value.toLocaleString(locale()));
-  return h("td", {}, String(value));
+  return h("td", {}, column === "product" ? productName(value) : String(value));
 }
 
 function table(report, data) {

@@ -3,9 +3,11 @@ a page open who are available, people first, the longest available first."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
-from app.calls.demo_floor import SIM_AGENTS, DemoTiming, choose_agent, takes_calls
+from app.calls.demo_floor import SIM_AGENTS, DemoTiming, choose_agent, sim_wrap_up, takes_calls
+from app.calls.schemas import WrapUp
 from app.queues.service import Roster
 from app.queues.stats import QueueStats
 from app.users.directory import Agent
@@ -104,3 +106,21 @@ def test_demo_speed_divides_every_simulated_duration() -> None:
     assert fast.between_calls_s == DemoTiming().between_calls_s / 10
     assert fast.talk_s == (0.5, 1.5)
     assert fast.person_talk_max_s == 60
+
+
+def test_simulated_wrap_ups_grade_the_call_and_offer_the_first_suggestion_allowed() -> None:
+    rng = random.Random(5)
+    pop = {
+        "next_needs": [
+            {"sku": "85123A", "may_offer": False},  # no marketing permission: not offered
+            {"sku": "22423", "may_offer": True},
+        ]
+    }
+    bodies = [WrapUp.model_validate(sim_wrap_up(rng, "sim-amy", pop)) for _ in range(200)]
+    assert {b.satisfaction for b in bodies} == {1, 2, 3, 4, 5}
+    assert all(b.satisfaction_kind == "agent" for b in bodies)
+    assert {o.sku for b in bodies for o in b.offers} == {"22423"}
+    taken = sum(o.outcome == "accepted" for b in bodies for o in b.offers)
+    assert 20 < taken < 80, taken  # about one in four of 200
+    bare = sim_wrap_up(rng, "sim-amy", None)
+    assert "offers" not in bare and WrapUp.model_validate(bare).disposition == "resolved"
