@@ -113,7 +113,8 @@ function table(report, data) {
   if (!data.rows.length) return h("p", { class: "muted" }, t("Nothing to show for this period."));
   return h(
     "div",
-    { class: "table-scroll" },
+    // Focusable, so a table wider than the screen scrolls from the keyboard too.
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": report.title },
     h(
       "table",
       { class: "report-table" },
