@@ -6,7 +6,8 @@ the PostgreSQL runs skip with a message, unless ``SCREENPOP_REQUIRE_POSTGRES=1``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,18 @@ from tests.support.databases import drop_database, new_database
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 TEST_WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_to_closed_streams() -> Iterator[None]:
+    """A command run through CliRunner configures logging on the runner's stream, which is
+    closed after it: such handlers are removed after each test, or every later log line
+    prints a "Logging error" traceback into the next command's output."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
