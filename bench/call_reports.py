@@ -160,6 +160,9 @@ async def time_rollup(url: str, timezone: str) -> dict[str, float]:
     """Seconds of the first roll-up (every ended day) and of one day's (yesterday's again)."""
     engine = create_engine(url)
     try:
+        async with engine.begin() as conn:  # from scratch, as a new install would
+            for table in (*call_rollup.TABLES, CallRollup):
+                await conn.execute(delete(table))
         now = datetime.now(UTC)
         started = time.perf_counter()
         await call_rollup.ensure_rolled_up(engine, timezone, now)

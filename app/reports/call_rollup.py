@@ -36,6 +36,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -118,6 +119,9 @@ async def ensure_rolled_up(
                 name=NAME, timezone=timezone, rolled_to=today, updated_at=utcnow()
             )
         )
+        if conn.dialect.name == "postgresql":  # fresh statistics for the new days' rows
+            for table in TABLES:
+                await conn.execute(text(f"ANALYZE {table.__tablename__}"))
     return RollupReport(first, today, time.perf_counter() - started)
 
 
@@ -212,20 +216,18 @@ async def _roll_month(conn: AsyncConnection, month: date) -> None:
 def spans(table: Rollup, ranges: Sequence[tuple[date, date]]) -> ColumnElement[bool]:
     """The rollup rows covering exactly the local days ``[a, b)`` of each range: whole
     months' rows where a month lies inside the range, days' rows for the rest. Every ``b``
-    must be rolled up (at most ``rolled_to``)."""
+    must be rolled up (at most ``rolled_to``). Each part is one range of the index."""
     found: list[ColumnElement[bool]] = []
     for a, b in ranges:
-        if a >= b:
-            continue
         whole_from = a if a.day == 1 else add_months(a, 1)
         whole_to = add_months(b, 0)
-        days = and_(not_(table.whole_month), table.day >= a, table.day < b)
+        parts = [(False, a, b)]
         if whole_from < whole_to:
-            months = and_(table.whole_month, table.day >= whole_from, table.day < whole_to)
-            outside = or_(table.day < whole_from, table.day >= whole_to)
-            found.append(or_(months, and_(days, outside)))
-        else:
-            found.append(days)
+            parts = [(False, a, whole_from), (True, whole_from, whole_to), (False, whole_to, b)]
+        for whole, since, until in parts:
+            if since < until:
+                span = table.whole_month if whole else not_(table.whole_month)
+                found.append(and_(span, table.day >= since, table.day < until))
     return or_(*found) if found else false()
 
 
