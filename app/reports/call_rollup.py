@@ -54,6 +54,8 @@ NAME = "calls"
 LOCK_KEY = 0x5350_6361_6C6C_7275
 OFFER_COUNTS = ("calls", "offered", "accepted", "not_offered")
 GRADE_COUNTS = ("graded", "grade_sum", "satisfied", "dissatisfied")
+# The lane of whole months' rows summed over every lane: never a queue's name (never empty).
+EVERY_LANE = ""
 TABLES = (OfferProductRollup, OfferAgentRollup, GradeRollup)
 Rollup = type[OfferProductRollup] | type[OfferAgentRollup] | type[GradeRollup]
 
@@ -193,41 +195,52 @@ async def _roll_days(conn: AsyncConnection, tz: ZoneInfo, first: date, stop: dat
 
 
 def _keys_of(table: Rollup) -> list[str]:
+    """The columns a table's rows are kept per, beside the day and the lane."""
     if table is OfferProductRollup:
-        return ["lane", "sku"]
-    return ["lane", "agent"] if table is OfferAgentRollup else ["lane", "agent", "kind"]
+        return ["sku"]
+    return ["agent"] if table is OfferAgentRollup else ["agent", "kind"]
 
 
 async def _roll_month(conn: AsyncConnection, month: date) -> None:
-    """Rows for the whole ``month`` (ended and rolled up by day) in each table: its days' sums."""
+    """Rows for the whole ``month`` (ended and rolled up by day) in each table: its days' sums
+    per lane, and over every lane (``EVERY_LANE``: what an admin reads)."""
     for table in TABLES:
         keys = [table.__table__.c[k] for k in _keys_of(table)]
         counts = GRADE_COUNTS if table is GradeRollup else OFFER_COUNTS
         sums = [func.sum(table.__table__.c[c]) for c in counts]
-        rows = (
-            select(literal(month, Date), true(), *keys, *sums)
-            .where(not_(table.whole_month), table.day >= month, table.day < add_months(month, 1))
-            .group_by(*keys)
-        )
-        columns = ["day", "whole_month", *_keys_of(table), *counts]
-        await conn.execute(insert(table).from_select(columns, rows))
+        columns = ["day", "whole_month", "lane", *_keys_of(table), *counts]
+        days = and_(not_(table.whole_month), table.day >= month, table.day < add_months(month, 1))
+        for lane in (table.lane, literal(EVERY_LANE)):
+            grouped = [*keys, table.lane] if lane is table.lane else keys
+            rows = select(literal(month, Date), true(), lane, *keys, *sums).where(days)
+            await conn.execute(insert(table).from_select(columns, rows.group_by(*grouped)))
 
 
-def spans(table: Rollup, ranges: Sequence[tuple[date, date]]) -> ColumnElement[bool]:
+def _parts(a: date, b: date) -> list[tuple[bool, date, date]]:
+    """Local days ``[a, b)`` as runs of days and of whole months: (whole months?, from, to)."""
+    whole_from = a if a.day == 1 else add_months(a, 1)
+    whole_to = add_months(b, 0)
+    if whole_from >= whole_to:
+        return [(False, a, b)]
+    return [(False, a, whole_from), (True, whole_from, whole_to), (False, whole_to, b)]
+
+
+def spans(table: Rollup, ranges: Sequence[tuple[date, date]], every: bool) -> ColumnElement[bool]:
     """The rollup rows covering exactly the local days ``[a, b)`` of each range: whole
-    months' rows where a month lies inside the range, days' rows for the rest. Every ``b``
-    must be rolled up (at most ``rolled_to``). Each part is one range of the index."""
+    months' rows where a month lies inside the range (those over ``EVERY_LANE`` when
+    ``every``, else those per lane), days' rows for the rest. Every ``b`` must be rolled up
+    (at most ``rolled_to``). Each part is one range of an index."""
     found: list[ColumnElement[bool]] = []
     for a, b in ranges:
-        whole_from = a if a.day == 1 else add_months(a, 1)
-        whole_to = add_months(b, 0)
-        parts = [(False, a, b)]
-        if whole_from < whole_to:
-            parts = [(False, a, whole_from), (True, whole_from, whole_to), (False, whole_to, b)]
-        for whole, since, until in parts:
-            if since < until:
-                span = table.whole_month if whole else not_(table.whole_month)
-                found.append(and_(span, table.day >= since, table.day < until))
+        for whole, since, until in _parts(a, b):
+            if since >= until:
+                continue
+            days = and_(table.day >= since, table.day < until)
+            if not whole:
+                found.append(and_(not_(table.whole_month), days))
+            else:
+                lane = table.lane == EVERY_LANE if every else table.lane != EVERY_LANE
+                found.append(and_(table.whole_month, lane, days))
     return or_(*found) if found else false()
 
 
@@ -241,7 +254,7 @@ def offer_rows(
     ).expression
     stmt = (
         select(key.label("key"), *(func.sum(table.__table__.c[c]).label(c) for c in OFFER_COUNTS))
-        .where(spans(table, ranges))
+        .where(spans(table, ranges, lanes is None))
         .group_by(key)
     )
     return stmt if lanes is None else stmt.where(in_lanes(table.lane, lanes))
@@ -255,7 +268,8 @@ def grade_rows(
     kind: str | None,
 ) -> Select[Any]:
     """Grades per ``month`` (an expression of ``report_grades.day``) and lane or agent
-    (``key``) over the rolled-up days of ``ranges``, with ``grade_counts``'s columns."""
+    (``key``) over the rolled-up days of ``ranges``, with ``grade_counts``'s columns. (By
+    queue the rows per lane are read, whoever asks.)"""
     key = GradeRollup.lane if by == "queue" else GradeRollup.agent
     stmt: Select[Any] = (
         select(
@@ -266,7 +280,7 @@ def grade_rows(
             func.sum(GradeRollup.satisfied).label("satisfied"),
             func.sum(GradeRollup.dissatisfied).label("dissatisfied"),
         )
-        .where(spans(GradeRollup, ranges))
+        .where(spans(GradeRollup, ranges, every=lanes is None and by != "queue"))
         .group_by(month, key)
     )
     if kind is not None:

@@ -65,7 +65,9 @@ class CallRollup(Base):
 
 class _RollupRow:
     """A rollup row: a local ``day``, or the whole month starting on ``day`` (``whole_month``),
-    and the queue lane of the wrap-ups summed (``unrouted`` for none)."""
+    and the queue lane of the wrap-ups summed (``unrouted`` for none; a whole month's rows are
+    also kept summed over every lane, ``call_rollup.EVERY_LANE``). Read by day range, and by
+    lane and day range for a supervisor's queues."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date)
@@ -77,7 +79,10 @@ class OfferProductRollup(_RollupRow, Base):
     """Offers per lane and product (``sku`` as the wrap-up recorded it)."""
 
     __tablename__ = "report_offer_products"
-    __table_args__ = (Index("ix_report_offer_products_span", "whole_month", "day"),)
+    __table_args__ = (
+        Index("ix_report_offer_products_span", "whole_month", "day"),
+        Index("ix_report_offer_products_lane_span", "whole_month", "lane", "day"),
+    )
 
     sku: Mapped[str] = mapped_column(Text)
     calls: Mapped[int] = mapped_column(Integer)
@@ -90,7 +95,10 @@ class OfferAgentRollup(_RollupRow, Base):
     """Offers per lane and agent."""
 
     __tablename__ = "report_offer_agents"
-    __table_args__ = (Index("ix_report_offer_agents_span", "whole_month", "day"),)
+    __table_args__ = (
+        Index("ix_report_offer_agents_span", "whole_month", "day"),
+        Index("ix_report_offer_agents_lane_span", "whole_month", "lane", "day"),
+    )
 
     agent: Mapped[str | None] = mapped_column(String(64))
     calls: Mapped[int] = mapped_column(Integer)
@@ -103,7 +111,10 @@ class GradeRollup(_RollupRow, Base):
     """Graded wrap-ups per lane, agent and kind of grade (caller or agent)."""
 
     __tablename__ = "report_grades"
-    __table_args__ = (Index("ix_report_grades_span", "whole_month", "day"),)
+    __table_args__ = (
+        Index("ix_report_grades_span", "whole_month", "day"),
+        Index("ix_report_grades_lane_span", "whole_month", "lane", "day"),
+    )
 
     agent: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str | None] = mapped_column(String(8))

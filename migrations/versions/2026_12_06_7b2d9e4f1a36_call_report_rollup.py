@@ -16,7 +16,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BATCH = 50_000
-SPAN = ("whole_month", "day")
 
 
 def _rollup_table(name: str, *columns: sa.Column[object]) -> None:
@@ -29,7 +28,8 @@ def _rollup_table(name: str, *columns: sa.Column[object]) -> None:
         *columns,
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{name}")),
     )
-    op.create_index(f"ix_{name}_span", name, list(SPAN), unique=False)
+    op.create_index(f"ix_{name}_span", name, ["whole_month", "day"], unique=False)
+    op.create_index(f"ix_{name}_lane_span", name, ["whole_month", "lane", "day"], unique=False)
 
 
 def _counts(*names: str) -> list[sa.Column[object]]:
@@ -81,6 +81,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ("report_grades", "report_offer_agents", "report_offer_products"):
+        op.drop_index(f"ix_{name}_lane_span", table_name=name)
         op.drop_index(f"ix_{name}_span", table_name=name)
         op.drop_table(name)
     op.drop_table("report_call_rollups")
