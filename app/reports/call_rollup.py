@@ -121,7 +121,8 @@ async def ensure_rolled_up(
                 name=NAME, timezone=timezone, rolled_to=today, updated_at=utcnow()
             )
         )
-        if conn.dialect.name == "postgresql":  # fresh statistics for the new days' rows
+        if conn.dialect.name == "postgresql" and (today - first).days > 31:
+            # Statistics for a first roll-up's rows at once (autovacuum sees to the days').
             for table in TABLES:
                 await conn.execute(text(f"ANALYZE {table.__tablename__}"))
     return RollupReport(first, today, time.perf_counter() - started)
