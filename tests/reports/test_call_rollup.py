@@ -33,7 +33,11 @@ QUEUES = ["sales", "support", None]
 AGENTS = ["alice", "bob", "carol"]
 SKUS = ["P1", "P2", "P3"]
 OUTCOMES = ["accepted", "declined", "not_offered"]
-LANES: list[frozenset[str] | None] = [None, frozenset({"sales", "unrouted"}), frozenset({"support"})]
+LANES: list[frozenset[str] | None] = [
+    None,  # an admin
+    frozenset({"sales", "unrouted"}),  # a supervisor of sales
+    frozenset({"support"}),
+]
 
 
 def wrap_ups(first: datetime, last: datetime, count: int, seed: int) -> list[Interaction]:
