@@ -86,7 +86,7 @@ async def ensure_rolled_up(
 
     Cheap when there is nothing to do (one read). On PostgreSQL one instance at a time rolls
     up (an advisory lock; the others answer from what is rolled up and the wrap-ups); on
-    SQLite writers queue. None when nothing was done."""
+    SQLite writers queue. None when it had nothing to do or another instance was at it."""
     today = now.astimezone(ZoneInfo(timezone)).date()
     async with engine.connect() as conn:
         state = (
@@ -106,8 +106,6 @@ async def ensure_rolled_up(
                 update(CallRollup).where(CallRollup.name == NAME).values(updated_at=utcnow())
             )
         first = await _first_day(conn, timezone, today)
-        if first >= today:
-            return None
         day = first
         while day < today:
             stop = min(add_months(day, 1), today)
@@ -125,7 +123,7 @@ async def ensure_rolled_up(
             # Statistics for a first roll-up's rows at once (autovacuum sees to the days').
             for table in TABLES:
                 await conn.execute(text(f"ANALYZE {table.__tablename__}"))
-    return RollupReport(first, today, time.perf_counter() - started)
+    return RollupReport(first, today, time.perf_counter() - started) if first < today else None
 
 
 async def _first_day(conn: AsyncConnection, timezone: str, today: date) -> date:

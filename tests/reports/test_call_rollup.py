@@ -7,6 +7,7 @@ must be equal, for every report, scope, range and kind tried.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
@@ -22,7 +23,7 @@ from app.customers.models import Interaction, Product
 from app.db import utcnow
 from app.reports import call_reports as reports
 from app.reports import call_rollup as rollup
-from app.reports.models import GradeRollup, OfferAgentRollup, OfferProductRollup
+from app.reports.models import CallRollup, GradeRollup, OfferAgentRollup, OfferProductRollup
 from app.settings import Settings
 from tests.queues.test_router import App, add_users, running
 
@@ -166,6 +167,18 @@ async def test_another_timezone_rolls_up_again(shop: AsyncEngine) -> None:
     assert done is not None  # from the first wrap-up's day there, as if never rolled up
     assert done.first == oldest.astimezone(ZoneInfo("America/New_York")).date()
     period = reports.Period.of(date(2026, 2, 10), None, "America/New_York", NOW)
+    for raw, rolled in await both_ways(shop, period, NOW.date()):
+        assert rolled == raw
+
+
+async def test_two_roll_ups_at_once_count_each_day_once(shop: AsyncEngine) -> None:
+    async with AsyncSession(shop) as session:
+        for table in (*rollup.TABLES, CallRollup):
+            await session.execute(delete(table))
+        await session.commit()
+    done = await asyncio.gather(*(rollup.ensure_rolled_up(shop, LONDON, NOW) for _ in range(3)))
+    assert sum(d is not None for d in done) == 1  # the others found it taken, or done
+    period = reports.Period.of(date(2026, 1, 1), None, LONDON, NOW)
     for raw, rolled in await both_ways(shop, period, NOW.date()):
         assert rolled == raw
 
