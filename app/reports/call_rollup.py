@@ -68,6 +68,13 @@ class RollupReport:
     rolled_to: date
     seconds: float
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "first": self.first.isoformat(),
+            "rolled_to": self.rolled_to.isoformat(),
+            "seconds": round(self.seconds, 2),
+        }
+
 
 async def rolled_to(session: AsyncSession, timezone: str) -> date | None:
     """The first local day not rolled up, when the rollup was cut in ``timezone``."""
