@@ -4,7 +4,8 @@ One query per report family, grouped by the caller's keys: the live part of a re
 not rolled up yet) groups by product, agent, queue or month; the rollup (``call_rollup``) by
 local day, lane and product, agent or grade kind. The queue is the wrap-up's own
 (``queue_of_wrap_up``: ``interactions.queue``, the call's when it was wrapped up; null is the
-``unrouted`` lane), so no report reads the ``calls`` table.
+``unrouted`` lane), so the reports do not join ``calls``: a call is looked up only for a
+touch point written without a queue.
 """
 
 from __future__ import annotations
