@@ -9,9 +9,10 @@ server; dropped at the end unless ``--keep``; ``--reuse`` measures a kept one ag
 last 365 days, each on its own call but one in twenty a second leg of a transferred call
 (3 % of calls name no queue); a third carry one to three offers (accepted, declined or not
 offered), two in five a grade (1-5, by the caller or the agent).
-Then asks the API (the app with its lifespan, over ASGI) for each report over the last month
-and over the last year, as an admin (every queue) and as a supervisor of three queues, and
-prints p50/p99/max in milliseconds and one JSON line.
+Then rolls up the ended days (``call_rollup.ensure_rolled_up``: the first roll-up, timed; then
+yesterday again, the daily increment, timed), asks the API (the app with its lifespan, over
+ASGI) for each report over the last month and over the last year, as an admin (every queue)
+and as a supervisor of three queues, and prints p50/p99/max in milliseconds and one JSON line.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
-from sqlalchemy import insert, text
+from sqlalchemy import and_, delete, insert, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrate
 from app.db import create_engine
 from app.main import create_app
+from app.reports import call_rollup
+from app.reports.call_period import add_months
+from app.reports.models import CallRollup
 from app.settings import Settings
 from app.users import security
 from app.users.models import User
@@ -64,10 +69,13 @@ FILL_SQL = [
            SELECT g, random() AS graded, random() AS offers, random() AS at
            FROM generate_series({lo}, {hi}) g
        )
-       INSERT INTO interactions (customer_id, channel, call_id, agent, disposition,
+       INSERT INTO interactions (customer_id, channel, call_id, agent, queue, disposition,
            satisfaction, satisfaction_kind, offer_outcomes, created_at)
        SELECT NULL, 'phone', 'bench:' || (CASE WHEN g % 20 = 1 THEN g - 1 ELSE g END),
-              'agent' || ((g / 20 * 37 + g % 20 * 53) % {agents}), 'done',
+              'agent' || ((g / 20 * 37 + g % 20 * 53) % {agents}),
+              (SELECT queue FROM calls
+               WHERE id = 'bench:' || (CASE WHEN g % 20 = 1 THEN g - 1 ELSE g END)),
+              'done',
               CASE WHEN graded < 0.4 THEN 1 + floor(graded * 12.5) END,
               CASE WHEN graded < 0.1 THEN 'caller' WHEN graded < 0.4 THEN 'agent' END,
               CASE WHEN offers < 0.33 THEN (
@@ -148,12 +156,43 @@ def cases(today: date) -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
+async def time_rollup(url: str, timezone: str) -> dict[str, float]:
+    """Seconds of the first roll-up (every ended day) and of one day's (yesterday's again)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:  # from scratch, as a new install would
+            for table in (*call_rollup.TABLES, CallRollup):
+                await conn.execute(delete(table))
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        await call_rollup.ensure_rolled_up(engine, timezone, now)
+        first = time.perf_counter() - started
+        today = now.astimezone(ZoneInfo(timezone)).date()
+        yesterday = today - timedelta(days=1)
+        async with engine.begin() as conn:  # forget yesterday (and its month, if it ended)
+            for table in call_rollup.TABLES:
+                await conn.execute(
+                    delete(table).where(
+                        or_(
+                            table.day == yesterday,
+                            and_(table.whole_month, table.day == add_months(yesterday, 0)),
+                        )
+                    )
+                )
+            await conn.execute(update(CallRollup).values(rolled_to=yesterday))
+        started = time.perf_counter()
+        await call_rollup.ensure_rolled_up(engine, timezone, now)
+        return {"first_s": round(first, 2), "one_day_s": round(time.perf_counter() - started, 3)}
+    finally:
+        await engine.dispose()
+
+
 async def measure(url: str, samples: int) -> dict[str, Any]:
     settings = Settings(database_url=url, jwt_secret=JWT_SECRET, log_json=False)
+    results: dict[str, Any] = {"rollup": await time_rollup(url, settings.timezone)}
     app = create_app(settings)
     key = settings.jwt_key()
     users = {"admin": ("root", "admin"), "supervisor of 3 queues": ("sam", "supervisor")}
-    results: dict[str, Any] = {}
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
@@ -180,8 +219,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.reuse:
         base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         url = f"{base}/{args.database}"
+        started = time.perf_counter()
         await migrate.upgrade_async(url)
-        return {"database": args.database, **await measure(url, args.samples)}
+        migrated = round(time.perf_counter() - started, 1)
+        return {
+            "database": args.database,
+            "migrate_s": migrated,
+            **await measure(url, args.samples),
+        }
     async with database(args.database, args.keep) as url:
         await migrate.upgrade_async(url)
         engine = create_engine(url)
@@ -202,6 +247,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     result = asyncio.run(main(args))
     for label, f in result.items():
-        if isinstance(f, dict):
+        if isinstance(f, dict) and "p50" in f:
             print(f"{label:>50}: p50 {f['p50']} ms  p99 {f['p99']} ms  max {f['max']} ms")
     print(json.dumps(result))

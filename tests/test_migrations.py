@@ -76,3 +76,41 @@ async def test_customer_emails_are_filled_from_the_addresses_customers_have(
     finally:
         await engine.dispose()
         await drop_database(url)
+
+
+async def test_wrap_ups_get_their_calls_queue(backend: str, tmp_path: Path) -> None:
+    url = await new_database(backend, tmp_path)
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade_async(url, "c4e8a2f6b913")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO calls (id, source, channel, state, caller_raw, caller_withheld,"
+                    " queue, offered_to, match, pop_version, first_seen_at, version) VALUES"
+                    " ('g:1', 'g', 'phone', 'ended', '', false, 'sales', '[]', '{}', 1,"
+                    " CURRENT_TIMESTAMP, 1),"
+                    " ('g:2', 'g', 'phone', 'ended', '', false, NULL, '[]', '{}', 1,"
+                    " CURRENT_TIMESTAMP, 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO interactions (id, channel, call_id, agent, offer_outcomes,"
+                    " created_at) VALUES"
+                    " (1, 'phone', 'g:1', 'alice', '[]', CURRENT_TIMESTAMP),"
+                    " (2, 'phone', 'g:1', 'bob', '[]', CURRENT_TIMESTAMP),"
+                    " (3, 'phone', 'g:2', 'alice', '[]', CURRENT_TIMESTAMP),"
+                    " (4, 'phone', NULL, 'alice', '[]', CURRENT_TIMESTAMP),"
+                    " (5, 'phone', 'g:gone', 'alice', '[]', CURRENT_TIMESTAMP)"
+                )
+            )
+        await migrate.upgrade_async(url)
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT id, queue FROM interactions ORDER BY id"))
+            rows = [tuple(r) for r in found]
+        # Both legs of g:1 in sales; a call with no queue, no call, a purged call: unrouted.
+        assert rows == [(1, "sales"), (2, "sales"), (3, None), (4, None), (5, None)]
+    finally:
+        await engine.dispose()
+        await drop_database(url)

@@ -289,7 +289,9 @@ class AgentActions:
                 "created_at": utcnow(),
             }
             try:
-                interaction_id = await repo.insert_interaction(session, values)
+                # The call's queue is kept on the touch point for the call reports.
+                row = {**values, "queue": call["queue"]}
+                interaction_id = await repo.insert_interaction(session, row)
                 await drafts.clear_draft(session, call_id, principal.username)
                 # Journal back to the systems of record: in this same transaction.
                 await outbox.enqueue_wrapup(session, self.sources, call, values)

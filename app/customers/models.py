@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime, utcnow
+from telephony.events import QUEUE_MAX
 
 CUSTOMER_TYPES = ("consumer", "industrial", "institutional", "government")
 
@@ -187,6 +188,9 @@ class Interaction(Base):
     channel: Mapped[str] = mapped_column(String(20), default="phone")
     call_id: Mapped[str | None] = mapped_column(String(200))
     agent: Mapped[str | None] = mapped_column(String(64))
+    # The call's queue when it was wrapped up (null: unrouted, or no call): the call reports
+    # read it here, so they never join ``calls`` and a purged call keeps its queue.
+    queue: Mapped[str | None] = mapped_column(String(QUEUE_MAX))
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)

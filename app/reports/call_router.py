@@ -10,20 +10,30 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.deps import SessionDep, StateDep
 from app.queues import service as queues
 from app.reports import call_reports as reports
+from app.reports import call_rollup as rollup
 from app.reports import tables
+from app.state import State
 from app.users.deps import CurrentSupervisor
 
 router = APIRouter(tags=["reports"])
 
 
-def _period(start: date | None, end: date | None, timezone: str) -> reports.Period:
+async def _prepare(
+    state: State, session: AsyncSession, start: date | None, end: date | None
+) -> tuple[reports.Period, date | None]:
+    """The period asked for (a 422 if upside down), after rolling up the days that have ended
+    since the last request: and the first local day not rolled up."""
     tables.check_range(start, end)
-    return reports.Period.of(start, end, timezone, datetime.now(UTC))
+    timezone = state["settings"].timezone
+    now = datetime.now(UTC)
+    await rollup.ensure_rolled_up(state["engine"], timezone, now)
+    return reports.Period.of(start, end, timezone, now), await rollup.rolled_to(session, timezone)
 
 
 @router.get("/api/reports/offers", response_model=None)
@@ -39,9 +49,9 @@ async def offers(
     """Offers made in calls, per product or per agent: ``offered`` (accepted + declined),
     ``accepted``, ``conversion_rate`` (accepted / offered), ``calls`` (wrap-ups with an offer
     made) and, apart, ``not_offered``. Default range: the last twelve months."""
-    period = _period(start, end, state["settings"].timezone)
+    period, rolled_to = await _prepare(state, session, start, end)
     scope = await queues.scope_for(session, principal)
-    rows = await reports.offers_report(session, period, by, scope.queues)
+    rows = await reports.offers_report(session, period, by, scope.queues, rolled_to)
     return tables.answer("offers", reports.OFFER_COLUMNS[by], rows, format, by=by, **period.about())
 
 
@@ -62,8 +72,8 @@ async def satisfaction(
     """Satisfaction per local month and per queue or agent: ``graded``, ``average`` (1..5),
     ``satisfied_share`` (4-5), ``dissatisfied_share`` (1-2) and ``change`` of the average
     against the previous month. Default range: the last twelve months."""
-    period = _period(start, end, state["settings"].timezone)
+    period, rolled_to = await _prepare(state, session, start, end)
     scope = await queues.scope_for(session, principal)
-    rows = await reports.satisfaction_report(session, period, by, scope.queues, kind)
+    rows = await reports.satisfaction_report(session, period, by, scope.queues, kind, rolled_to)
     columns = reports.SATISFACTION_COLUMNS[by]
     return tables.answer("satisfaction", columns, rows, format, by=by, kind=kind, **period.about())

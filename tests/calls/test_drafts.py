@@ -200,7 +200,11 @@ async def test_the_wrapup_checks_the_queue_keeps_whose_grade_and_clears_the_draf
     draft = (await client.get("/api/calls/generic:w1/draft", headers=bearer("alice"))).json()
     assert draft["wrapped_up"] is True and draft["notes"] is None
     async with AsyncSession(clean_engine) as session:
-        kind = await session.scalar(
-            select(Interaction.satisfaction_kind).where(Interaction.call_id == "generic:w1")
-        )
-    assert kind == "caller"
+        kind, queue = (
+            await session.execute(
+                select(Interaction.satisfaction_kind, Interaction.queue).where(
+                    Interaction.call_id == "generic:w1"
+                )
+            )
+        ).one()
+    assert (kind, queue) == ("caller", "sales")  # the call's queue, kept for the reports

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from typer.testing import CliRunner
 
 from app import demo, migrate
 from app.cli import cli
 from app.customers.importer import import_orders
+from app.customers.models import Interaction
 from app.db import create_engine
 from app.insights.models import CustomerInsight
 from app.insights.train import train
@@ -78,6 +79,10 @@ def test_reports_refresh_command(database: str, tmp_path: Path) -> None:
         engine = create_engine(database)
         try:
             await hand_shop.load(engine, tmp_path)
+            async with AsyncSession(engine) as session:  # a wrap-up three days ago
+                recorded = datetime.now(UTC) - timedelta(days=3)
+                session.add(Interaction(agent="alice", disposition="done", created_at=recorded))
+                await session.commit()
         finally:
             await engine.dispose()
 
@@ -94,6 +99,9 @@ def test_reports_refresh_command(database: str, tmp_path: Path) -> None:
     summary = json.loads(result.output.strip().splitlines()[-1])
     # As of the newest order (F's, Apr 20): April is the last month.
     assert summary["as_of"] == "2011-04-20" and summary["customers"] == 6
+    today = datetime.now(ZoneInfo(get_settings().timezone)).date()
+    rolled = summary["call_rollup"]  # the call reports' rollup, from that wrap-up's day
+    assert rolled["rolled_to"] == today.isoformat() and rolled["first"] < today.isoformat()
     months = asyncio.run(read())
     assert {m.month.isoformat()[:7] for m in months} == {"2011-01", "2011-02", "2011-03", "2011-04"}
     assert {m.defection_intervals for m in months} == {4.0}  # SCREENPOP_DEFECTION_INTERVALS
