@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -54,11 +55,14 @@ class Server(Protocol):
     def stop(self) -> None: ...
 
 
-def tree_hash(python: str) -> str:
-    """``PASSWORD`` hashed by the code of the tree ``python`` runs: each side of an A/B then
-    verifies hashes with its own argon2 parameters (a hash carries them)."""
+def tree_hash(python: str, tree: Path) -> str:
+    """``PASSWORD`` hashed by the code of ``tree`` (run by its ``python``, from the tree, so
+    ``import app`` finds that tree's): each side of an A/B then verifies hashes with its own
+    argon2 parameters (a hash carries them)."""
     code = f"from app.users.security import hash_password; print(hash_password({PASSWORD!r}))"
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, cwd=tree
+    )
     return done.stdout.strip()
 
 
@@ -156,15 +160,16 @@ def verify_cost_ms(rounds: int = 5) -> dict[str, float]:
 
 
 async def measure(
-    server: Server, url: str, args: argparse.Namespace, python: str
+    server: Server, url: str, args: argparse.Namespace, python: str, tree: Path
 ) -> dict[str, Any]:
     """One run: a fresh database, the server started on it, then ``args.blocks`` pairs of a
     quiet block and a storm block (each ``args.duration / args.blocks`` seconds; a storm
     block ends when its last sign-in is answered), so slow changes in the machine's load
     fall on both phases alike. The PBX and the agents signing in are separate clients.
-    ``python`` is the served tree's interpreter, whose code hashes the users' password."""
+    ``python`` and ``tree`` are the served tree's interpreter and code, which hash the users'
+    password."""
     await migrate.upgrade_async(url)
-    await add_users(url, args.users, await asyncio.to_thread(tree_hash, python))
+    await add_users(url, args.users, await asyncio.to_thread(tree_hash, python, tree))
     load = os.getloadavg()[0]
     await asyncio.to_thread(server.start, 90)
     block_s = args.duration / args.blocks
@@ -222,11 +227,11 @@ async def run(args: argparse.Namespace, old: RevisionTree | None) -> dict[str, A
             try:
                 if side == "old" and old is not None:
                     server: Server = TreeServer(old.python, old.path, server_env(url))
-                    python = str(old.python)
+                    python, tree = str(old.python), old.path
                 else:
                     server = ServerProcess(server_env(url))
-                    python = sys.executable
-                result = await measure(server, url, args, python)
+                    python, tree = sys.executable, ROOT
+                result = await measure(server, url, args, python, tree)
             finally:
                 await drop_pg_database(url)
             runs[side].append(result)
