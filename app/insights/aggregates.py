@@ -51,6 +51,8 @@ class Aggregates:
     item_first: Floats
     item_last: Floats
     habits: Habits  # repeat and price statistics (habits.py)
+    basket_order: Ints  # one row per (order, product): the baskets
+    basket_item: Ints
 
     @property
     def pair_key(self) -> Ints:
@@ -170,4 +172,6 @@ def aggregate(history: History, day: float) -> Aggregates:
         item_first=item_first,
         item_last=item_last,
         habits=compute(purchases, day, HORIZON_DAYS),
+        basket_order=po % n_orders,
+        basket_item=po_key % n_i,
     )

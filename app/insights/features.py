@@ -35,7 +35,7 @@ FEATURES: tuple[str, ...] = (
     "knn_wide", "pop_rank", "season_rank", "words", "sibling",
     "is_new",
     "pair_orders_since", "pair_decay", "pair_price", "item_price", "item_rebuy",
-    "item_rebuy_n", "cust_repeat", "cust_basket", "price_fit",
+    "item_rebuy_n", "cust_repeat", "cust_basket", "price_fit", "als", "als_rank", "basket",
 )  # fmt: skip
 
 REASON_GROUP: dict[str, str] = {
@@ -46,8 +46,10 @@ REASON_GROUP: dict[str, str] = {
     **dict.fromkeys(
         ("pair_season", "season_rank", "item_season", "item_lift", "knn_season"), "season"
     ),
-    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling"), "goes_with"),
-    **dict.fromkeys(("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide"), "neighbours"),
+    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling", "basket"), "goes_with"),
+    **dict.fromkeys(
+        ("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide", "als", "als_rank"), "neighbours"
+    ),
     **dict.fromkeys(
         ("item_recent", "item_month", "item_all", "pop_rank", "item_adopters"), "popular"
     ),
@@ -193,6 +195,9 @@ def build(agg: Aggregates, cand: Candidates, skus: list[str] | None = None) -> F
             siblings_bought(agg, sibling_groups(skus), c, i) if skus else np.zeros(len(c)),
             cand.is_new.astype(np.float64),
             *_habit_columns(agg, c, i, pos, n),
+            cand.als,
+            cand.als_rank,
+            cand.basket,
         ]
     x = np.column_stack(columns) if len(c) else np.zeros((0, len(FEATURES)))
     x[~np.isfinite(x)] = np.nan

@@ -34,6 +34,8 @@ ROUNDS = 100
 # the seed, their mean less so.
 SEEDS = (7, 8, 9)
 NEGATIVE_SHARE = 0.5
+# The "any" ranker's objective (the cross-sell one is always binary).
+ANY_OBJECTIVE = "lambdarank"
 PARAMS: dict[str, object] = {
     "objective": "binary",
     "learning_rate": 0.1,
@@ -149,7 +151,9 @@ def _dataset(windows: list[Window], only_new: bool) -> tuple[lgb.Dataset, int] |
     return data, len(y_all)
 
 
-def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ensemble:
+def _fit(
+    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, objective: str = "binary"
+) -> Ensemble:
     total = ROUNDS * len(SEEDS)
     say(stage, 0, total)
     boosters = []
@@ -158,7 +162,7 @@ def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ense
         def report(_stage: str, done: int, _total: int, before: int = n * ROUNDS) -> None:
             say(stage, before + done, total)
 
-        boosters.append(_train(found, stage, report, seed))
+        boosters.append(_train(found, stage, report, seed, objective))
         if found is None:
             break  # the constant model needs no siblings
     say(stage, total, total)  # also when the trees ran out of splits early
@@ -166,7 +170,7 @@ def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ense
 
 
 def _train(
-    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, seed: int
+    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, seed: int, objective: str
 ) -> lgb.Booster:
     if found is None:
         # Too little history to learn from: a constant model (every score 0, ties by generator).
@@ -182,7 +186,7 @@ def _train(
     # Small shops (tests, a new install) still get splits; big ones get smooth leaves.
     data, rows = found
     leaf = max(5, min(100, rows // 500))
-    params = {**PARAMS, "min_data_in_leaf": leaf, "seed": seed}
+    params = {**PARAMS, "min_data_in_leaf": leaf, "seed": seed, "objective": objective}
     return lgb.train(params, data, num_boost_round=ROUNDS, callbacks=[tick])
 
 
@@ -195,6 +199,8 @@ def fit_rankers(history: History, now: float, say: Report = silent) -> Rankers:
     for n, offset in enumerate(WINDOW_OFFSETS, start=1):
         windows.append(window_rows(history, now - offset, words))
         say(stage, n, len(WINDOW_OFFSETS))
-    any_model = _fit(_dataset(windows, only_new=False), "fitting the any-product ranker", say)
+    any_model = _fit(
+        _dataset(windows, only_new=False), "fitting the any-product ranker", say, ANY_OBJECTIVE
+    )
     cross_model = _fit(_dataset(windows, only_new=True), "fitting the cross-sell ranker", say)
     return Rankers(any_model, cross_model)
