@@ -122,7 +122,9 @@ def compute(p: Purchases, day: float, horizon: float) -> Habits:
     with np.errstate(invalid="ignore", divide="ignore"):
         return Habits(
             pair_orders_since=since,
-            pair_decay=np.bincount(p.po_pair, weights=ORDER_DECAY**after, minlength=n_pairs),
+            pair_decay=np.bincount(p.po_pair, weights=ORDER_DECAY**after, minlength=n_pairs).astype(
+                np.float64
+            ),
             pair_price=paid / np.maximum(line_count, 1.0),
             item_price=item_price,
             item_rebuy=_rebuy(p, day, horizon),

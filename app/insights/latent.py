@@ -31,16 +31,16 @@ def als_factors(weights: sparse.csr_matrix) -> tuple[F32, F32]:
     n_c, n_i = weights.shape
     if weights.nnz == 0 or min(n_c, n_i) < 2:
         return np.zeros((n_c, 1), np.float32), np.zeros((n_i, 1), np.float32)
-    model = AlternatingLeastSquares(
-        factors=min(FACTORS, n_i - 1),
-        regularization=REGULARIZATION,
-        alpha=ALPHA,
-        iterations=ITERATIONS,
-        num_threads=1,
-        random_state=SEED,
-    )
-    # One BLAS thread: implicit asks for it, and the fit stays reproducible.
+    # One BLAS thread: implicit asks for it (and warns otherwise); the fit stays reproducible.
     with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=min(FACTORS, n_i - 1),
+            regularization=REGULARIZATION,
+            alpha=ALPHA,
+            iterations=ITERATIONS,
+            num_threads=1,
+            random_state=SEED,
+        )
         model.fit(sparse.csr_matrix(weights, dtype=np.float32), show_progress=False)
     return (
         np.asarray(model.user_factors, dtype=np.float32),
