@@ -47,9 +47,8 @@ REASON_GROUP: dict[str, str] = {
         ("pair_season", "season_rank", "item_season", "item_lift", "knn_season"), "season"
     ),
     **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling", "basket"), "goes_with"),
-    **dict.fromkeys(
-        ("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide", "als", "als_rank"), "neighbours"
-    ),
+    **dict.fromkeys(("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide"), "neighbours"),
+    **dict.fromkeys(("als", "als_rank"), "taste"),
     **dict.fromkeys(
         ("item_recent", "item_month", "item_all", "pop_rank", "item_adopters"), "popular"
     ),

@@ -1,10 +1,12 @@
 """The learned rankers: LightGBM over candidates, fitted on past time windows.
 
-Two models share the features (``features.FEATURES``); each is the mean log-odds of boosters
-fitted with ``SEEDS`` (binary log-loss: it measured better than ``lambdarank`` here):
+Two models share the features (``features.FEATURES``); each is the mean raw score of boosters
+fitted with ``SEEDS``:
 - **any**: every candidate (bought before or not), relevance = bought in the following
-  ``HORIZON_DAYS``; it orders the customer's list;
-- **cross**: never-bought candidates only, same relevance; it orders the cross-sell picks.
+  ``HORIZON_DAYS``, objective ``ANY_OBJECTIVE`` (``lambdarank`` over each customer's
+  candidates: it measured better than binary log-loss for this list); it orders the list;
+- **cross**: never-bought candidates only, same relevance, binary log-loss (its log-odds add
+  to the "any" score); it orders the cross-sell picks.
 
 Training windows end ``WINDOW_OFFSETS`` days before "now": features as of the window's start,
 labels from the horizon that follows, learners = customers who bought something in it (as in
@@ -54,7 +56,8 @@ PARAMS: dict[str, object] = {
 
 
 class Ensemble:
-    """Boosters whose mean log-odds is the score; ``predict`` gives its probability."""
+    """Boosters whose mean raw score (log-odds for binary ones) is the score; ``predict``
+    gives its sigmoid (a probability for binary boosters, a 0..1 ranking score otherwise)."""
 
     def __init__(self, boosters: list[lgb.Booster]) -> None:
         self.boosters = boosters
