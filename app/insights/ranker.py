@@ -30,6 +30,8 @@ from app.insights.history import Bools, Floats, History, Ints
 from app.insights.progress import Report, silent
 
 WINDOW_OFFSETS = (60.0, 120.0, 364.0)
+# The cross-sell ranker's windows (its rows are the fewer never-bought candidates).
+CROSS_WINDOW_OFFSETS = (60.0, 90.0, 120.0, 150.0, 364.0)
 ROUNDS = 100
 # Each ranker is the mean log-odds of this many boosters fitted with different seeds (the
 # row and feature sampling differ): one booster's list moves by about a point of HR@10 with
@@ -196,14 +198,15 @@ def _train(
 def fit_rankers(history: History, now: float, say: Report = silent) -> Rankers:
     """Build the training windows and fit both rankers."""
     words = features.word_matrix(history.names)
-    windows = []
+    offsets = sorted(set(WINDOW_OFFSETS) | set(CROSS_WINDOW_OFFSETS))
+    windows: dict[float, Window] = {}
     stage = "training windows"
-    say(stage, 0, len(WINDOW_OFFSETS))
-    for n, offset in enumerate(WINDOW_OFFSETS, start=1):
-        windows.append(window_rows(history, now - offset, words))
-        say(stage, n, len(WINDOW_OFFSETS))
-    any_model = _fit(
-        _dataset(windows, only_new=False), "fitting the any-product ranker", say, ANY_OBJECTIVE
-    )
-    cross_model = _fit(_dataset(windows, only_new=True), "fitting the cross-sell ranker", say)
+    say(stage, 0, len(offsets))
+    for n, offset in enumerate(offsets, start=1):
+        windows[offset] = window_rows(history, now - offset, words)
+        say(stage, n, len(offsets))
+    any_rows = _dataset([windows[o] for o in WINDOW_OFFSETS], only_new=False)
+    any_model = _fit(any_rows, "fitting the any-product ranker", say, ANY_OBJECTIVE)
+    cross_rows = _dataset([windows[o] for o in CROSS_WINDOW_OFFSETS], only_new=True)
+    cross_model = _fit(cross_rows, "fitting the cross-sell ranker", say)
     return Rankers(any_model, cross_model)
