@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.insights.habits import Habits, Purchases, compute
 from app.insights.history import Bools, Floats, History, Ints
 
 HORIZON_DAYS = 60.0
@@ -49,6 +50,9 @@ class Aggregates:
     item_repeaters: Floats  # distinct customers who bought it in two orders or more
     item_first: Floats
     item_last: Floats
+    habits: Habits  # repeat and price statistics (habits.py)
+    basket_order: Ints  # one row per (order, product): the baskets
+    basket_item: Ints
 
     @property
     def pair_key(self) -> Ints:
@@ -126,6 +130,20 @@ def aggregate(history: History, day: float) -> Aggregates:
     item_last = np.full(n_i, -np.inf)
     np.minimum.at(item_first, i, d)
     np.maximum.at(item_last, i, d)
+    purchases = Purchases(
+        line_pair=np.searchsorted(pair_key, key),
+        line_price=history.line_price[m],
+        po_pair=np.repeat(np.arange(len(pair_key)), pair_n),
+        po_day=po_day,
+        pair_c=pair_c,
+        pair_i=pair_i,
+        pair_n=pair_n.astype(np.float64),
+        pair_first=pair_first,
+        order_c=order_c,
+        order_d=order_d,
+        n_customers=n_c,
+        n_items=n_i,
+    )
     return Aggregates(
         day=day,
         n_items=n_i,
@@ -153,4 +171,7 @@ def aggregate(history: History, day: float) -> Aggregates:
         item_repeaters=customers_per_item(pair_n > 1),
         item_first=item_first,
         item_last=item_last,
+        habits=compute(purchases, day, HORIZON_DAYS),
+        basket_order=po % n_orders,
+        basket_item=po_key % n_i,
     )

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
+from app.insights import latent
 from app.insights.aggregates import Aggregates
 from app.insights.history import Bools, Floats, Ints
 
@@ -39,6 +40,8 @@ TOP_KNN = 40
 TOP_POP = 15
 TOP_SEASON = 15
 TOP_WORDS = 20
+TOP_ALS = 20
+TOP_BASKET = 20
 WIDE_NEIGHBOURS = 200
 ACCEPT_WEIGHT = 2.0
 
@@ -58,6 +61,9 @@ class Signals:
     taste: sparse.csr_matrix  # customers x name words of what they bought (recency, L2 rows)
     popular: F32  # distinct buyers in the last horizon (-inf: inactive)
     season: F32  # distinct buyers in the same weeks last year (-inf: inactive)
+    user_f: F32  # ALS customer factors
+    item_f: F32  # ALS product factors
+    basket: F32  # item x item cosine over orders, zero diagonal
 
 
 def build_signals(
@@ -107,6 +113,8 @@ def build_signals(
     return Signals(
         co, weights, unit, recent, adopted, last_year, b.astype(np.bool_),
         sparse.csr_matrix(words.T), taste, popular, season,
+        *latent.als_factors(weights),
+        latent.basket_similarity(agg.basket_order, agg.basket_item, n_i),
     )  # fmt: skip
 
 
@@ -128,6 +136,9 @@ class Candidates:
     words: Floats  # cosine between its name's words and the customer's products' (a category)
     pop_rank: Floats  # rank by recent buyers over all products
     season_rank: Floats  # rank by buyers in the same weeks last year
+    als: Floats  # ALS score (customer factors . product factors)
+    als_rank: Floats
+    basket: Floats  # same-basket co-purchase score
 
     def take(self, rows: Ints) -> Candidates:
         return Candidates(*(getattr(self, f.name)[rows] for f in fields(self)))
@@ -219,6 +230,8 @@ def generate(
         cf = np.asarray(xr @ sig.sim, dtype=np.float32)
         knn, knn_new, knn_season, knn_tifu, knn_wide = _neighbour_scores(sig, rows)
         taste = np.asarray((sig.taste[rows] @ sig.words_t).toarray(), dtype=np.float32)
+        als = np.asarray(sig.user_f[rows] @ sig.item_f.T, dtype=np.float32)
+        basket = np.asarray(xr @ sig.basket, dtype=np.float32)
         bought = sig.bought[rows].toarray()
         declined = np.zeros_like(bought)
         for r, cust in enumerate(rows.tolist()):
@@ -235,6 +248,8 @@ def generate(
             *_top(knn_tifu, blocked, TOP_KNN // 2),
             *_top(knn_wide, blocked, TOP_KNN // 2),
             *_top(taste, blocked, TOP_WORDS),
+            *_top(als, blocked, TOP_ALS),
+            *_top(basket, blocked, TOP_BASKET),
             *_top(pop, blocked, TOP_POP),
             *_top(season, blocked, TOP_SEASON),
             _repeat_rows(agg, rows),
@@ -258,11 +273,14 @@ def generate(
                 words=taste[r, i].astype(np.float64),
                 pop_rank=pop_rank[i].astype(np.float64),
                 season_rank=season_rank[i].astype(np.float64),
+                als=als[r, i].astype(np.float64),
+                als_rank=_ranks(als)[r, i].astype(np.float64),
+                basket=basket[r, i].astype(np.float64),
             )
         )
     if not parts:
         empty = np.zeros(0, np.int64)
-        return Candidates(empty, empty, empty.astype(np.bool_), *([np.zeros(0)] * 11))
+        return Candidates(empty, empty, empty.astype(np.bool_), *([np.zeros(0)] * 14))
     columns = (np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Candidates))
     return Candidates(*columns)
 

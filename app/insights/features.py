@@ -19,6 +19,7 @@ import re
 import numpy as np
 from scipy import sparse
 
+from app.insights import habits
 from app.insights.aggregates import Aggregates
 from app.insights.candidates import Candidates
 from app.insights.history import Floats, Ints
@@ -33,16 +34,21 @@ FEATURES: tuple[str, ...] = (
     "cf", "cf_rank", "cf_share", "knn", "knn_rank", "knn_new", "knn_season", "knn_tifu",
     "knn_wide", "pop_rank", "season_rank", "words", "sibling",
     "is_new",
+    "pair_orders_since", "pair_decay", "pair_price", "item_price", "item_rebuy",
+    "item_rebuy_n", "cust_repeat", "cust_basket", "price_fit", "als", "als_rank", "basket",
 )  # fmt: skip
 
 REASON_GROUP: dict[str, str] = {
-    **dict.fromkeys(("pair_orders", "pair_share", "pair_qty", "pair_age"), "habit"),
-    **dict.fromkeys(("pair_since", "pair_interval", "pair_due", "pair_recent"), "due"),
+    **dict.fromkeys(("pair_orders", "pair_share", "pair_qty", "pair_age", "pair_decay"), "habit"),
+    **dict.fromkeys(
+        ("pair_since", "pair_interval", "pair_due", "pair_recent", "pair_orders_since"), "due"
+    ),
     **dict.fromkeys(
         ("pair_season", "season_rank", "item_season", "item_lift", "knn_season"), "season"
     ),
-    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling"), "goes_with"),
+    **dict.fromkeys(("cf", "cf_rank", "cf_share", "words", "sibling", "basket"), "goes_with"),
     **dict.fromkeys(("knn", "knn_rank", "knn_new", "knn_tifu", "knn_wide"), "neighbours"),
+    **dict.fromkeys(("als", "als_rank"), "taste"),
     **dict.fromkeys(
         ("item_recent", "item_month", "item_all", "pop_rank", "item_adopters"), "popular"
     ),
@@ -109,6 +115,27 @@ def _pair(agg: Aggregates, values: Floats, pos: Ints, missing: float = 0.0) -> F
     )
 
 
+def _habit_columns(agg: Aggregates, c: Ints, i: Ints, pos: Ints, n: Floats) -> list[Floats]:
+    """Orders since the last purchase, decayed purchases, price paid and the product's price,
+    re-buy shares (within the horizon; after the customer's n-th purchase), the customer's
+    repeat share and basket size, and how the price sits in the customer's range."""
+    h = agg.habits
+    k = np.minimum(n, habits.MAX_COUNT - 1).astype(np.int64)
+    after_n = (h.item_ge[i, k + 1] + 1.0) / (h.item_ge[i, k] + 2.0)
+    log_price = np.log(np.maximum(h.item_price[i], 0.01))
+    return [
+        _pair(agg, h.pair_orders_since, pos, np.nan),
+        _pair(agg, h.pair_decay, pos),
+        _pair(agg, h.pair_price, pos, np.nan) / h.item_price[i],
+        log_price,
+        h.item_rebuy[i],
+        np.where(n > 0, after_n, np.nan),
+        h.cust_repeat[c],
+        h.cust_basket[c],
+        log_price - h.cust_price[c],
+    ]
+
+
 def build(agg: Aggregates, cand: Candidates, skus: list[str] | None = None) -> Floats:
     """The feature matrix (float32-sized values in float64), one row per candidate;
     ``skus``: the products' codes (for the sibling counts; none: zero)."""
@@ -166,6 +193,10 @@ def build(agg: Aggregates, cand: Candidates, skus: list[str] | None = None) -> F
             cand.words,
             siblings_bought(agg, sibling_groups(skus), c, i) if skus else np.zeros(len(c)),
             cand.is_new.astype(np.float64),
+            *_habit_columns(agg, c, i, pos, n),
+            cand.als,
+            cand.als_rank,
+            cand.basket,
         ]
     x = np.column_stack(columns) if len(c) else np.zeros((0, len(FEATURES)))
     x[~np.isfinite(x)] = np.nan

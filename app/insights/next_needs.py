@@ -3,8 +3,9 @@
 For each customer: candidates from the generators (``candidates.py``), features
 (``features.py``), then the two rankers (``ranker.py``):
 - **re-orders** (products bought before) are ordered by the "any" ranker;
-- **cross-sells** (never bought) are picked and ordered by the sum of both rankers' log-odds,
-  and placed in the one list where the "any" ranker puts the best new products: the j-th best
+- **cross-sells** (never bought) are picked and ordered by the "any" ranker's score plus the
+  cross-sell ranker's log-odds, and placed in the one list where the "any" ranker puts the
+  best new products: the j-th best
   cross-sell takes the "any" score of the j-th best new product. So the first k of the list
   are the "any" ranker's choice of how many new products to show, and the cross-sell
   ranking's choice of which.
@@ -29,7 +30,7 @@ from app.insights.ranker import Ensemble, Rankers
 MAX_PER_KIND = 10
 # Added to the scores of never-bought products that go with one the customer took on a call.
 ACCEPT_LIFT = 2.0
-# Cross-sells are ordered by the cross-sell ranker's log-odds plus this share of the "any" one's.
+# Cross-sells are ordered by the cross-sell ranker's log-odds plus this share of the "any" score.
 ANY_WEIGHT = 1.0
 GROUPS = tuple(sorted(set(features.REASON_GROUP.values())))
 
@@ -126,7 +127,7 @@ def suggest(
     old = np.flatnonzero(~cand.is_new)
     new = np.flatnonzero(cand.is_new)
     re_rows = old[top_per_customer(cand.c[old], any_s[old], MAX_PER_KIND)]
-    # Cross-sells are ordered by both models' log-odds together (better than either alone).
+    # Cross-sells are ordered by both models' scores together (better than either alone).
     cross_s = ANY_WEIGHT * any_s[new] + _log_odds(rankers.cross, x32[new])
     if boost:
         lift = ACCEPT_LIFT * _goes_with_accepted(sig, boost, cand.c[new], cand.i[new])

@@ -1,10 +1,12 @@
 """The learned rankers: LightGBM over candidates, fitted on past time windows.
 
-Two models share the features (``features.FEATURES``); each is the mean log-odds of boosters
-fitted with ``SEEDS`` (binary log-loss: it measured better than ``lambdarank`` here):
+Two models share the features (``features.FEATURES``); each is the mean raw score of boosters
+fitted with ``SEEDS``:
 - **any**: every candidate (bought before or not), relevance = bought in the following
-  ``HORIZON_DAYS``; it orders the customer's list;
-- **cross**: never-bought candidates only, same relevance; it orders the cross-sell picks.
+  ``HORIZON_DAYS``, objective ``ANY_OBJECTIVE`` (``lambdarank`` over each customer's
+  candidates: it measured better than binary log-loss for this list); it orders the list;
+- **cross**: never-bought candidates only, same relevance, binary log-loss (its log-odds add
+  to the "any" score); it orders the cross-sell picks.
 
 Training windows end ``WINDOW_OFFSETS`` days before "now": features as of the window's start,
 labels from the horizon that follows, learners = customers who bought something in it (as in
@@ -28,12 +30,16 @@ from app.insights.history import Bools, Floats, History, Ints
 from app.insights.progress import Report, silent
 
 WINDOW_OFFSETS = (60.0, 120.0, 364.0)
+# The cross-sell ranker's windows (its rows are the fewer never-bought candidates).
+CROSS_WINDOW_OFFSETS = (60.0, 90.0, 120.0, 150.0, 364.0)
 ROUNDS = 100
 # Each ranker is the mean log-odds of this many boosters fitted with different seeds (the
 # row and feature sampling differ): one booster's list moves by about a point of HR@10 with
 # the seed, their mean less so.
 SEEDS = (7, 8, 9)
 NEGATIVE_SHARE = 0.5
+# The "any" ranker's objective (the cross-sell one is always binary).
+ANY_OBJECTIVE = "lambdarank"
 PARAMS: dict[str, object] = {
     "objective": "binary",
     "learning_rate": 0.1,
@@ -52,7 +58,8 @@ PARAMS: dict[str, object] = {
 
 
 class Ensemble:
-    """Boosters whose mean log-odds is the score; ``predict`` gives its probability."""
+    """Boosters whose mean raw score (log-odds for binary ones) is the score; ``predict``
+    gives its sigmoid (a probability for binary boosters, a 0..1 ranking score otherwise)."""
 
     def __init__(self, boosters: list[lgb.Booster]) -> None:
         self.boosters = boosters
@@ -149,7 +156,9 @@ def _dataset(windows: list[Window], only_new: bool) -> tuple[lgb.Dataset, int] |
     return data, len(y_all)
 
 
-def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ensemble:
+def _fit(
+    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, objective: str = "binary"
+) -> Ensemble:
     total = ROUNDS * len(SEEDS)
     say(stage, 0, total)
     boosters = []
@@ -158,7 +167,7 @@ def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ense
         def report(_stage: str, done: int, _total: int, before: int = n * ROUNDS) -> None:
             say(stage, before + done, total)
 
-        boosters.append(_train(found, stage, report, seed))
+        boosters.append(_train(found, stage, report, seed, objective))
         if found is None:
             break  # the constant model needs no siblings
     say(stage, total, total)  # also when the trees ran out of splits early
@@ -166,7 +175,7 @@ def _fit(found: tuple[lgb.Dataset, int] | None, stage: str, say: Report) -> Ense
 
 
 def _train(
-    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, seed: int
+    found: tuple[lgb.Dataset, int] | None, stage: str, say: Report, seed: int, objective: str
 ) -> lgb.Booster:
     if found is None:
         # Too little history to learn from: a constant model (every score 0, ties by generator).
@@ -182,19 +191,22 @@ def _train(
     # Small shops (tests, a new install) still get splits; big ones get smooth leaves.
     data, rows = found
     leaf = max(5, min(100, rows // 500))
-    params = {**PARAMS, "min_data_in_leaf": leaf, "seed": seed}
+    params = {**PARAMS, "min_data_in_leaf": leaf, "seed": seed, "objective": objective}
     return lgb.train(params, data, num_boost_round=ROUNDS, callbacks=[tick])
 
 
 def fit_rankers(history: History, now: float, say: Report = silent) -> Rankers:
     """Build the training windows and fit both rankers."""
     words = features.word_matrix(history.names)
-    windows = []
+    offsets = sorted(set(WINDOW_OFFSETS) | set(CROSS_WINDOW_OFFSETS))
+    windows: dict[float, Window] = {}
     stage = "training windows"
-    say(stage, 0, len(WINDOW_OFFSETS))
-    for n, offset in enumerate(WINDOW_OFFSETS, start=1):
-        windows.append(window_rows(history, now - offset, words))
-        say(stage, n, len(WINDOW_OFFSETS))
-    any_model = _fit(_dataset(windows, only_new=False), "fitting the any-product ranker", say)
-    cross_model = _fit(_dataset(windows, only_new=True), "fitting the cross-sell ranker", say)
+    say(stage, 0, len(offsets))
+    for n, offset in enumerate(offsets, start=1):
+        windows[offset] = window_rows(history, now - offset, words)
+        say(stage, n, len(offsets))
+    any_rows = _dataset([windows[o] for o in WINDOW_OFFSETS], only_new=False)
+    any_model = _fit(any_rows, "fitting the any-product ranker", say, ANY_OBJECTIVE)
+    cross_rows = _dataset([windows[o] for o in CROSS_WINDOW_OFFSETS], only_new=True)
+    cross_model = _fit(cross_rows, "fitting the cross-sell ranker", say)
     return Rankers(any_model, cross_model)

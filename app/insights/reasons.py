@@ -3,8 +3,9 @@
 A re-order always starts with the customer's own history ("bought 6 times, last 3 weeks ago")
 and adds what drove it: the usual interval when it is due ("usually every 5 weeks, due now"),
 the same weeks last year, or what similar customers are buying. A cross-sell says why it is
-there: the product it is most often bought with, similar customers, last year's season, a
-best seller, a rising seller or a new line.
+there: the product it is most often bought with, similar customers (what they bought lately,
+or the shared taste of the ALS factors), last year's season, a best seller, a rising seller or
+a new line.
 """
 
 from __future__ import annotations
@@ -83,4 +84,6 @@ class Reasons:
             )
         if driver == "popular":
             return f"best seller: bought by {recent} customers in the last {days} days"
+        if driver == "taste":
+            return "customers who buy the same kinds of products as them buy this"
         return f"customers who buy their usual products bought this in the last {days} days"
