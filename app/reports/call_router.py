@@ -27,13 +27,15 @@ router = APIRouter(tags=["reports"])
 async def _prepare(
     state: State, session: AsyncSession, start: date | None, end: date | None
 ) -> tuple[reports.Period, date | None]:
-    """The period asked for (a 422 if upside down), after rolling up the days that have ended
+    """The period asked for (a 422 if upside down or too long), after rolling up the days ended
     since the last request: and the first local day not rolled up."""
     tables.check_range(start, end)
     timezone = state["settings"].timezone
     now = datetime.now(UTC)
+    period = reports.Period.of(start, end, timezone, now)
+    tables.check_span(period.start, period.end)
     await rollup.ensure_rolled_up(state["engine"], timezone, now)
-    return reports.Period.of(start, end, timezone, now), await rollup.rolled_to(session, timezone)
+    return period, await rollup.rolled_to(session, timezone)
 
 
 @router.get("/api/reports/offers", response_model=None)

@@ -25,11 +25,14 @@ async def wrapped_up_call(live_server: LiveServer) -> None:
     )
     for kind in ("offered", "answered", "ended"):
         await live_server.post_event(call_id=call_id, kind=kind, caller=JANE_PHONE, agent="alice")
+    # The shared server's sales queue may have its own dispositions (test_desk sets some).
+    listed = await live_server.get("/api/dispositions", "alice")
+    disposition = (listed["queues"].get("sales") or listed["default"])[0]["code"]
     await live_server.post_json(
         f"/api/calls/generic:{call_id}/wrapup",
         "alice",
         {
-            "disposition": "resolved",
+            "disposition": disposition,
             "satisfaction": 4,
             "satisfaction_kind": "caller",
             "offers": [

@@ -213,6 +213,10 @@ async def test_agents_are_refused_and_bad_parameters_are_422(floor: App) -> None
             {"start": "2026-05-01", "end": "2026-04-30"},
             {"by": "customer"},
             {"format": "xml"},
+            # Absurd dates and spans: once a month boundary per month of a millennium (a hang).
+            {"start": "0001-01-01"},
+            {"start": "2000-01-01", "end": "2999-12-31"},
+            {"end": "9999-12-31"},
         ):
             bad = await floor.http.get(f"/api/reports/{name}", params=params, headers=admin)
             assert bad.status_code == 422, (name, params)
@@ -223,6 +227,8 @@ async def test_agents_are_refused_and_bad_parameters_are_422(floor: App) -> None
         "/api/reports/offers?start=2026-05-01&end=2026-04-30", headers=admin
     )
     assert "after end" in upside_down.text
+    too_long = await floor.http.get("/api/reports/offers?start=2010-01-01", headers=admin)
+    assert too_long.status_code == 422 and "at most 3660" in too_long.text
 
 
 def test_a_wrap_up_records_one_outcome_per_product() -> None:
