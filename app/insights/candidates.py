@@ -22,14 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
-import numpy.typing as npt
 from scipy import sparse
 
 from app.insights import latent
 from app.insights.aggregates import Aggregates
-from app.insights.history import Bools, Floats, Ints
+from app.insights.history import F32, Bools, Floats, Ints
 
-F32 = npt.NDArray[np.float32]
 CHUNK_CUSTOMERS = 512
 REPEAT_CAP = 150
 NEIGHBOURS = 50

@@ -31,6 +31,7 @@ SECONDS_PER_DAY = 86_400.0
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
+F32 = npt.NDArray[np.float32]
 
 
 def is_product_code(sku: str) -> bool:

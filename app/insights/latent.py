@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from app.insights.history import Ints
+from app.insights.history import F32, Ints
 
-F32 = npt.NDArray[np.float32]
 FACTORS = 64
 ITERATIONS = 15
 REGULARIZATION = 0.05
