@@ -42,11 +42,9 @@ async def stop(state: State) -> None:
             await task
 
 
-async def refresh_once(
-    engine: AsyncEngine, suppress_days: int, settings: Settings | None = None
-) -> None:
+async def refresh_once(engine: AsyncEngine, settings: Settings) -> None:
     """One refresh: ``--since`` the last run's as-of (minus an overlap), or full without one;
-    the customer-base reports with ``settings``' options (default: the settings' defaults)."""
+    then the customer-base reports (``app.reports.customer_base``)."""
     async with engine.connect() as conn:
         query = select(InsightRun.as_of).order_by(InsightRun.id.desc()).limit(1)
         last: datetime | None = (await conn.execute(query)).scalar_one_or_none()
@@ -55,8 +53,12 @@ async def refresh_once(
     from app.insights.train import train
     from app.reports.customer_base import RefreshOptions
 
-    options = RefreshOptions.of(settings) if settings is not None else None
-    report = await train(engine, since=since, decline_suppress_days=suppress_days, reports=options)
+    report = await train(
+        engine,
+        since=since,
+        decline_suppress_days=settings.decline_suppress_days,
+        reports=RefreshOptions.of(settings),
+    )
     log.info("insights refreshed", extra={"insights": report.as_dict()})
 
 
@@ -64,7 +66,6 @@ async def _loop(state: State, interval: int) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            settings = state["settings"]
-            await refresh_once(state["engine"], settings.decline_suppress_days, settings)
+            await refresh_once(state["engine"], state["settings"])
         except Exception:  # a failed refresh must not stop the next one
             log.exception("insights refresh failed")

@@ -16,10 +16,12 @@ from app.state import State
 from tests.insights.data import shop, write_csv
 
 
-async def test_refresh_once_runs_full_then_since(clean_engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_refresh_once_runs_full_then_since(
+    clean_engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
     await import_orders(clean_engine, write_csv(tmp_path / "shop.csv", shop()))
-    await runtime.refresh_once(clean_engine, 90)
-    await runtime.refresh_once(clean_engine, 90)
+    await runtime.refresh_once(clean_engine, settings)
+    await runtime.refresh_once(clean_engine, settings)
     async with clean_engine.connect() as conn:
         rows = (
             await conn.execute(
