@@ -76,13 +76,13 @@ class RollupReport:
         }
 
 
+# The rollup's state: the timezone it was cut in, and the first local day not rolled up.
+_STATE = select(CallRollup.timezone, CallRollup.rolled_to).where(CallRollup.name == NAME)
+
+
 async def rolled_to(session: AsyncSession, timezone: str) -> date | None:
     """The first local day not rolled up, when the rollup was cut in ``timezone``."""
-    row = (
-        await session.execute(
-            select(CallRollup.timezone, CallRollup.rolled_to).where(CallRollup.name == NAME)
-        )
-    ).first()
+    row = (await session.execute(_STATE)).first()
     return row.rolled_to if row is not None and row.timezone == timezone else None
 
 
@@ -96,11 +96,7 @@ async def ensure_rolled_up(
     SQLite writers queue. None when it had nothing to do or another instance was at it."""
     today = now.astimezone(ZoneInfo(timezone)).date()
     async with engine.connect() as conn:
-        state = (
-            await conn.execute(
-                select(CallRollup.timezone, CallRollup.rolled_to).where(CallRollup.name == NAME)
-            )
-        ).first()
+        state = (await conn.execute(_STATE)).first()
     if state is not None and state.timezone == timezone and state.rolled_to >= today:
         return None
     started = time.perf_counter()
@@ -136,11 +132,7 @@ async def ensure_rolled_up(
 async def _first_day(conn: AsyncConnection, timezone: str, today: date) -> date:
     """Where to go on from: the state's day; or, with no rollup in ``timezone`` (none yet, or
     cut in another timezone: its rows are removed), the local day of the first wrap-up."""
-    state = (
-        await conn.execute(
-            select(CallRollup.timezone, CallRollup.rolled_to).where(CallRollup.name == NAME)
-        )
-    ).first()
+    state = (await conn.execute(_STATE)).first()
     if state is not None and state.timezone == timezone:
         rolled: date = state.rolled_to
         return rolled
