@@ -51,66 +51,69 @@ async def test_models_match_migrations(database_url: str) -> None:
         assert {c.name for c in table.columns} <= found[name], name
 
 
+async def _rows_after_upgrade(
+    backend: str, tmp_path: Path, revision: str, inserts: list[str], query: str
+) -> list[tuple[object, ...]]:
+    """``query``'s rows once rows ``inserts`` put in at ``revision`` have migrated to head."""
+    url = await new_database(backend, tmp_path)
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade_async(url, revision)
+        async with engine.begin() as conn:
+            for statement in inserts:
+                await conn.execute(text(statement))
+        await migrate.upgrade_async(url)
+        async with engine.connect() as conn:
+            return [tuple(row) for row in await conn.execute(text(query))]
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
 async def test_customer_emails_are_filled_from_the_addresses_customers_have(
     backend: str, tmp_path: Path
 ) -> None:
-    url = await new_database(backend, tmp_path)
-    engine = create_engine(url)
-    try:
-        await migrate.upgrade_async(url, "4c8e2a1f9b60")
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO customers (id, name, customer_type, language, marketing_consent,"
-                    " email, emails, attributes, created_at) VALUES"
-                    " (1, 'A', 'consumer', 'en', false, 'a@x.org', '[\"A2@X.org\", \"a2@x.org\"]',"
-                    " '{}', CURRENT_TIMESTAMP),"
-                    " (2, 'B', 'consumer', 'en', false, 'b@x.org', '[]', '{}', CURRENT_TIMESTAMP)"
-                )
-            )
-        await migrate.upgrade_async(url)
-        async with engine.connect() as conn:
-            found = await conn.execute(text("SELECT customer_id, email FROM customer_emails"))
-            rows = found.all()
-        assert [tuple(r) for r in rows] == [(1, "a2@x.org")]
-    finally:
-        await engine.dispose()
-        await drop_database(url)
+    customers = (
+        "INSERT INTO customers (id, name, customer_type, language, marketing_consent,"
+        " email, emails, attributes, created_at) VALUES"
+        " (1, 'A', 'consumer', 'en', false, 'a@x.org', '[\"A2@X.org\", \"a2@x.org\"]',"
+        " '{}', CURRENT_TIMESTAMP),"
+        " (2, 'B', 'consumer', 'en', false, 'b@x.org', '[]', '{}', CURRENT_TIMESTAMP)"
+    )
+    rows = await _rows_after_upgrade(
+        backend,
+        tmp_path,
+        "4c8e2a1f9b60",
+        [customers],
+        "SELECT customer_id, email FROM customer_emails ORDER BY customer_id, email",
+    )
+    assert rows == [(1, "a2@x.org")]
 
 
 async def test_wrap_ups_get_their_calls_queue(backend: str, tmp_path: Path) -> None:
-    url = await new_database(backend, tmp_path)
-    engine = create_engine(url)
-    try:
-        await migrate.upgrade_async(url, "c4e8a2f6b913")
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO calls (id, source, channel, state, caller_raw, caller_withheld,"
-                    " queue, offered_to, match, pop_version, first_seen_at, version) VALUES"
-                    " ('g:1', 'g', 'phone', 'ended', '', false, 'sales', '[]', '{}', 1,"
-                    " CURRENT_TIMESTAMP, 1),"
-                    " ('g:2', 'g', 'phone', 'ended', '', false, NULL, '[]', '{}', 1,"
-                    " CURRENT_TIMESTAMP, 1)"
-                )
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO interactions (id, channel, call_id, agent, offer_outcomes,"
-                    " created_at) VALUES"
-                    " (1, 'phone', 'g:1', 'alice', '[]', CURRENT_TIMESTAMP),"
-                    " (2, 'phone', 'g:1', 'bob', '[]', CURRENT_TIMESTAMP),"
-                    " (3, 'phone', 'g:2', 'alice', '[]', CURRENT_TIMESTAMP),"
-                    " (4, 'phone', NULL, 'alice', '[]', CURRENT_TIMESTAMP),"
-                    " (5, 'phone', 'g:gone', 'alice', '[]', CURRENT_TIMESTAMP)"
-                )
-            )
-        await migrate.upgrade_async(url)
-        async with engine.connect() as conn:
-            found = await conn.execute(text("SELECT id, queue FROM interactions ORDER BY id"))
-            rows = [tuple(r) for r in found]
-        # Both legs of g:1 in sales; a call with no queue, no call, a purged call: unrouted.
-        assert rows == [(1, "sales"), (2, "sales"), (3, None), (4, None), (5, None)]
-    finally:
-        await engine.dispose()
-        await drop_database(url)
+    calls = (
+        "INSERT INTO calls (id, source, channel, state, caller_raw, caller_withheld,"
+        " queue, offered_to, match, pop_version, first_seen_at, version) VALUES"
+        " ('g:1', 'g', 'phone', 'ended', '', false, 'sales', '[]', '{}', 1,"
+        " CURRENT_TIMESTAMP, 1),"
+        " ('g:2', 'g', 'phone', 'ended', '', false, NULL, '[]', '{}', 1,"
+        " CURRENT_TIMESTAMP, 1)"
+    )
+    interactions = (
+        "INSERT INTO interactions (id, channel, call_id, agent, offer_outcomes,"
+        " created_at) VALUES"
+        " (1, 'phone', 'g:1', 'alice', '[]', CURRENT_TIMESTAMP),"
+        " (2, 'phone', 'g:1', 'bob', '[]', CURRENT_TIMESTAMP),"
+        " (3, 'phone', 'g:2', 'alice', '[]', CURRENT_TIMESTAMP),"
+        " (4, 'phone', NULL, 'alice', '[]', CURRENT_TIMESTAMP),"
+        " (5, 'phone', 'g:gone', 'alice', '[]', CURRENT_TIMESTAMP)"
+    )
+    rows = await _rows_after_upgrade(
+        backend,
+        tmp_path,
+        "c4e8a2f6b913",
+        [calls, interactions],
+        "SELECT id, queue FROM interactions ORDER BY id",
+    )
+    # Both legs of g:1 in sales; a call with no queue, no call, a purged call: unrouted.
+    assert rows == [(1, "sales"), (2, "sales"), (3, None), (4, None), (5, None)]
