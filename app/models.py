@@ -5,6 +5,7 @@ from app.calls.models import Call, CallEventRecord, PopDelivery
 from app.customers.models import (
     Account,
     Customer,
+    CustomerEmail,
     CustomerPhone,
     CustomerRef,
     Interaction,
@@ -18,7 +19,14 @@ from app.customers.models import (
 from app.db import Base
 from app.insights.models import CustomerInsight, NextNeed
 from app.queues.models import AgentPresence, Queue, QueueNumber
-from app.reports.models import RetentionMonth, ValueDay
+from app.reports.models import (
+    CallRollup,
+    GradeRollup,
+    OfferAgentRollup,
+    OfferProductRollup,
+    RetentionMonth,
+    ValueDay,
+)
 from app.sources.models import OutboxMessage, SyncCursor
 from app.users.models import User
 
@@ -28,14 +36,19 @@ __all__ = [
     "Base",
     "Call",
     "CallEventRecord",
+    "CallRollup",
     "Customer",
+    "CustomerEmail",
     "CustomerInsight",
     "CustomerPhone",
     "CustomerRef",
+    "GradeRollup",
     "Interaction",
     "LoyaltyMembership",
     "MatchChoice",
     "NextNeed",
+    "OfferAgentRollup",
+    "OfferProductRollup",
     "Order",
     "OrderLine",
     "OutboxMessage",

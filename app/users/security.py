@@ -1,10 +1,11 @@
 """Password hashing (argon2) and signed tokens (JWT, HS256).
 
 The hash is argon2id with OWASP's recommended parameters (Password Storage Cheat Sheet):
-19 MiB, 2 passes, 1 lane. A verify costs about 20-30 ms of CPU on one thread, so a storm of
-sign-ins leaves the other core to the pops; argon2-cffi's default (RFC 9106's low-memory
-profile, 64 MiB, 3 passes, 4 lanes) cost 100-250 ms on four threads and, even at the lowest CPU
-priority, its memory traffic slowed the webhooks (docs/customers.md). A stored hash with other
+19 MiB, 2 passes, 1 lane. A verify costs 17-19 ms of CPU on one thread here (the figure
+``bench.login_storm`` prints), so a storm of sign-ins leaves the other core to the pops;
+argon2-cffi's default (RFC 9106's low-memory profile, 64 MiB, 3 passes, 4 lanes) cost
+160-240 ms on four threads and, even at the lowest CPU priority, its memory traffic slowed the
+webhooks (docs/customers.md). A stored hash with other
 parameters still verifies, and is replaced by one with these at the user's next sign-in
 (``check_password``). The service verifies in worker processes of low CPU priority
 (``app.users.hashing``), never in the serving process. ``worker_init`` is those workers'
