@@ -2,13 +2,14 @@
 
 For each customer: candidates from the generators (``candidates.py``), features
 (``features.py``), then the two rankers (``ranker.py``):
-- **re-orders** (products bought before) are ordered by the "any" ranker;
-- **cross-sells** (never bought) are picked and ordered by the "any" ranker's score plus the
-  cross-sell ranker's log-odds, and placed in the one list where the "any" ranker puts the
-  best new products: the j-th best
-  cross-sell takes the "any" score of the j-th best new product. So the first k of the list
-  are the "any" ranker's choice of how many new products to show, and the cross-sell
-  ranking's choice of which.
+- **re-orders** (products bought before) are picked from the "any" ranker's best
+  ``REORDER_POOL`` and spread (``spread.py``: not ten products always bought together);
+- **cross-sells** (never bought) are picked from the best ``CROSS_POOL`` by the "any" ranker's
+  score plus the cross-sell ranker's log-odds, spread the same way, and placed in the one list
+  where the "any" ranker puts the best new products: the j-th cross-sell takes the "any" score
+  of the j-th best new product. So the first k of the list are the "any" ranker's choice of how
+  many new products to show, and the cross-sell ranking's choice of which;
+- the one list is spread once more, across both kinds.
 
 Each suggestion also carries its **driver**: the feature group (``features.REASON_GROUP``)
 whose features, left out, lower its score the most; the spoken reason is built from it.
@@ -24,10 +25,14 @@ import numpy.typing as npt
 from app.insights import features
 from app.insights.aggregates import Aggregates, aggregate
 from app.insights.candidates import Signals, anchors, build_signals, generate
-from app.insights.history import Floats, History, Ints
+from app.insights.history import F32, Floats, History, Ints
 from app.insights.ranker import Ensemble, Rankers
+from app.insights.spread import spread
 
 MAX_PER_KIND = 10
+# Re-orders and cross-sells considered for the MAX_PER_KIND places of each kind.
+REORDER_POOL = 20
+CROSS_POOL = 30
 # Added to the scores of never-bought products that go with one the customer took on a call.
 ACCEPT_LIFT = 2.0
 # Cross-sells are ordered by the cross-sell ranker's log-odds plus this share of the "any" score.
@@ -100,9 +105,16 @@ def _log_odds(model: Ensemble, x: npt.NDArray[np.float32]) -> Floats:
     return np.asarray(np.log(p / (1.0 - p)), dtype=np.float64)
 
 
-def _place(c: Ints, any_s: Floats, cross_s: Floats) -> tuple[Ints, Floats]:
-    """Cross-sell picks (rows, best first by ``cross_s``) with the slots "any" gives new ones."""
-    picks = top_per_customer(c, cross_s, MAX_PER_KIND)
+def _pick(c: Ints, i: Ints, score: Floats, sim: F32, pool: int) -> Ints:
+    """Rows of the ``MAX_PER_KIND`` picks per customer: spread among the best ``pool``."""
+    best = top_per_customer(c, score, pool)
+    chosen, _ = spread(c[best], i[best], score[best], sim, MAX_PER_KIND)
+    return best[chosen]
+
+
+def _place(c: Ints, i: Ints, any_s: Floats, cross_s: Floats, sim: F32) -> tuple[Ints, Floats]:
+    """Cross-sell picks (rows, in pick order) with the slots "any" gives new ones."""
+    picks = _pick(c, i, cross_s, sim, CROSS_POOL)
     slots = top_per_customer(c, any_s, MAX_PER_KIND)
     # Both keep min(MAX_PER_KIND, new candidates) rows per customer, grouped the same way.
     return picks, any_s[slots]
@@ -126,14 +138,14 @@ def suggest(
     any_s = _log_odds(rankers.any, x32)
     old = np.flatnonzero(~cand.is_new)
     new = np.flatnonzero(cand.is_new)
-    re_rows = old[top_per_customer(cand.c[old], any_s[old], MAX_PER_KIND)]
+    re_rows = old[_pick(cand.c[old], cand.i[old], any_s[old], sig.sim, REORDER_POOL)]
     # Cross-sells are ordered by both models' scores together (better than either alone).
     cross_s = ANY_WEIGHT * any_s[new] + _log_odds(rankers.cross, x32[new])
     if boost:
         lift = ACCEPT_LIFT * _goes_with_accepted(sig, boost, cand.c[new], cand.i[new])
         any_s[new] += lift
         cross_s += lift
-    picks, slot_scores = _place(cand.c[new], any_s[new], cross_s)
+    picks, slot_scores = _place(cand.c[new], cand.i[new], any_s[new], cross_s, sig.sim)
     cs_rows = new[picks]
     rows = np.concatenate([re_rows, cs_rows])
     score = np.concatenate([any_s[re_rows], slot_scores])
@@ -144,7 +156,11 @@ def suggest(
         [_drivers(rankers.any, x32[re_rows], False), _drivers(rankers.cross, x32[cs_rows], True)]
     ).astype(np.str_)
     order = top_per_customer(cand.c[rows], score, 2 * MAX_PER_KIND)
-    rows, score, kind, driver = rows[order], score[order], kind[order], driver[order]
+    chosen, score = spread(
+        cand.c[rows[order]], cand.i[rows[order]], score[order], sig.sim, 2 * MAX_PER_KIND
+    )
+    order = order[chosen]
+    rows, kind, driver = rows[order], kind[order], driver[order]
     c, i = cand.c[rows], cand.i[rows]
     anchor, _ = anchors(sig.weights, sig.sim, c, i)
     rank = (np.arange(len(c)) - np.searchsorted(c, c) + 1).astype(np.int64)
