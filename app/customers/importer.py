@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.customers import fiction
 from app.customers.models import Account, Customer, CustomerPhone, Order, OrderLine, Product
+from app.customers.values import text_or_none
 
 REQUIRED = (
     "customer_id", "invoice_no", "invoice_date", "stock_code",
@@ -126,9 +127,15 @@ def _customer_ref(value: str) -> str:
     value = value.strip()
     if value.endswith(".0"):  # spreadsheets export integer ids as floats
         value = value[:-2]
-    if not value:
+    found = text_or_none(value, 64, "customer_id")
+    if found is None:
         raise ValueError("customer_id is empty")
-    return value
+    return found
+
+
+def _text(rec: dict[str, Any], column: str, limit: int) -> str | None:
+    """A column's text whole (None when empty or absent); too long or with NUL: the row is bad."""
+    return text_or_none(rec.get(column), limit, column)
 
 
 def parse_rows(fh: TextIO, bad: list[BadRow]) -> Iterator[Row]:
@@ -140,8 +147,8 @@ def parse_rows(fh: TextIO, bad: list[BadRow]) -> Iterator[Row]:
     parse_date = _DateParser()
     for line, rec in enumerate(reader, start=2):
         try:
-            invoice = (rec["invoice_no"] or "").strip()
-            sku = (rec["stock_code"] or "").strip().upper()
+            invoice = _text(rec, "invoice_no", 32)
+            sku = (_text(rec, "stock_code", 32) or "").upper()
             if not invoice:
                 raise ValueError("invoice_no is empty")
             if not sku:
@@ -165,14 +172,14 @@ def parse_rows(fh: TextIO, bad: list[BadRow]) -> Iterator[Row]:
                 customer_ref=_customer_ref(rec["customer_id"] or ""),
                 invoice_no=invoice,
                 ordered_at=ordered_at,
-                sku=sku[:32],
-                description=(rec["description"] or "").strip()[:200],
+                sku=sku,
+                description=_text(rec, "description", 200) or "",
                 quantity=quantity,
                 unit_price=price,
-                country=(rec["country"] or "").strip()[:64],
-                name=(rec.get("name") or "").strip() or None,
-                phone=(rec.get("phone") or "").strip() or None,
-                email=(rec.get("email") or "").strip() or None,
+                country=_text(rec, "country", 64) or "",
+                name=_text(rec, "name", 200),
+                phone=_text(rec, "phone", 64),
+                email=_text(rec, "email", 200),
             )
         except ValueError as exc:
             bad.append(BadRow(line, str(exc)))
@@ -263,9 +270,8 @@ def _add_customer(batch: _Batch, known: _Known, row: Row, region: str, now: date
         {
             "id": cid,
             "external_ref": row.customer_ref,
-            "name": (
-                row.name or fiction.name_for(row.customer_ref, business=forced_type is not None)
-            )[:200],
+            "name": row.name
+            or fiction.name_for(row.customer_ref, business=forced_type is not None),
             "customer_type": forced_type or "consumer",
             "language": LANGUAGES.get(row.country, "en"),
             "marketing_consent": consent,
@@ -282,7 +288,7 @@ def _add_customer(batch: _Batch, known: _Known, row: Row, region: str, now: date
             {
                 "id": known.take_id("customer_phones"),
                 "customer_id": cid,
-                "raw": raw[:64],
+                "raw": raw,
                 "e164": e164,
                 "last_digits": digits[-9:] or None,
                 "label": label,

@@ -158,6 +158,40 @@ async def test_bad_rows_are_reported_with_line_numbers_and_skipped(
     assert sorted(invoices) == ["536365", "536370"]
 
 
+async def test_values_too_long_for_their_column_are_refused_not_cut(
+    clean_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # Two product codes sharing their first 32 characters were one product once cut.
+    long_sku = "A" * 32 + "1"
+    rows = [
+        line("17850", "536365", "2010-12-01 08:26:00"),  # line 2
+        line("17850", "536366", "2010-12-01 08:28:00", sku=long_sku),  # 3
+        line("1" * 65, "536367", "2010-12-01 08:29:00"),  # 4
+        line("17850", "5" * 33, "2010-12-01 08:30:00"),  # 5
+        line("17850", "536369", "2010-12-01 08:31:00", desc="X" * 201),  # 6
+        line("17850", "536370", "2010-12-01 08:32:00", country="Land\x00"),  # 7
+        line("17850", "536371", "2010-12-01 08:33:00", desc="D" * 200),  # 8: at the limit
+    ]
+    columns = [*COLUMNS, "email"]
+    rows.append({**line("13047", "536372", "2010-12-01 08:34:00"), "email": "e" * 201})  # 9
+    report = await import_orders(clean_engine, write_csv(tmp_path / "long.csv", rows, columns))
+    assert [b.line for b in report.bad_rows] == [3, 4, 5, 6, 7, 9]
+    reasons = [b.reason for b in report.bad_rows]
+    for reason, column, limit in zip(
+        reasons,
+        ("stock_code", "customer_id", "invoice_no", "description", "country", "email"),
+        (32, 64, 32, 200, None, 200),
+        strict=True,
+    ):
+        assert column in reason
+        assert (f"limit is {limit}" in reason) if limit else ("NUL" in reason)
+    async with AsyncSession(clean_engine) as session:
+        skus = set((await session.execute(select(Product.sku))).scalars().all())
+        names = (await session.execute(select(OrderLine.description))).scalars().all()
+    assert skus == {"85123A"} and "D" * 200 in names
+    assert report.lines_added == 2
+
+
 async def test_a_missing_column_refuses_the_whole_file(
     clean_engine: AsyncEngine, tmp_path: Path
 ) -> None:
