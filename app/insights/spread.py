@@ -7,8 +7,8 @@ to the product with the best score minus ``WEIGHT`` times its highest similarity
 already placed (maximal marginal relevance, Carbonell and Goldstein, SIGIR 1998).
 
 Measured on two validation splits of the shared data (docs/insights.md): HR@10 +0.009 on both
-for "any" and +0.014 / +0.016 for cross-sell; recall@10 lower by about 0.01 (fewer of the
-products bought together end up side by side).
+for "any" and +0.014 / +0.016 for cross-sell; recall@10 lower by 0.01 to 0.017 (products bought
+together no longer sit side by side).
 """
 
 from __future__ import annotations
