@@ -312,17 +312,36 @@ async def train_demo(database_url: str) -> None:
     await train.run_cli(settings, since=None, console=Console(file=io.StringIO()))
 
 
-@asynccontextmanager
-async def running_server(
-    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
-) -> AsyncIterator[LiveServer]:
-    """A real uvicorn on a free port: demo customers, users and queues, plus known customers;
-    ``extra_env`` adds settings (a sources file, say)."""
+def _sqlite_path(url: str) -> Path:
+    return Path(url.split("///", 1)[1])
+
+
+@pytest.fixture(scope="session")
+async def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the demo seeded and trained, made once per session (seeding and
+    training take half a minute); each server starts from a copy of it."""
     require_browser()
-    url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
+    url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-template"))
     await migrate.upgrade_async(url)
     await demo.seed(make_settings(url))
     await train_demo(url)
+    return _sqlite_path(url)
+
+
+@asynccontextmanager
+async def running_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    template: Path,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[LiveServer]:
+    """A real uvicorn on a free port on a copy of ``template`` (``demo_template``: demo
+    customers, users and queues), plus known customers; ``extra_env`` adds settings."""
+    require_browser()
+    url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
+    for suffix in ("", "-wal", "-shm"):  # a checkpointed template has no WAL; copy any left
+        source = template.with_name(template.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, _sqlite_path(url).with_name(_sqlite_path(url).name + suffix))
     seeded = await seed_known_customers(url)
     env = {
         "SCREENPOP_DATABASE_URL": url,
@@ -341,10 +360,11 @@ async def running_server(
 
 
 @pytest.fixture(scope="session")
-async def live_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    """One server for the behaviour tests (seeding and training take seconds); each test ends
-    the calls it starts."""
-    async with running_server(tmp_path_factory) as server:
+async def live_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_template: Path
+) -> AsyncIterator[LiveServer]:
+    """One server for the behaviour tests; each test ends the calls it starts."""
+    async with running_server(tmp_path_factory, demo_template) as server:
         yield server
 
 

@@ -28,14 +28,14 @@ def crm_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 async def crm_server(
-    tmp_path_factory: pytest.TempPathFactory, crm_sources: Path
+    tmp_path_factory: pytest.TempPathFactory, crm_sources: Path, demo_template: Path
 ) -> AsyncIterator[LiveServer]:
     env = {
         "SCREENPOP_SOURCES_FILE": str(crm_sources),
         "CRM_TOKEN": CRM_TOKEN,
         "CRM_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    async with running_server(tmp_path_factory, env) as server:
+    async with running_server(tmp_path_factory, demo_template, env) as server:
         yield server
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,9 +45,11 @@ TV = {"width": 1920, "height": 1080}
 
 
 @pytest.fixture(scope="module")
-async def demo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+async def demo_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_template: Path
+) -> AsyncIterator[LiveServer]:
     """A server of its own: the figures on the screenshots are only this test's calls."""
-    async with running_server(tmp_path_factory) as server:
+    async with running_server(tmp_path_factory, demo_template) as server:
         yield server
 
 
