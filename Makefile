@@ -57,7 +57,7 @@ $(LOWEST_STAMP): pyproject.toml constraints/lowest.txt
 # browser, SIP and end-to-end process suites drive the same app and add no library of their own.
 LOWEST_TESTS ?= tests/calls tests/customers tests/live tests/users tests/telephony \
 	tests/test_hot_pool.py tests/ops/test_api_docs.py tests/ops/test_dependencies.py \
-	--deselect tests/calls/test_durability.py
+	--deselect tests/calls/test_durability.py --deselect tests/calls/test_demo_centre.py
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
