@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.models import Customer, CustomerPhone
+from app.customers.models import Customer, CustomerEmail, CustomerPhone
 from app.customers.numbers import national_format
 from app.errors import Invalid
 from telephony.callerid import normalise
@@ -94,10 +94,20 @@ async def _by_phone(
 
 
 async def _by_email(session: AsyncSession, q: str, limit: int) -> list[dict[str, Any]]:
-    """E-mails starting with ``q`` (a whole address, or its start: ``jane@``, ``jane.smi``)."""
+    """Customers with an address starting with ``q`` (a whole address, or its start:
+    ``jane@``, ``jane.smi``): the first (``customers.email``) or any further one
+    (``customer_emails``, stored lower-case)."""
     email = func.lower(Customer.email)
+    starts = _prefix(q.lower())
+    first = _columns().where(email.like(starts, escape="\\"))
+    further = (
+        _columns()
+        .join(CustomerEmail, CustomerEmail.customer_id == Customer.id)
+        .where(CustomerEmail.email.like(starts, escape="\\"))
+    )
+    found = union(first, further).subquery()
     rows = await session.execute(
-        _columns().where(email.like(_prefix(q), escape="\\")).order_by(email).limit(limit)
+        select(found).order_by(func.lower(found.c.email), found.c.id).limit(limit)
     )
     return [{**r, "matched_by": "email"} for r in rows.mappings()]
 

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.calls.models import Call
-from app.customers.models import ProfileView
+from app.customers.models import CustomerEmail, ProfileView
 from tests.customers.factories import (
     CustomerSpec,
     OrderSpec,
@@ -53,7 +53,7 @@ async def _search(client: httpx.AsyncClient, q: str) -> list[str]:
 async def test_search_by_name_part_phone_email_and_reference(
     client: httpx.AsyncClient, clean_engine: AsyncEngine
 ) -> None:
-    await _seed(clean_engine)
+    ids = await _seed(clean_engine)
     assert await _search(client, "smith") == ["Jane Smith", "John Smithers"]
     assert await _search(client, "smith jane") == ["Jane Smith"]
     assert await _search(client, "SMITHERS") == ["John Smithers"]
@@ -61,6 +61,15 @@ async def test_search_by_name_part_phone_email_and_reference(
     for spoken in ("0114 496 0796", "+44 (0)114 4960796", "00441144960796", "+441144960796"):
         assert await _search(client, spoken) == ["Jane Smith"], spoken
     assert await _search(client, "jane@example") == ["Jane Smith"]
+    assert await _search(client, "Jane@Example") == ["Jane Smith"]
+    # Any of a customer's addresses, not only the first.
+    async with AsyncSession(clean_engine) as session:
+        await session.execute(
+            insert(CustomerEmail).values(customer_id=ids["john"], email="orders@smithers.example")
+        )
+        await session.commit()
+    assert await _search(client, "Orders@Smithers") == ["John Smithers"]
+    assert await _search(client, "orders@nowhere") == []
     assert await _search(client, "c-1001") == ["Jane Smith"]
     # LIKE wildcards in the query are literal characters.
     assert await _search(client, "100%") == ["Ana 100% Perez"]
