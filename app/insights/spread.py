@@ -28,12 +28,13 @@ def spread(c: Ints, items: Ints, score: Floats, sim: F32, keep: int) -> tuple[In
     less the penalty; never rising down a customer's list)."""
     if not len(c):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-    ends = np.r_[starts[1:], len(c)]
+    # Where each customer's rows start, and the end: blocks of BLOCK customers cut there.
+    bounds = np.r_[np.flatnonzero(np.r_[True, c[1:] != c[:-1]]), len(c)]
+    customers = len(bounds) - 1
     rows: list[Ints] = []
     values: list[Floats] = []
-    for lo in range(0, len(starts), BLOCK):
-        first, last = starts[lo], ends[min(lo + BLOCK, len(starts)) - 1]
+    for lo in range(0, customers, BLOCK):
+        first, last = bounds[lo], bounds[min(lo + BLOCK, customers)]
         r, v = _spread_block(c[first:last], items[first:last], score[first:last], sim, keep)
         rows.append(r + first)
         values.append(v)

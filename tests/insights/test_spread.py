@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.insights import spread
 
@@ -40,15 +41,12 @@ def test_each_customer_is_spread_on_its_own_and_keep_bounds_the_list() -> None:
     assert len(rows) == 0 and len(values) == 0
 
 
-def test_blocks_give_the_same_lists() -> None:
+def test_blocks_give_the_same_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     c = np.repeat(np.arange(40), 6)
     items = rng.integers(0, 4, size=len(c))
     score = rng.normal(size=len(c))
     whole = spread.spread(c, items, score, SIM, 4)
-    spread.BLOCK, saved = 7, spread.BLOCK
-    try:
-        blocked = spread.spread(c, items, score, SIM, 4)
-    finally:
-        spread.BLOCK = saved
+    monkeypatch.setattr(spread, "BLOCK", 7)
+    blocked = spread.spread(c, items, score, SIM, 4)
     assert np.array_equal(whole[0], blocked[0]) and np.allclose(whole[1], blocked[1])
