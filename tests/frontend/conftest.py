@@ -40,7 +40,7 @@ from app.db import create_engine
 from app.insights.models import CustomerInsight, NextNeed
 from telephony.generic import sign_generic
 from tests.conftest import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET, make_settings
-from tests.support.databases import drop_database, new_database
+from tests.support.databases import drop_database, new_database, sqlite_file
 from tests.support.server import ROOT, ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -312,10 +312,6 @@ async def train_demo(database_url: str) -> None:
     await train.run_cli(settings, since=None, console=Console(file=io.StringIO()))
 
 
-def _sqlite_path(url: str) -> Path:
-    return Path(url.split("///", 1)[1])
-
-
 @pytest.fixture(scope="session")
 async def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file with the demo seeded and trained, made once per session (seeding and
@@ -325,7 +321,7 @@ async def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     await migrate.upgrade_async(url)
     await demo.seed(make_settings(url))
     await train_demo(url)
-    return _sqlite_path(url)
+    return sqlite_file(url)
 
 
 @asynccontextmanager
@@ -338,10 +334,11 @@ async def running_server(
     customers, users and queues), plus known customers; ``extra_env`` adds settings."""
     require_browser()
     url = await new_database("sqlite", tmp_path_factory.mktemp("frontend-db"))
+    copy = sqlite_file(url)
     for suffix in ("", "-wal", "-shm"):  # a checkpointed template has no WAL; copy any left
         source = template.with_name(template.name + suffix)
         if source.exists():
-            shutil.copyfile(source, _sqlite_path(url).with_name(_sqlite_path(url).name + suffix))
+            shutil.copyfile(source, copy.with_name(copy.name + suffix))
     seeded = await seed_known_customers(url)
     env = {
         "SCREENPOP_DATABASE_URL": url,

@@ -47,6 +47,11 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / f'screenpop-{uuid.uuid4().hex[:8]}.db'}"
 
 
+def sqlite_file(url: str) -> Path:
+    """The database file of a ``sqlite_url``."""
+    return Path(url.split("///", 1)[1])
+
+
 async def new_database(backend: str, tmp_dir: Path) -> str:
     if backend == "postgresql":
         return await create_pg_database()
@@ -57,4 +62,4 @@ async def drop_database(url: str) -> None:
     if url.startswith("postgresql"):
         await drop_pg_database(url)
     elif url.startswith("sqlite"):
-        Path(url.split("///", 1)[1]).unlink(missing_ok=True)  # noqa: ASYNC240
+        sqlite_file(url).unlink(missing_ok=True)
