@@ -75,7 +75,10 @@ async def test_the_next_event_of_a_call_is_one_statement(
             sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
             hot_log.remove(statements.append)
         assert offer.status_code == 202 and offer.json()["duplicate"] is False
-        assert len(statements) == 1 and statements[0].lstrip().startswith("WITH"), statements
+        # The presence write-behind (app.queues.runtime.flush_presence) may tick in the window:
+        # it is not the event's path.
+        event_path = [sql for sql in statements if "agent_presence" not in sql]
+        assert len(event_path) == 1 and event_path[0].lstrip().startswith("WITH"), statements
 
 
 async def test_a_kept_row_changed_behind_our_back_is_read_again(
